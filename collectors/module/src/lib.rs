@@ -37,8 +37,10 @@
 
 pub mod duration;
 pub mod http;
+pub mod secret;
 
 pub use duration::Duration;
+pub use secret::Secret;
 
 use eos_exposition::Encoder;
 use serde::de::DeserializeOwned;
@@ -148,7 +150,8 @@ pub trait Module: Send + Sync + 'static {
 
 /// A module's config section (`modules.<name>` in the file).
 ///
-/// Use `#[serde(deny_unknown_fields)]` so that typos are reported with their line.
+/// Use `#[serde(deny_unknown_fields)]` so that typos are reported with their line. The
+/// `Debug` output is what `/debug/config` shows: keep secrets in [`Secret`].
 pub trait ModuleConfig: DeserializeOwned + Default + PartialEq + Debug + Send + Sync + 'static {
     /// The section's `enabled` key.
     fn enabled(&self) -> bool;
