@@ -1,1 +1,156 @@
-fn main() {}
+//! `eos-agent`: one per-node process for Kubernetes observability.
+//!
+//! Data flows `config file -> supervisor -> module -> /metrics`: `config` parses the file,
+//! `reload` keeps it current, `supervisor` starts and stops the modules listed in `modules`,
+//! and `server` answers HTTP. Run `eos-agent --help` for the command line.
+
+mod cli;
+mod config;
+mod modules;
+mod reload;
+mod selfmetrics;
+mod server;
+mod status_page;
+mod supervisor;
+
+use config::ConfigSource;
+use reload::AgentState;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing::{error, info};
+
+/// The agent's version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The VCS revision the agent was built from (see build.rs).
+pub const REVISION: &str = env!("EOS_REVISION");
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("eos-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match &cli.command {
+        cli::Command::Help => {
+            print!("{}", cli::help());
+            ExitCode::SUCCESS
+        }
+        cli::Command::Version => {
+            println!("eos-agent {VERSION} (revision {REVISION})");
+            ExitCode::SUCCESS
+        }
+        cli::Command::PrintDefaultConfig => {
+            print!("{}", config::EMBEDDED_DEFAULT);
+            ExitCode::SUCCESS
+        }
+        cli::Command::CheckConfig(path) => {
+            match config::load(&ConfigSource::File(path.clone()), &cli.overrides) {
+                Ok((cfg, _)) => {
+                    let on: Vec<&str> = modules::registry()
+                        .iter()
+                        .filter(|m| m.enabled(&cfg.modules))
+                        .map(|m| m.name())
+                        .collect();
+                    println!(
+                        "{}: ok (modules enabled: {})",
+                        path.display(),
+                        if on.is_empty() {
+                            "none".to_string()
+                        } else {
+                            on.join(", ")
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        cli::Command::Run => run(cli),
+    }
+}
+
+fn run(cli: cli::Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_max_level(cli.log_level)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let source = match cli.config {
+        Some(p) => ConfigSource::File(p),
+        None => ConfigSource::Embedded,
+    };
+    let (cfg, hash) = match config::load(&source, &cli.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(2);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(64)
+        .thread_name("eos-agent")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eos-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let addr = cfg.listen_address.0;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(%addr, error = %e, "cannot listen");
+                eprintln!("eos-agent: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let state = Arc::new(AgentState::new(source, cli.overrides, cfg, hash));
+        info!(version = VERSION, revision = REVISION, config = %state.source.describe(), %addr, "eos-agent starting");
+        let server = tokio::spawn(server::serve(listener, state.clone(), shutdown_signal()));
+        state.start().await;
+        tokio::spawn(reload::run_triggers(state.clone()));
+        if let Err(e) = server.await {
+            error!(error = %e, "server task failed");
+        }
+        state.supervisor.shutdown().await;
+        info!("eos-agent stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM (how the DaemonSet rolls out) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down");
+}

@@ -4,7 +4,7 @@ use serde::de::{self, Deserialize, Deserializer};
 use std::fmt;
 
 /// A config duration. Parses `[0-9]+(ms|s|m|h|d|w)` repeated, e.g. `1h30m`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub std::time::Duration);
 
 impl Duration {
@@ -70,6 +70,12 @@ impl fmt::Display for Duration {
         } else {
             write!(f, "{}s", ms / 1000)
         }
+    }
+}
+
+impl fmt::Debug for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

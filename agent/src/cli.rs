@@ -1,0 +1,209 @@
+//! Command-line parsing.
+//!
+//! Hand-written rather than clap: node_exporter's flags are open-ended (`--collector.<name>`,
+//! `--no-collector.<name>`, `--collector.<name>.<setting>=...`) and belong to modules the core
+//! does not know, so every flag the core does not recognise is handed to the modules, which
+//! accept or reject it (see `ModulesConfig::apply_flag`). Both `--flag=value` and
+//! `--flag value` work, as with node_exporter's kingpin.
+
+use crate::config::{ListenAddress, Overrides};
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run,
+    CheckConfig(PathBuf),
+    PrintDefaultConfig,
+    Help,
+    Version,
+}
+
+/// The parsed command line.
+#[derive(Debug, PartialEq)]
+pub struct Cli {
+    pub command: Command,
+    pub config: Option<PathBuf>,
+    pub overrides: Overrides,
+    pub log_level: tracing::Level,
+}
+
+pub fn help() -> String {
+    format!(
+        "\
+eos-agent {version}: one per-node agent for Kubernetes observability (host and container
+metrics, probes, pod logs), serving Prometheus on one port.
+
+usage:
+  eos-agent [flags]                     run on this host (embedded default config unless --config)
+  eos-agent check-config FILE [flags]   validate FILE; prints `file:line: problem`, exits 1 if bad
+  eos-agent print-default-config        print the embedded default config (a commented reference)
+  eos-agent --help | --version
+
+flags:
+  --config FILE                 YAML config, normally the ConfigMap at /etc/eos-agent/agent.yaml;
+                                watched for changes (also SIGHUP and POST /-/reload). ${{VAR}} and
+                                ${{VAR:-default}} expand from the environment.
+  --web.listen-address ADDR     where to serve (default 0.0.0.0:9100; `:9100` works too)
+  --path.procfs DIR             host procfs (default /proc; /host/proc in the DaemonSet)
+  --path.sysfs DIR              host sysfs (default /sys)
+  --path.rootfs DIR             host root filesystem (default /)
+  --path.udev.data DIR          udev database (default /run/udev/data)
+  --log.level LEVEL             debug, info (default), warn or error
+Flags override the config file, on start and on every reload.
+{modules}
+endpoints:
+  /metrics        all enabled modules (Prometheus text; OpenMetrics when asked)
+  /               status page          /healthz, /readyz   liveness, readiness
+  /-/reload       POST to reload       /debug/config       effective config, secrets redacted
+  /debug/<module>/...                  per-module details
+",
+        version = crate::VERSION,
+        modules = crate::modules::flags_help(),
+    )
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
+    let mut args: Vec<String> = args.into_iter().collect();
+    let mut command = Command::Run;
+    match args.first().map(String::as_str) {
+        Some("check-config") => {
+            args.remove(0);
+            if args.is_empty() || args[0].starts_with('-') {
+                return Err("check-config needs a FILE".into());
+            }
+            command = Command::CheckConfig(PathBuf::from(args.remove(0)));
+        }
+        Some("print-default-config") => {
+            args.remove(0);
+            command = Command::PrintDefaultConfig;
+        }
+        Some(other) if !other.starts_with('-') => {
+            return Err(format!("unknown command {other:?} (see --help)"));
+        }
+        _ => {}
+    }
+    let mut cli = Cli {
+        command,
+        config: None,
+        overrides: Overrides::default(),
+        log_level: tracing::Level::INFO,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?} (see --help)"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.to_string(), None),
+        };
+        // Takes the flag's value: `--x=v`, or the next argument unless it is another flag.
+        let mut value = |required: bool| -> Result<Option<String>, String> {
+            if inline.is_some() {
+                return Ok(inline.clone());
+            }
+            match args.get(i) {
+                Some(next) if !next.starts_with('-') => {
+                    i += 1;
+                    Ok(Some(next.clone()))
+                }
+                _ if required => Err(format!("--{name} needs a value")),
+                _ => Ok(None),
+            }
+        };
+        let req = |v: Result<Option<String>, String>| v.map(Option::unwrap_or_default);
+        match name.as_str() {
+            "h" | "help" => cli.command = Command::Help,
+            "version" => cli.command = Command::Version,
+            "config" | "config.file" => cli.config = Some(req(value(true))?.into()),
+            "web.listen-address" => {
+                cli.overrides.listen_address =
+                    Some(req(value(true))?.parse::<ListenAddress>()?);
+            }
+            "path.procfs" => cli.overrides.procfs = Some(req(value(true))?.into()),
+            "path.sysfs" => cli.overrides.sysfs = Some(req(value(true))?.into()),
+            "path.rootfs" => cli.overrides.rootfs = Some(req(value(true))?.into()),
+            "path.udev.data" => cli.overrides.udev_data = Some(req(value(true))?.into()),
+            "log.level" => {
+                cli.log_level = match req(value(true))?.as_str() {
+                    "debug" => tracing::Level::DEBUG,
+                    "info" => tracing::Level::INFO,
+                    "warn" => tracing::Level::WARN,
+                    "error" => tracing::Level::ERROR,
+                    other => {
+                        return Err(format!(
+                            "--log.level: unknown level {other:?} (debug, info, warn, error)"
+                        ))
+                    }
+                }
+            }
+            _ => {
+                let v = value(false)?;
+                cli.overrides.module_flags.push((name, v));
+            }
+        }
+    }
+    Ok(cli)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn run_with_node_exporter_flags() {
+        let c = p(&[
+            "--web.listen-address=:9200",
+            "--path.procfs",
+            "/host/proc",
+            "--collector.textfile.directory=/x",
+            "--no-collector.wifi",
+            "--log.level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(c.command, Command::Run);
+        assert_eq!(
+            c.overrides.listen_address.unwrap().to_string(),
+            "0.0.0.0:9200"
+        );
+        assert_eq!(c.overrides.procfs, Some("/host/proc".into()));
+        assert_eq!(
+            c.overrides.module_flags,
+            vec![
+                ("collector.textfile.directory".into(), Some("/x".into())),
+                ("no-collector.wifi".into(), None),
+            ]
+        );
+        assert_eq!(c.log_level, tracing::Level::DEBUG);
+    }
+
+    #[test]
+    fn check_config() {
+        let c = p(&["check-config", "a.yaml"]).unwrap();
+        assert_eq!(c.command, Command::CheckConfig("a.yaml".into()));
+        assert!(p(&["check-config"]).is_err());
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            p(&["--web.listen-address"]).unwrap_err(),
+            "--web.listen-address needs a value"
+        );
+        assert!(p(&["--web.listen-address=nope"])
+            .unwrap_err()
+            .contains("invalid listen address"));
+        assert!(p(&["--log.level=loud"]).unwrap_err().contains("unknown level"));
+        assert!(p(&["frobnicate"]).unwrap_err().contains("unknown command"));
+        assert!(p(&["--config", "a", "stray"]).unwrap_err().contains("unexpected"));
+    }
+}

@@ -1,0 +1,434 @@
+//! The agent's config file: `${VAR}` expansion, YAML parsing with `file:line: message` errors,
+//! defaults, and the command-line overrides that node_exporter users pass.
+//!
+//! Each module owns its section's type (see `modules.rs`); this file only knows the top level.
+
+use crate::modules::ModulesConfig;
+use eos_module::{HostPaths, ModuleContext};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config compiled into the binary, used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+/// The whole config file.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listen_address: ListenAddress,
+    /// The Kubernetes node name; empty means the host name.
+    #[serde(default)]
+    pub node_name: String,
+    #[serde(default)]
+    pub host: HostConfig,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub modules: ModulesConfig,
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/eos-agent".into()
+}
+
+/// `host:` — where the host's filesystems are mounted inside the agent's container.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    pub udev_data: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        let d = HostPaths::default();
+        HostConfig {
+            procfs: d.procfs,
+            sysfs: d.sysfs,
+            rootfs: d.rootfs,
+            udev_data: d.udev_data,
+            log_dir: d.log_dir,
+        }
+    }
+}
+
+/// `server:` — HTTP serving knobs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// How long a scrape may take when Prometheus sends no
+    /// `X-Prometheus-Scrape-Timeout-Seconds` (e.g. `curl`).
+    pub scrape_timeout: eos_module::Duration,
+    /// Subtracted from Prometheus' scrape timeout so the answer arrives in time.
+    pub scrape_timeout_offset: eos_module::Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            scrape_timeout: eos_module::Duration::from_secs(10),
+            scrape_timeout_offset: eos_module::Duration::from_millis(500),
+        }
+    }
+}
+
+/// A listen address: `host:port`, `[v6]:port`, or Go's `:port` for all interfaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddress(pub SocketAddr);
+
+impl Default for ListenAddress {
+    fn default() -> Self {
+        ListenAddress(SocketAddr::from(([0, 0, 0, 0], 9100)))
+    }
+}
+
+impl std::str::FromStr for ListenAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let full = match s.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => s.to_string(),
+        };
+        full.parse::<SocketAddr>().map(ListenAddress).map_err(|_| {
+            format!("invalid listen address {s:?}: expected host:port, e.g. 0.0.0.0:9100 or :9100")
+        })
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Settings given on the command line; they win over the file on every (re)load.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    pub listen_address: Option<ListenAddress>,
+    pub procfs: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub udev_data: Option<PathBuf>,
+    /// Module flags such as `collector.cpu` or `no-collector.wifi`, with their values.
+    pub module_flags: Vec<(String, Option<String>)>,
+}
+
+/// A config error, printed as `file:line: message` (or `file: message` without a line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    pub source: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.source, l, self.message),
+            None => write!(f, "{}: {}", self.source, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses config text. `source` names it in errors (a path, or `<embedded default>`).
+    pub fn parse(
+        source: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let expanded = expand_env(text, env).map_err(|(line, message)| ConfigError {
+            source: source.to_string(),
+            line: Some(line),
+            message,
+        })?;
+        // An empty file means "all defaults", as an empty YAML mapping would.
+        let doc = if expanded.trim().is_empty() {
+            "{}"
+        } else {
+            expanded.as_str()
+        };
+        serde_yaml_ng::from_str::<Config>(doc).map_err(|e| yaml_error(source, &e))
+    }
+
+    /// Applies command-line overrides; an unknown module flag is an error.
+    pub fn apply_overrides(&mut self, o: &Overrides) -> Result<(), String> {
+        if let Some(a) = o.listen_address {
+            self.listen_address = a;
+        }
+        let set = |dst: &mut PathBuf, v: &Option<PathBuf>| {
+            if let Some(v) = v {
+                *dst = v.clone();
+            }
+        };
+        set(&mut self.host.procfs, &o.procfs);
+        set(&mut self.host.sysfs, &o.sysfs);
+        set(&mut self.host.rootfs, &o.rootfs);
+        set(&mut self.host.udev_data, &o.udev_data);
+        for (name, value) in &o.module_flags {
+            self.modules.apply_flag(name, value.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// What every module is started with besides its own section.
+    pub fn module_context(&self) -> ModuleContext {
+        let node_name = if self.node_name.is_empty() {
+            hostname()
+        } else {
+            self.node_name.clone()
+        };
+        ModuleContext {
+            node_name,
+            host: HostPaths {
+                procfs: self.host.procfs.clone(),
+                sysfs: self.host.sysfs.clone(),
+                rootfs: self.host.rootfs.clone(),
+                udev_data: self.host.udev_data.clone(),
+                log_dir: self.host.log_dir.clone(),
+            },
+            state_dir: self.state_dir.clone(),
+            version: crate::VERSION,
+            revision: crate::REVISION,
+        }
+    }
+}
+
+/// Where a config comes from, and how to read it again on reload.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    /// The source's current text, and its name for error messages.
+    pub fn read(&self) -> Result<(String, String), ConfigError> {
+        match self {
+            ConfigSource::Embedded => Ok((
+                "<embedded default>".to_string(),
+                EMBEDDED_DEFAULT.to_string(),
+            )),
+            ConfigSource::File(p) => {
+                let name = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                    source: name.clone(),
+                    line: None,
+                    message: format!("cannot read config file: {e}"),
+                })?;
+                Ok((name, text))
+            }
+        }
+    }
+
+    /// The directory to watch for changes (the ConfigMap mount), if any.
+    pub fn watch_dir(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::Embedded => None,
+            ConfigSource::File(p) => p.parent().map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            }),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::Embedded => "embedded default".into(),
+            ConfigSource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Reads, parses and applies overrides: everything a (re)load needs before touching modules.
+pub fn load(source: &ConfigSource, overrides: &Overrides) -> Result<(Config, u64), ConfigError> {
+    let (name, text) = source.read()?;
+    let mut cfg = Config::parse(&name, &text, &|k| std::env::var(k).ok())?;
+    cfg.apply_overrides(overrides).map_err(|message| ConfigError {
+        source: "command line".into(),
+        line: None,
+        message,
+    })?;
+    Ok((cfg, content_hash(text.as_bytes())))
+}
+
+/// A stable 48-bit hash of the config text, exact as an f64 for `eos_agent_config_hash`.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h >> 16
+}
+
+fn yaml_error(source: &str, e: &serde_yaml_ng::Error) -> ConfigError {
+    let mut message = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; we put the line in front instead.
+    if let Some(pos) = message.rfind(" at line ") {
+        if message[pos..].contains(" column ") {
+            message.truncate(pos);
+        }
+    }
+    ConfigError {
+        source: source.to_string(),
+        line: e.location().map(|l| l.line()),
+        message,
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`.
+/// Returns `(line, message)` for an unset variable or an unterminated `${`.
+pub fn expand_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut line = 1;
+    while let Some(pos) = rest.find('$') {
+        let before = &rest[..pos];
+        line += before.matches('\n').count();
+        out.push_str(before);
+        let after = &rest[pos + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r
+                .find('}')
+                .filter(|&e| !r[..e].contains('\n'))
+                .ok_or((line, "unterminated ${ in environment reference".to_string()))?;
+            let inner = &r[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err((line, format!("invalid environment variable name {name:?}")));
+            }
+            match (env(name), default) {
+                (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err((
+                        line,
+                        format!(
+                            "environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
+                        ),
+                    ))
+                }
+            }
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The host name, for `node_name` when the config leaves it empty.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "NODE_NAME" => Some("worker-3".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::parse("<embedded>", EMBEDDED_DEFAULT, &env).unwrap();
+        assert_eq!(c.listen_address.to_string(), "0.0.0.0:9100");
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("f", "", &env).unwrap();
+        assert_eq!(c.listen_address, ListenAddress::default());
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/eos-agent"));
+    }
+
+    #[test]
+    fn env_expansion() {
+        assert_eq!(expand_env("a ${NODE_NAME} b", &env).unwrap(), "a worker-3 b");
+        assert_eq!(expand_env("${NOPE:-x}", &env).unwrap(), "x");
+        assert_eq!(expand_env("${EMPTY:-x}", &env).unwrap(), "x");
+        assert_eq!(expand_env("${EMPTY}", &env).unwrap(), "");
+        assert_eq!(expand_env("cost $$5 $x", &env).unwrap(), "cost $5 $x");
+        assert_eq!(
+            expand_env("a\nb\n${NOPE}", &env).unwrap_err(),
+            (
+                3,
+                "environment variable NOPE is not set (write ${NOPE:-default} for a fallback)"
+                    .into()
+            )
+        );
+        assert_eq!(expand_env("x\n${A", &env).unwrap_err().0, 2);
+        assert!(expand_env("${A B}", &env).is_err());
+    }
+
+    #[test]
+    fn listen_address_forms() {
+        assert_eq!(
+            ":9100".parse::<ListenAddress>().unwrap().to_string(),
+            "0.0.0.0:9100"
+        );
+        assert_eq!(
+            "[::1]:80".parse::<ListenAddress>().unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert!("localhost".parse::<ListenAddress>().is_err());
+        assert!("1.2.3.4:99999".parse::<ListenAddress>().is_err());
+    }
+
+    #[test]
+    fn hash_is_stable_and_fits_f64() {
+        let h = content_hash(b"listen_address: :9100\n");
+        assert_eq!(h, content_hash(b"listen_address: :9100\n"));
+        assert_ne!(h, content_hash(b"listen_address: :9101\n"));
+        assert!(h < (1 << 48));
+    }
+}

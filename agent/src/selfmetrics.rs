@@ -1,0 +1,192 @@
+//! The agent's own metrics: `eos_agent_*` and the standard `process_*` families.
+//!
+//! `process_*` always describes this process, so it reads the agent's own `/proc/self`, not the
+//! host's procfs given with `--path.procfs`.
+
+use crate::reload::AgentState;
+use eos_exposition::{Encoder, Kind};
+
+/// Writes the agent's own families.
+pub fn encode(state: &AgentState, enc: &mut Encoder<'_>) {
+    enc.single(
+        "eos_agent_build_info",
+        "A metric with a constant '1' value labeled by the version and revision eos-agent was built from.",
+        Kind::Gauge,
+        &[("version", crate::VERSION), ("revision", crate::REVISION)],
+        1.0,
+    );
+    let st = state.status();
+    enc.single(
+        "eos_agent_config_last_reload_successful",
+        "Whether the last configuration reload attempt was successful.",
+        Kind::Gauge,
+        &[],
+        f64::from(u8::from(st.successful)),
+    );
+    enc.single(
+        "eos_agent_config_last_reload_success_timestamp_seconds",
+        "Timestamp of the last successful configuration load or reload.",
+        Kind::Gauge,
+        &[],
+        st.last_success_unix,
+    );
+    enc.single(
+        "eos_agent_config_hash",
+        "Hash of the currently loaded configuration file (48 bits, exact as a float).",
+        Kind::Gauge,
+        &[],
+        st.hash as f64,
+    );
+    let mut f = enc.family(
+        "eos_agent_config_reloads_total",
+        "Configuration reloads that changed something or were requested, by result.",
+        Kind::Counter,
+    );
+    f.sample(&[("result", "success")], st.successes as f64);
+    f.sample(&[("result", "failure")], st.failures as f64);
+    enc.single(
+        "eos_agent_start_time_seconds",
+        "When the agent started, in seconds since the epoch.",
+        Kind::Gauge,
+        &[],
+        state.started_unix,
+    );
+    state.supervisor.encode_metrics(enc);
+    encode_process(enc);
+}
+
+/// The `process_*` families, from `/proc/self`.
+fn encode_process(enc: &mut Encoder<'_>) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some(p) = parse_stat(&stat) else {
+        return;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
+    enc.single(
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        Kind::Counter,
+        &[],
+        (p.utime + p.stime) as f64 / ticks,
+    );
+    enc.single(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        Kind::Gauge,
+        &[],
+        p.rss_pages as f64 * page,
+    );
+    enc.single(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        Kind::Gauge,
+        &[],
+        p.vsize as f64,
+    );
+    if let Some(boot) = boot_time() {
+        enc.single(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Kind::Gauge,
+            &[],
+            boot + p.starttime as f64 / ticks,
+        );
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        enc.single(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            Kind::Gauge,
+            &[],
+            dir.count() as f64,
+        );
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        enc.single(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            Kind::Gauge,
+            &[],
+            lim.rlim_cur as f64,
+        );
+    }
+    enc.single(
+        "process_threads",
+        "Number of OS threads in the process.",
+        Kind::Gauge,
+        &[],
+        p.threads as f64,
+    );
+}
+
+/// The fields of `/proc/PID/stat` we use.
+#[derive(Debug, PartialEq)]
+struct ProcStat {
+    utime: u64,
+    stime: u64,
+    threads: u64,
+    starttime: u64,
+    vsize: u64,
+    rss_pages: u64,
+}
+
+/// Parses `/proc/PID/stat`. The command name may contain spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn parse_stat(s: &str) -> Option<ProcStat> {
+    let after = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // After ")": state is field 3 of the man page, so man field N is f[N - 3].
+    let get = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    Some(ProcStat {
+        utime: get(14)?,
+        stime: get(15)?,
+        threads: get(20)?,
+        starttime: get(22)?,
+        vsize: get(23)?,
+        rss_pages: get(24)?,
+    })
+}
+
+fn boot_time() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_name() {
+        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 9000 123456789 2048 18446744073709551615";
+        assert_eq!(
+            parse_stat(s),
+            Some(ProcStat {
+                utime: 250,
+                stime: 50,
+                threads: 7,
+                starttime: 9000,
+                vsize: 123456789,
+                rss_pages: 2048
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_stat_is_none() {
+        assert_eq!(parse_stat("42 (x) S 1 2 3"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! The HTTP server: one port for `/metrics`, health, reload, the status page, and the routes
+//! modules own (`/probe`, `/debug/<module>/...`).
+
+use crate::reload::{AgentState, Trigger};
+use crate::{selfmetrics, status_page};
+use bytes::Bytes;
+use eos_exposition::{Encoder, Format};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+/// Request bodies larger than this are refused (modules get small JSON/form posts at most).
+const MAX_BODY: usize = 1 << 20;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Accepts connections until `shutdown` resolves, then waits (bounded) for open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AgentState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => info!("all connections closed"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("gave up waiting for open connections"),
+    }
+}
+
+async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (method.clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/metrics") => metrics(state, &req).await,
+        (Method::GET | Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (Method::GET | Method::HEAD, "/readyz") => {
+            if state.supervisor.ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            }
+        }
+        (Method::POST | Method::PUT, "/-/reload") => match state.reload(Trigger::Requested).await {
+            Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e}\n"),
+            ),
+        },
+        (_, "/-/reload") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST to reload the config\n",
+        ),
+        (Method::GET | Method::HEAD, "/") => {
+            let body = status_page::render(state);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        (Method::GET | Method::HEAD, "/debug/config") => {
+            text(StatusCode::OK, status_page::effective_config(state))
+        }
+        _ => match state.supervisor.route(&path) {
+            Some((module, sub)) => module_request(module, sub, req).await,
+            None => text(StatusCode::NOT_FOUND, "not found; see / for what is served\n"),
+        },
+    }
+}
+
+async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
+    let cfg = state.config();
+    let accept = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let budget = scrape_budget(
+        req.headers()
+            .get("x-prometheus-scrape-timeout-seconds")
+            .and_then(|v| v.to_str().ok()),
+        cfg.server.scrape_timeout.get(),
+        cfg.server.scrape_timeout_offset.get(),
+    );
+    let params: Arc<[(String, String)]> = parse_query(req.uri().query().unwrap_or("")).into();
+    let mut body = state
+        .supervisor
+        .collect(format, params, Instant::now() + budget)
+        .await;
+    let mut enc = Encoder::new(&mut body, format);
+    selfmetrics::encode(state, &mut enc);
+    body.extend_from_slice(format.trailer());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    r
+}
+
+/// How long modules get: Prometheus' timeout header minus the offset, or the configured
+/// default when there is no (valid) header.
+pub fn scrape_budget(header: Option<&str>, default: Duration, offset: Duration) -> Duration {
+    let from_header = header
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
+    match from_header {
+        Some(t) => t
+            .checked_sub(offset)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(t / 2),
+        None => default,
+    }
+}
+
+async fn module_request(
+    module: Arc<dyn eos_module::Module>,
+    sub_path: String,
+    req: Request<Incoming>,
+) -> Resp {
+    let method = req.method().to_string();
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {MAX_BODY} bytes\n"),
+            )
+        }
+    };
+    let r = module
+        .handle(eos_module::http::Request {
+            method,
+            path: sub_path,
+            query,
+            headers,
+            body,
+        })
+        .await;
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Decodes `a=1&b=x%20y&c[]=z` into pairs, in order. Invalid escapes are kept as written.
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            parse_query("collect[]=cpu&collect%5B%5D=meminfo&x=a+b%2Fc&flag&bad=%zz%4"),
+            vec![
+                ("collect[]".into(), "cpu".into()),
+                ("collect[]".into(), "meminfo".into()),
+                ("x".into(), "a b/c".into()),
+                ("flag".into(), String::new()),
+                ("bad".into(), "%zz%4".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn budget_from_header() {
+        let d = Duration::from_secs(10);
+        let o = Duration::from_millis(500);
+        assert_eq!(scrape_budget(None, d, o), d);
+        assert_eq!(scrape_budget(Some("5"), d, o), Duration::from_millis(4500));
+        assert_eq!(scrape_budget(Some("0.4"), d, o), Duration::from_millis(200));
+        assert_eq!(scrape_budget(Some("junk"), d, o), d);
+        assert_eq!(scrape_budget(Some("-3"), d, o), d);
+    }
+}

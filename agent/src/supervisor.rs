@@ -1,0 +1,335 @@
+//! The module supervisor: starts, stops and restarts modules as their config sections change,
+//! and gathers their samples for a scrape without letting one slow module hold up the others.
+
+use crate::config::Config;
+use crate::modules::{registry, Registered};
+use eos_exposition::{Encoder, Format, Kind};
+use eos_module::{Health, Module, Scrape};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// Why a module's part of a scrape was missing.
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+enum ScrapeError {
+    /// It did not finish before the scrape deadline.
+    Timeout = 0,
+    /// Its previous collection is still running (it hung), so this one was skipped.
+    Busy = 1,
+    /// It panicked; the agent caught it.
+    Panic = 2,
+}
+
+/// The `reason` label of each [`ScrapeError`], by its index.
+const SCRAPE_ERROR_REASONS: [&str; 3] = ["timeout", "busy", "panic"];
+
+/// One registered module and what is running of it.
+struct Slot {
+    reg: Box<dyn Registered>,
+    state: Mutex<SlotState>,
+    collecting: Arc<AtomicBool>,
+    /// Buffers kept between scrapes so a steady-state scrape allocates nothing for them.
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+    last_duration_us: AtomicU64,
+    errors: [AtomicU64; 3],
+}
+
+#[derive(Default)]
+struct SlotState {
+    enabled: bool,
+    running: Option<Arc<dyn Module>>,
+    start_error: Option<String>,
+}
+
+/// What the status page and self-metrics show about one module.
+pub struct ModuleView {
+    pub name: &'static str,
+    pub enabled: bool,
+    pub up: bool,
+    /// Why it is down, if it is.
+    pub problem: Option<String>,
+    pub status: Vec<(String, String)>,
+    pub paths: &'static [&'static str],
+}
+
+/// Owns every module slot. Shared by the HTTP server and the reload task.
+pub struct Supervisor {
+    slots: Vec<Slot>,
+    ready: AtomicBool,
+    last_size: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Supervisor {
+    pub fn new() -> Self {
+        Supervisor {
+            slots: registry()
+                .into_iter()
+                .map(|reg| Slot {
+                    reg,
+                    state: Mutex::default(),
+                    collecting: Arc::default(),
+                    pool: Arc::default(),
+                    last_duration_us: AtomicU64::new(0),
+                    errors: Default::default(),
+                })
+                .collect(),
+            ready: AtomicBool::new(false),
+            last_size: AtomicU64::new(16 * 1024),
+        }
+    }
+
+    /// True once the first config has been applied.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Brings the modules in line with `new`. With `old`, only modules whose section (or the
+    /// shared context: node name, host paths, state dir) changed are stopped and restarted.
+    pub async fn apply(&self, old: Option<&Config>, new: &Config) {
+        let ctx = new.module_context();
+        let ctx_changed = old.is_none_or(|o| o.module_context() != ctx);
+        for slot in &self.slots {
+            let name = slot.reg.name();
+            let changed = ctx_changed
+                || old.is_none_or(|o| slot.reg.section_changed(&o.modules, &new.modules));
+            if !changed {
+                continue;
+            }
+            let previous = lock(&slot.state).running.take();
+            if let Some(m) = previous {
+                m.shutdown().await;
+                info!(module = name, "module stopped");
+            }
+            let enabled = slot.reg.enabled(&new.modules);
+            let (running, start_error) = if enabled {
+                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    slot.reg.start(&new.modules, &ctx)
+                }));
+                match started {
+                    Ok(Ok(m)) => {
+                        info!(module = name, "module started");
+                        (Some(Arc::from(m)), None)
+                    }
+                    Ok(Err(e)) => {
+                        error!(module = name, error = %e, "module failed to start");
+                        (None, Some(e))
+                    }
+                    Err(_) => {
+                        error!(module = name, "module panicked while starting");
+                        (None, Some("panicked while starting (a bug; see the log)".into()))
+                    }
+                }
+            } else {
+                (None, None)
+            };
+            *lock(&slot.state) = SlotState {
+                enabled,
+                running,
+                start_error,
+            };
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Stops every module (on SIGTERM).
+    pub async fn shutdown(&self) {
+        for slot in &self.slots {
+            let running = lock(&slot.state).running.take();
+            if let Some(m) = running {
+                m.shutdown().await;
+                info!(module = slot.reg.name(), "module stopped");
+            }
+        }
+    }
+
+    /// The running module that serves `path` (its own top-level path, e.g. `/probe`), or the
+    /// module named by `/debug/<name>/...` with the rest of the path.
+    pub fn route(&self, path: &str) -> Option<(Arc<dyn Module>, String)> {
+        if let Some(rest) = path.strip_prefix("/debug/") {
+            let (name, sub) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            let slot = self.slots.iter().find(|s| s.reg.name() == name)?;
+            let m = lock(&slot.state).running.clone()?;
+            return Some((m, sub.to_string()));
+        }
+        self.slots.iter().find_map(|s| {
+            let m = lock(&s.state).running.clone()?;
+            m.paths().contains(&path).then(|| (m, path.to_string()))
+        })
+    }
+
+    /// Runs every module's `collect` on blocking threads, in parallel, and concatenates what
+    /// came back before `deadline`. A module that misses the deadline is left out and counted.
+    pub async fn collect(
+        &self,
+        format: Format,
+        params: Arc<[(String, String)]>,
+        deadline: Instant,
+    ) -> Vec<u8> {
+        let mut pending = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(module) = lock(&slot.state).running.clone() else {
+                continue;
+            };
+            if slot.collecting.swap(true, Ordering::AcqRel) {
+                count(slot, ScrapeError::Busy);
+                warn!(
+                    module = slot.reg.name(),
+                    "previous collection still running; skipped this scrape"
+                );
+                continue;
+            }
+            let guard = CollectingGuard(slot.collecting.clone());
+            let mut buf = lock(&slot.pool).pop().unwrap_or_default();
+            let params = params.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                buf.clear();
+                let started = Instant::now();
+                let mut enc = Encoder::new(&mut buf, format);
+                module.collect(
+                    &mut enc,
+                    &Scrape {
+                        params: &params,
+                        deadline,
+                    },
+                );
+                (buf, started.elapsed())
+            });
+            pending.push((i, task));
+        }
+        let mut out = Vec::with_capacity(self.last_size.load(Ordering::Relaxed) as usize + 4096);
+        for (i, task) in pending {
+            let slot = &self.slots[i];
+            match tokio::time::timeout_at(deadline.into(), task).await {
+                Ok(Ok((buf, took))) => {
+                    out.extend_from_slice(&buf);
+                    slot.last_duration_us
+                        .store(took.as_micros() as u64, Ordering::Relaxed);
+                    let mut pool = lock(&slot.pool);
+                    if pool.len() < 4 {
+                        pool.push(buf);
+                    }
+                }
+                Ok(Err(e)) => {
+                    count(slot, ScrapeError::Panic);
+                    error!(module = slot.reg.name(), error = %e, "module panicked while collecting");
+                }
+                Err(_) => {
+                    count(slot, ScrapeError::Timeout);
+                    warn!(
+                        module = slot.reg.name(),
+                        "collection missed the scrape deadline; its samples are left out"
+                    );
+                }
+            }
+        }
+        self.last_size.store(out.len() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// A snapshot of every module for the status page and self-metrics.
+    pub fn views(&self) -> Vec<ModuleView> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let (enabled, running, start_error) = {
+                    let st = lock(&slot.state);
+                    (st.enabled, st.running.clone(), st.start_error.clone())
+                };
+                let (up, problem, status, paths) = match running {
+                    Some(m) => match m.health() {
+                        Health::Up => (true, None, m.status(), m.paths()),
+                        Health::Down(why) => (false, Some(why), m.status(), m.paths()),
+                    },
+                    None => (false, start_error, Vec::new(), &[][..]),
+                };
+                ModuleView {
+                    name: slot.reg.name(),
+                    enabled,
+                    up,
+                    problem,
+                    status,
+                    paths,
+                }
+            })
+            .collect()
+    }
+
+    /// The effective module sections of `cfg`, for `/debug/config`.
+    pub fn describe(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+        self.slots
+            .iter()
+            .map(|s| (s.reg.name(), s.reg.describe(&cfg.modules)))
+            .collect()
+    }
+
+    /// The supervisor's own families: module state and per-module scrape health.
+    pub fn encode_metrics(&self, enc: &mut Encoder<'_>) {
+        let views = self.views();
+        let mut f = enc.family(
+            "eos_agent_module_enabled",
+            "Whether the module is enabled in the running config.",
+            Kind::Gauge,
+        );
+        for v in &views {
+            f.sample(&[("module", v.name)], f64::from(u8::from(v.enabled)));
+        }
+        let mut f = enc.family(
+            "eos_agent_module_up",
+            "Whether an enabled module is running and healthy (0 when it could not start or has failed).",
+            Kind::Gauge,
+        );
+        for v in views.iter().filter(|v| v.enabled) {
+            f.sample(&[("module", v.name)], f64::from(u8::from(v.up)));
+        }
+        let mut f = enc.family(
+            "eos_agent_module_collect_duration_seconds",
+            "How long the module's last collection for /metrics took.",
+            Kind::Gauge,
+        );
+        for (slot, v) in self.slots.iter().zip(&views) {
+            if v.enabled {
+                let us = slot.last_duration_us.load(Ordering::Relaxed);
+                f.sample(&[("module", v.name)], us as f64 / 1e6);
+            }
+        }
+        let mut f = enc.family(
+            "eos_agent_module_scrape_errors_total",
+            "Scrapes that went without a module's samples, by reason (timeout, busy, panic).",
+            Kind::Counter,
+        );
+        for slot in &self.slots {
+            for (j, reason) in SCRAPE_ERROR_REASONS.iter().enumerate() {
+                let n = slot.errors[j].load(Ordering::Relaxed);
+                f.sample(
+                    &[("module", slot.reg.name()), ("reason", reason)],
+                    n as f64,
+                );
+            }
+        }
+    }
+}
+
+fn count(slot: &Slot, e: ScrapeError) {
+    slot.errors[e as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Clears a slot's "collecting" flag when its blocking collection ends, even by panic.
+struct CollectingGuard(Arc<AtomicBool>);
+
+impl Drop for CollectingGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
