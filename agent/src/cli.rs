@@ -51,6 +51,8 @@ flags:
   --path.udev.data DIR          udev database (default /run/udev/data)
   --log.level LEVEL             debug, info (default), warn or error
 Flags override the config file, on start and on every reload.
+
+modules in this build: {names}
 {modules}
 endpoints:
   /metrics        all enabled modules (Prometheus text; OpenMetrics when asked)
@@ -60,6 +62,11 @@ endpoints:
 ",
         version = crate::VERSION,
         modules = crate::modules::flags_help(),
+        names = crate::modules::registry()
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 

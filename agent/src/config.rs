@@ -111,8 +111,18 @@ impl fmt::Display for ListenAddress {
 
 impl<'de> Deserialize<'de> for ListenAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // A visitor (rather than String then parse) keeps the key path in the error.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ListenAddress;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a listen address such as 0.0.0.0:9100")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ListenAddress, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -283,16 +293,23 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 }
 
 fn yaml_error(source: &str, e: &serde_yaml_ng::Error) -> ConfigError {
+    let line = e.location().map(|l| l.line());
     let mut message = e.to_string();
-    // serde_yaml_ng appends " at line L column C"; we put the line in front instead.
-    if let Some(pos) = message.rfind(" at line ") {
-        if message[pos..].contains(" column ") {
-            message.truncate(pos);
+    // serde_yaml_ng writes " at line L column C" into the text; the line we put in front, so
+    // drop the mentions of that line and keep any other (e.g. where a quoted string began).
+    if let Some(l) = line {
+        let needle = format!(" at line {l} column ");
+        while let Some(pos) = message.find(&needle) {
+            let digits = message[pos + needle.len()..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            message.replace_range(pos..pos + needle.len() + digits, "");
         }
     }
     ConfigError {
         source: source.to_string(),
-        line: e.location().map(|l| l.line()),
+        line,
         message,
     }
 }

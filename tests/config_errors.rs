@@ -1,0 +1,194 @@
+//! `eos-agent check-config` on a table of bad files: each gives `file:line: message` and
+//! exit status 1, and nothing panics.
+
+use eos_tests::{agent_bin, TempDir};
+use std::process::Command;
+
+fn check(dir: &TempDir, name: &str, text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing a config");
+    let out = Command::new(agent_bin())
+        .arg("check-config")
+        .arg(&path)
+        .env_remove("EOS_TEST_UNSET")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running check-config");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_files_give_file_line_messages() {
+    let dir = TempDir::new("config-errors");
+    let p = |n: &str| dir.join(n).display().to_string();
+    // (file name, content, expected stderr line)
+    let cases: Vec<(&str, &str, String)> = vec![
+        (
+            "bad_indent.yaml",
+            "host:\n  procfs: /x\n    sysfs: /y\n",
+            format!("{}:3: mapping values are not allowed in this context", p("bad_indent.yaml")),
+        ),
+        (
+            "unknown_top.yaml",
+            "listen_address: :9100\nlisten_adress: :9200\n",
+            format!("{}:2: unknown field `listen_adress`, expected one of `listen_address`, `node_name`, `host`, `state_dir`, `server`, `modules`", p("unknown_top.yaml")),
+        ),
+        (
+            "unknown_host_key.yaml",
+            "host:\n  procfs: /host/proc\n  sysfz: /host/sys\n",
+            format!("{}:3: host: unknown field `sysfz`, expected one of `procfs`, `sysfs`, `rootfs`, `udev_data`, `log_dir`", p("unknown_host_key.yaml")),
+        ),
+        (
+            "unknown_module.yaml",
+            "modules:\n  frobnicator:\n    enabled: true\n",
+            format!("{}:2: modules: unknown field `frobnicator`, {}", p("unknown_module.yaml"), module_list()),
+        ),
+        (
+            "wrong_type.yaml",
+            "state_dir:\n  - a\n  - b\n",
+            format!("{}:2: state_dir: invalid type: sequence, expected path string", p("wrong_type.yaml")),
+        ),
+        (
+            "bad_duration.yaml",
+            "server:\n  scrape_timeout: 10\n",
+            format!("{}:2: server.scrape_timeout: invalid duration 10: add a unit, e.g. 10s", p("bad_duration.yaml")),
+        ),
+        (
+            "bad_duration_unit.yaml",
+            "server:\n  scrape_timeout_offset: 5 seconds\n",
+            format!("{}:2: server.scrape_timeout_offset: invalid duration \"5 seconds\": use a number with a unit, e.g. 500ms, 15s, 1m30s", p("bad_duration_unit.yaml")),
+        ),
+        (
+            "bad_address.yaml",
+            "# comment\nlisten_address: localhost\n",
+            format!("{}:2: listen_address: invalid listen address \"localhost\": expected host:port, e.g. 0.0.0.0:9100 or :9100", p("bad_address.yaml")),
+        ),
+        (
+            "bad_port.yaml",
+            "listen_address: 0.0.0.0:99999\n",
+            format!("{}:1: listen_address: invalid listen address \"0.0.0.0:99999\": expected host:port, e.g. 0.0.0.0:9100 or :9100", p("bad_port.yaml")),
+        ),
+        (
+            "syntax.yaml",
+            "host:\n  procfs: \"/host/proc\n",
+            format!("{}:3: found unexpected end of stream, while scanning a quoted scalar at line 2 column 11", p("syntax.yaml")),
+        ),
+        (
+            "unset_env.yaml",
+            "node_name: worker\nstate_dir: /var/lib/${EOS_TEST_UNSET}\n",
+            format!("{}:2: environment variable EOS_TEST_UNSET is not set (write ${{EOS_TEST_UNSET:-default}} for a fallback)", p("unset_env.yaml")),
+        ),
+        (
+            "not_a_map.yaml",
+            "- just\n- a list\n",
+            format!("{}:1: invalid type: sequence, expected struct Config", p("not_a_map.yaml")),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, want) in &cases {
+        let (code, _out, err) = check(&dir, name, text, &[]);
+        let got = err.trim_end();
+        if code != 1 || got != want {
+            failures.push(format!("{name}: exit {code}\n  want: {want}\n  got:  {got}"));
+        }
+        assert!(!err.contains("panicked"), "{name} panicked: {err}");
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn missing_file_and_good_file() {
+    let dir = TempDir::new("config-ok");
+    let missing = dir.join("nope.yaml");
+    let out = Command::new(agent_bin())
+        .arg("check-config")
+        .arg(&missing)
+        .output()
+        .expect("running check-config");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}: cannot read config file: ", missing.display())),
+        "{err}"
+    );
+
+    let (code, out, err) = check(
+        &dir,
+        "good.yaml",
+        "node_name: ${EOS_TEST_NODE}\nlisten_address: :9100\nserver: {scrape_timeout: 1m30s}\n",
+        &[("EOS_TEST_NODE", "worker-1")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok (modules enabled: "), "{out}");
+}
+
+#[test]
+fn embedded_default_is_valid_and_printable() {
+    let out = Command::new(agent_bin())
+        .arg("print-default-config")
+        .output()
+        .expect("print-default-config");
+    assert!(out.status.success());
+    let dir = TempDir::new("config-default");
+    let path = dir.join("default.yaml");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let st = Command::new(agent_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("check-config");
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+}
+
+#[test]
+fn bad_flags_are_reported() {
+    for (args, want) in [
+        (
+            vec!["--web.listen-address=nowhere"],
+            "eos-agent: invalid listen address \"nowhere\"",
+        ),
+        (vec!["--log.level=chatty"], "eos-agent: --log.level: unknown level"),
+        (vec!["--frobnicate"], "unknown flag --frobnicate"),
+    ] {
+        let out = Command::new(agent_bin())
+            .args(&args)
+            .output()
+            .expect("running the agent");
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// The registered modules as serde lists them after an unknown field.
+fn module_list() -> String {
+    let out = Command::new(agent_bin())
+        .arg("--help")
+        .output()
+        .expect("--help");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = help
+        .lines()
+        .find(|l| l.trim_start().starts_with("modules in this build:"))
+        .unwrap_or_default();
+    let names: Vec<String> = line
+        .split(':')
+        .nth(1)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| format!("`{m}`"))
+        .collect();
+    match names.as_slice() {
+        [] => "there are no fields".into(),
+        [a] => format!("expected {a}"),
+        [a, b] => format!("expected {a} or {b}"),
+        all => format!("expected one of {}", all.join(", ")),
+    }
+}
