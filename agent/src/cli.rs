@@ -128,8 +128,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "version" => cli.command = Command::Version,
             "config" | "config.file" => cli.config = Some(req(value(true))?.into()),
             "web.listen-address" => {
-                cli.overrides.listen_address =
-                    Some(req(value(true))?.parse::<ListenAddress>()?);
+                cli.overrides.listen_address = Some(req(value(true))?.parse::<ListenAddress>()?);
             }
             "path.procfs" => cli.overrides.procfs = Some(req(value(true))?.into()),
             "path.sysfs" => cli.overrides.sysfs = Some(req(value(true))?.into()),
@@ -209,8 +208,12 @@ mod tests {
         assert!(p(&["--web.listen-address=nope"])
             .unwrap_err()
             .contains("invalid listen address"));
-        assert!(p(&["--log.level=loud"]).unwrap_err().contains("unknown level"));
+        assert!(p(&["--log.level=loud"])
+            .unwrap_err()
+            .contains("unknown level"));
         assert!(p(&["frobnicate"]).unwrap_err().contains("unknown command"));
-        assert!(p(&["--config", "a", "stray"]).unwrap_err().contains("unexpected"));
+        assert!(p(&["--config", "a", "stray"])
+            .unwrap_err()
+            .contains("unexpected"));
     }
 }

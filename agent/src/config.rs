@@ -274,11 +274,12 @@ impl ConfigSource {
 pub fn load(source: &ConfigSource, overrides: &Overrides) -> Result<(Config, u64), ConfigError> {
     let (name, text) = source.read()?;
     let mut cfg = Config::parse(&name, &text, &|k| std::env::var(k).ok())?;
-    cfg.apply_overrides(overrides).map_err(|message| ConfigError {
-        source: "command line".into(),
-        line: None,
-        message,
-    })?;
+    cfg.apply_overrides(overrides)
+        .map_err(|message| ConfigError {
+            source: "command line".into(),
+            line: None,
+            message,
+        })?;
     Ok((cfg, content_hash(text.as_bytes())))
 }
 
@@ -341,10 +342,8 @@ pub fn expand_env(
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err((line, format!("invalid environment variable name {name:?}")));
             }
@@ -410,7 +409,10 @@ mod tests {
 
     #[test]
     fn env_expansion() {
-        assert_eq!(expand_env("a ${NODE_NAME} b", &env).unwrap(), "a worker-3 b");
+        assert_eq!(
+            expand_env("a ${NODE_NAME} b", &env).unwrap(),
+            "a worker-3 b"
+        );
         assert_eq!(expand_env("${NOPE:-x}", &env).unwrap(), "x");
         assert_eq!(expand_env("${EMPTY:-x}", &env).unwrap(), "x");
         assert_eq!(expand_env("${EMPTY}", &env).unwrap(), "");

@@ -63,7 +63,7 @@ impl AgentState {
     pub fn new(source: ConfigSource, overrides: Overrides, cfg: Config, hash: u64) -> Self {
         let now = now_unix();
         AgentState {
-            supervisor: Supervisor::new(),
+            supervisor: Supervisor::new(crate::modules::registry()),
             source,
             overrides,
             started_unix: now,
@@ -104,7 +104,11 @@ impl AgentState {
     pub async fn reload(&self, trigger: Trigger) -> Result<String, String> {
         let _g = self.apply_lock.lock().await;
         let loaded = config::load(&self.source, &self.overrides);
-        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut st = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let result = match loaded {
             Ok((_, hash)) if trigger == Trigger::FileChanged && hash == st.hash => {
                 return Ok("config unchanged".into());

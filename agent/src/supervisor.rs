@@ -2,7 +2,7 @@
 //! and gathers their samples for a scrape without letting one slow module hold up the others.
 
 use crate::config::Config;
-use crate::modules::{registry, Registered};
+use crate::modules::Registered;
 use eos_exposition::{Encoder, Format, Kind};
 use eos_module::{Health, Module, Scrape};
 use std::panic::AssertUnwindSafe;
@@ -68,9 +68,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Supervisor {
-    pub fn new() -> Self {
+    /// A supervisor for these module kinds (normally `modules::registry()`).
+    pub fn new(registry: Vec<Box<dyn Registered>>) -> Self {
         Supervisor {
-            slots: registry()
+            slots: registry
                 .into_iter()
                 .map(|reg| Slot {
                     reg,
@@ -124,7 +125,10 @@ impl Supervisor {
                     }
                     Err(_) => {
                         error!(module = name, "module panicked while starting");
-                        (None, Some("panicked while starting (a bug; see the log)".into()))
+                        (
+                            None,
+                            Some("panicked while starting (a bug; see the log)".into()),
+                        )
                     }
                 }
             } else {
@@ -312,10 +316,7 @@ impl Supervisor {
         for slot in &self.slots {
             for (j, reason) in SCRAPE_ERROR_REASONS.iter().enumerate() {
                 let n = slot.errors[j].load(Ordering::Relaxed);
-                f.sample(
-                    &[("module", slot.reg.name()), ("reason", reason)],
-                    n as f64,
-                );
+                f.sample(&[("module", slot.reg.name()), ("reason", reason)], n as f64);
             }
         }
     }
@@ -331,5 +332,139 @@ struct CollectingGuard(Arc<AtomicBool>);
 impl Drop for CollectingGuard {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::ModulesConfig;
+    use eos_module::ModuleContext;
+    use std::time::Duration;
+
+    /// A module kind for tests: its collect sleeps, panics or writes one sample.
+    struct TestKind {
+        name: &'static str,
+        behaviour: Behaviour,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Behaviour {
+        Fast,
+        Hang,
+        Panic,
+    }
+
+    struct TestModule(&'static str, Behaviour);
+
+    impl Module for TestModule {
+        fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
+            match self.1 {
+                Behaviour::Fast => {}
+                Behaviour::Hang => std::thread::sleep(Duration::from_secs(3)),
+                Behaviour::Panic => panic!("test module panics"),
+            }
+            enc.single("test_up", "h", Kind::Gauge, &[("module", self.0)], 1.0);
+        }
+    }
+
+    impl Registered for TestKind {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn enabled(&self, _: &ModulesConfig) -> bool {
+            true
+        }
+        fn section_changed(&self, _: &ModulesConfig, _: &ModulesConfig) -> bool {
+            false
+        }
+        fn start(&self, _: &ModulesConfig, _: &ModuleContext) -> Result<Box<dyn Module>, String> {
+            Ok(Box::new(TestModule(self.name, self.behaviour)))
+        }
+        fn describe(&self, _: &ModulesConfig) -> String {
+            String::new()
+        }
+    }
+
+    fn supervisor(kinds: &[(&'static str, Behaviour)]) -> Supervisor {
+        Supervisor::new(
+            kinds
+                .iter()
+                .map(|&(name, behaviour)| {
+                    Box::new(TestKind { name, behaviour }) as Box<dyn Registered>
+                })
+                .collect(),
+        )
+    }
+
+    fn config() -> Config {
+        Config::parse("test", "", &|_| None).expect("empty config")
+    }
+
+    async fn scrape(s: &Supervisor, budget: Duration) -> String {
+        let out = s
+            .collect(Format::Text, Arc::from(Vec::new()), Instant::now() + budget)
+            .await;
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_module_does_not_hold_up_the_others() {
+        let s = supervisor(&[("slow", Behaviour::Hang), ("fast", Behaviour::Fast)]);
+        s.apply(None, &config()).await;
+        assert!(s.ready());
+        let out = scrape(&s, Duration::from_millis(300)).await;
+        assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
+        assert!(!out.contains("slow"), "{out}");
+        // The hung collection is still running: the next scrape skips it as busy.
+        let out = scrape(&s, Duration::from_millis(300)).await;
+        assert!(out.contains("fast"), "{out}");
+        let mut m = Vec::new();
+        s.encode_metrics(&mut Encoder::new(&mut m, Format::Text));
+        let m = String::from_utf8(m).expect("utf-8");
+        assert!(
+            m.contains(
+                "eos_agent_module_scrape_errors_total{module=\"slow\",reason=\"timeout\"} 1"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("eos_agent_module_scrape_errors_total{module=\"slow\",reason=\"busy\"} 1"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_module_is_contained() {
+        let s = supervisor(&[("boom", Behaviour::Panic), ("fast", Behaviour::Fast)]);
+        s.apply(None, &config()).await;
+        for _ in 0..2 {
+            let out = scrape(&s, Duration::from_secs(5)).await;
+            assert!(out.contains("fast"), "{out}");
+        }
+        let mut m = Vec::new();
+        s.encode_metrics(&mut Encoder::new(&mut m, Format::Text));
+        let m = String::from_utf8(m).expect("utf-8");
+        // Both scrapes ran it (the busy flag was cleared by the panic) and counted the panic.
+        assert!(
+            m.contains("eos_agent_module_scrape_errors_total{module=\"boom\",reason=\"panic\"} 2"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn routes_debug_paths_to_running_modules() {
+        let s = supervisor(&[("fast", Behaviour::Fast)]);
+        s.apply(None, &config()).await;
+        let (_, sub) = s.route("/debug/fast/files").expect("routed");
+        assert_eq!(sub, "/files");
+        assert_eq!(
+            s.route("/debug/fast").map(|(_, p)| p),
+            Some("/".to_string())
+        );
+        assert!(s.route("/debug/nope/x").is_none());
+        assert!(s.route("/elsewhere").is_none());
+        s.shutdown().await;
+        assert!(s.route("/debug/fast/").is_none());
     }
 }
