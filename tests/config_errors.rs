@@ -93,7 +93,9 @@ fn bad_files_give_file_line_messages() {
         let (code, _out, err) = check(&dir, name, text, &[]);
         let got = err.trim_end();
         if code != 1 || got != want {
-            failures.push(format!("{name}: exit {code}\n  want: {want}\n  got:  {got}"));
+            failures.push(format!(
+                "{name}: exit {code}\n  want: {want}\n  got:  {got}"
+            ));
         }
         assert!(!err.contains("panicked"), "{name} panicked: {err}");
     }
@@ -141,7 +143,11 @@ fn embedded_default_is_valid_and_printable() {
         .arg(&path)
         .output()
         .expect("check-config");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 #[test]
@@ -151,7 +157,10 @@ fn bad_flags_are_reported() {
             vec!["--web.listen-address=nowhere"],
             "eos-agent: invalid listen address \"nowhere\"",
         ),
-        (vec!["--log.level=chatty"], "eos-agent: --log.level: unknown level"),
+        (
+            vec!["--log.level=chatty"],
+            "eos-agent: --log.level: unknown level",
+        ),
         (vec!["--frobnicate"], "unknown flag --frobnicate"),
     ] {
         let out = Command::new(agent_bin())

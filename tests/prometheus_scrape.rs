@@ -18,10 +18,15 @@ fn prometheus_scrapes_the_agent() {
     let seen = wait_until(Duration::from_secs(15), || {
         prom.query_value("eos_agent_config_last_reload_successful") == Some(1.0)
     });
-    assert!(seen, "eos_agent_config_last_reload_successful not 1 in Prometheus");
+    assert!(
+        seen,
+        "eos_agent_config_last_reload_successful not 1 in Prometheus"
+    );
     let info = prom.query("eos_agent_build_info");
     assert_eq!(info.len(), 1, "{info:?}");
-    assert!(info[0]["metric"]["version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(info[0]["metric"]["version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
     assert!(info[0]["metric"]["revision"].as_str().is_some());
     for q in [
         "eos_agent_config_hash",
@@ -37,8 +42,14 @@ fn prometheus_scrapes_the_agent() {
     assert!(!enabled.is_empty(), "no eos_agent_module_enabled series");
     // Prometheus sends X-Prometheus-Scrape-Timeout-Seconds: 1; scrapes must fit in it.
     let dur = prom.query_value("scrape_duration_seconds{job=\"eos\"}");
-    assert!(dur.is_some_and(|d| d < 1.0), "scrape_duration_seconds = {dur:?}");
+    assert!(
+        dur.is_some_and(|d| d < 1.0),
+        "scrape_duration_seconds = {dur:?}"
+    );
     // The samples scraped so far were all accepted (no duplicate or malformed series).
     let added = prom.query_value("scrape_samples_scraped{job=\"eos\"}");
-    assert!(added.is_some_and(|n| n > 10.0), "scrape_samples_scraped = {added:?}");
+    assert!(
+        added.is_some_and(|n| n > 10.0),
+        "scrape_samples_scraped = {added:?}"
+    );
 }

@@ -36,8 +36,14 @@ fn configmap_swap_toggles_a_module_in_the_same_process() {
 
     let m = agent.metrics();
     assert!(has_family_prefix(&m, "node_"), "node module should be on");
-    assert_eq!(sample(&m, "eos_agent_module_enabled", &[("module", "node")]), Some(1.0));
-    assert_eq!(sample(&m, "eos_agent_module_up", &[("module", "node")]), Some(1.0));
+    assert_eq!(
+        sample(&m, "eos_agent_module_enabled", &[("module", "node")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "eos_agent_module_up", &[("module", "node")]),
+        Some(1.0)
+    );
     let hash_before = sample(&m, "eos_agent_config_hash", &[]);
 
     // The kubelet's update: new timestamped dir, `..data` renamed over.
@@ -47,20 +53,38 @@ fn configmap_swap_toggles_a_module_in_the_same_process() {
         !has_family_prefix(&m, "node_")
             && sample(&m, "eos_agent_module_enabled", &[("module", "node")]) == Some(0.0)
     });
-    assert!(off, "node_* families still there; log:\n{}", agent.log_text());
+    assert!(
+        off,
+        "node_* families still there; log:\n{}",
+        agent.log_text()
+    );
     let m = agent.metrics();
-    assert_eq!(sample(&m, "eos_agent_config_last_reload_successful", &[]), Some(1.0));
+    assert_eq!(
+        sample(&m, "eos_agent_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
     assert_ne!(sample(&m, "eos_agent_config_hash", &[]), hash_before);
     assert_eq!(agent.pid(), pid, "same process");
 
     // An invalid update: rejected, running config kept, failure visible.
     write_configmap(dir.path(), "v3", "modules:\n  node:\n    enabled: maybe\n");
     let failed = wait_until(Duration::from_secs(10), || {
-        sample(&agent.metrics(), "eos_agent_config_last_reload_successful", &[]) == Some(0.0)
+        sample(
+            &agent.metrics(),
+            "eos_agent_config_last_reload_successful",
+            &[],
+        ) == Some(0.0)
     });
-    assert!(failed, "bad config not reported; log:\n{}", agent.log_text());
+    assert!(
+        failed,
+        "bad config not reported; log:\n{}",
+        agent.log_text()
+    );
     let m = agent.metrics();
-    assert!(!has_family_prefix(&m, "node_"), "running config (node off) must stay");
+    assert!(
+        !has_family_prefix(&m, "node_"),
+        "running config (node off) must stay"
+    );
     assert!(agent.log_text().contains("config reload failed"));
     let (status, body) = agent.post("/-/reload").expect("POST /-/reload");
     assert_eq!(status, 500, "{body}");
@@ -100,6 +124,10 @@ fn sighup_and_post_reload_and_graceful_sigterm() {
     assert_eq!(status, 405);
 
     agent.signal("TERM");
-    assert_eq!(agent.wait_exit(Duration::from_secs(15)), Some(0), "graceful exit");
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "graceful exit"
+    );
     assert!(agent.log_text().contains("eos-agent stopped"));
 }

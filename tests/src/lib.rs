@@ -292,7 +292,10 @@ scrape_configs:\n  - job_name: eos\n    static_configs:\n      - targets: [{list
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", cfg_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(log)
