@@ -100,6 +100,17 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// A position in the output, for [`Encoder::rollback`].
+    pub fn mark(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Drops everything written since `mark` (e.g. the partial output of a failed collector),
+    /// so the exposition stays well-formed.
+    pub fn rollback(&mut self, mark: usize) {
+        self.buf.truncate(mark);
+    }
+
     /// Shorthand for a family with exactly one sample.
     pub fn single(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], v: f64) {
         self.family(name, help, kind).sample(labels, v);
@@ -308,8 +319,22 @@ mod tests {
     }
 
     #[test]
+    fn rollback_drops_partial_output() {
+        let out = text(|e| {
+            e.single("a", "h", Kind::Gauge, &[], 1.0);
+            let m = e.mark();
+            e.single("b", "h", Kind::Gauge, &[], 2.0);
+            e.rollback(m);
+        });
+        assert_eq!(out, "# HELP a h\n# TYPE a gauge\na 1\n");
+    }
+
+    #[test]
     fn timestamps() {
-        let out = text(|e| e.family("x", "h", Kind::Gauge).sample_at(&[], 1.0, 1700000000123));
+        let out = text(|e| {
+            e.family("x", "h", Kind::Gauge)
+                .sample_at(&[], 1.0, 1700000000123)
+        });
         assert!(out.ends_with("x 1 1700000000123\n"), "{out}");
     }
 

@@ -71,7 +71,9 @@ fn parse_sample(line: &str) -> Result<ParsedSample, String> {
             }
             let eq = r.find('=').ok_or("label without '='")?;
             let key = &r[..eq];
-            r = r[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+            r = r[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
             let mut val = String::new();
             let mut chars = r.char_indices();
             let end = loop {
@@ -113,10 +115,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let p = parse_text(
-            "# HELP a x\n# TYPE a gauge\na{b=\"c\\\"d\",e=\"\"} 1.5\na 2 123\nc +Inf\n",
-        )
-        .unwrap();
+        let p =
+            parse_text("# HELP a x\n# TYPE a gauge\na{b=\"c\\\"d\",e=\"\"} 1.5\na 2 123\nc +Inf\n")
+                .unwrap();
         assert_eq!(p.samples.len(), 3);
         assert_eq!(p.samples[0].labels["b"], "c\"d");
         assert_eq!(p.types["a"], "gauge");

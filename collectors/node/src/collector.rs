@@ -1,0 +1,267 @@
+//! The collector contract and the small I/O helpers every collector shares.
+//!
+//! # Writing a collector
+//!
+//! One file per collector, `src/collectors/<name>.rs`, named as in node_exporter
+//! (`--collector.<name>`). The file holds:
+//!
+//! 1. pure parse functions (`fn parse_xxx(text: &str) -> Result<Xxx, String>`), unit-tested in
+//!    the same file with small inline fixtures, including odd and truncated input;
+//! 2. a struct implementing [`Collector`], built once per module start (compile regexes and
+//!    read settings there, not per scrape);
+//! 3. `pub(crate) const DEF: CollectorDef`, which `src/registry.rs` lists, and a
+//!    `pub(crate) mod <name>;` line in `src/collectors/mod.rs`.
+//!
+//! ```ignore
+//! pub(crate) const DEF: CollectorDef = CollectorDef {
+//!     name: "loadavg",
+//!     default_enabled: true,
+//!     build: |_cfg, _paths| Ok(Box::new(LoadavgCollector)),
+//! };
+//! struct LoadavgCollector;
+//! impl Collector for LoadavgCollector {
+//!     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+//!         let text = ctx.read_proc("loadavg")?;          // I/O at the edge, reused buffer
+//!         let load = parse_loadavg(text)?;                // pure, tested
+//!         enc.single("node_load1", "1m load average.", Kind::Gauge, &[], load[0]);
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! Rules:
+//! - Paths come from [`Ctx::paths`] (`procfs`, `sysfs`, `rootfs`, `udev_data`); never
+//!   hard-code `/proc`. Use [`Ctx::read_proc`] / [`Ctx::read_sys`] / [`Ctx::read`], which read
+//!   into a buffer reused across scrapes, and [`read_trimmed`] / [`list_dir`] for sysfs trees.
+//! - Write each family in one go (all its samples between one `enc.family(..)` and the next):
+//!   the text format does not allow a family to be split. So parse everything first, then
+//!   write family by family.
+//! - Return `Err` (with context: the file and line) when input is malformed. The module then
+//!   drops everything this collector wrote in this scrape, reports
+//!   `node_scrape_collector_success{collector="<name>"} 0` and logs a warning; the other
+//!   collectors are unaffected. A file that legitimately does not exist on this kernel (no
+//!   such subsystem) is not an error: write nothing and return `Ok`, like node_exporter.
+//! - No `unwrap()`/`expect()`/slice indexing on data read from the host.
+//! - Check `ctx.deadline` in loops that may be long.
+
+use eos_exposition::Encoder;
+use eos_module::HostPaths;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::config::NodeConfig;
+
+/// One node_exporter collector: turns host files into samples, once per scrape.
+pub(crate) trait Collector: Send + Sync {
+    /// Writes this collector's samples. An `Err` means the scrape of this collector failed.
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String>;
+}
+
+/// A kind of collector, as listed in `registry.rs`.
+pub(crate) struct CollectorDef {
+    /// The node_exporter name: `--collector.<name>` and the `collector` label.
+    pub(crate) name: &'static str,
+    /// Whether node_exporter enables it without flags.
+    pub(crate) default_enabled: bool,
+    /// Builds the collector from the module config, once per module start.
+    pub(crate) build: BuildFn,
+}
+
+/// Builds a collector from the module config and the host paths.
+pub(crate) type BuildFn = fn(&NodeConfig, &HostPaths) -> Result<Box<dyn Collector>, String>;
+
+/// What a collector gets for one scrape: where the host is, the deadline and scratch space.
+pub(crate) struct Ctx<'a> {
+    /// Where the host's filesystems are mounted.
+    pub(crate) paths: &'a HostPaths,
+    /// When the scrape must be answered.
+    pub(crate) deadline: Instant,
+    buf: &'a mut Vec<u8>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context using `buf` as the reused read buffer.
+    pub(crate) fn new(paths: &'a HostPaths, deadline: Instant, buf: &'a mut Vec<u8>) -> Self {
+        Ctx {
+            paths,
+            deadline,
+            buf,
+        }
+    }
+
+    /// `<procfs>/<rel>`.
+    pub(crate) fn proc_path(&self, rel: &str) -> PathBuf {
+        self.paths.procfs.join(rel)
+    }
+
+    /// `<sysfs>/<rel>`.
+    pub(crate) fn sys_path(&self, rel: &str) -> PathBuf {
+        self.paths.sysfs.join(rel)
+    }
+
+    /// Reads a whole file into the reused buffer and returns it as text.
+    pub(crate) fn read(&mut self, path: &Path) -> Result<&str, String> {
+        read_text(self.buf, path)
+    }
+
+    /// Reads `<procfs>/<rel>`.
+    pub(crate) fn read_proc(&mut self, rel: &str) -> Result<&str, String> {
+        let path = self.proc_path(rel);
+        read_text(self.buf, &path)
+    }
+
+    /// Reads `<sysfs>/<rel>`.
+    pub(crate) fn read_sys(&mut self, rel: &str) -> Result<&str, String> {
+        let path = self.sys_path(rel);
+        read_text(self.buf, &path)
+    }
+
+    /// Like [`Ctx::read`], but a missing file gives `Ok(None)`.
+    pub(crate) fn read_optional(&mut self, path: &Path) -> Result<Option<&str>, String> {
+        match read_bytes(self.buf, path) {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(io_error(path, &e)),
+        }
+        std::str::from_utf8(self.buf)
+            .map(Some)
+            .map_err(|e| format!("reading {}: {e}", path.display()))
+    }
+}
+
+/// Whether an I/O error means "not there" (missing file, or a sysfs attribute that the
+/// driver does not implement).
+pub(crate) fn is_not_found(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+}
+
+/// Formats an I/O error with the path it happened on.
+pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> String {
+    format!("reading {}: {e}", path.display())
+}
+
+/// Reads a whole file into `buf` (cleared first), keeping its capacity for the next read.
+pub(crate) fn read_bytes(buf: &mut Vec<u8>, path: &Path) -> std::io::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)?.read_to_end(buf)?;
+    Ok(())
+}
+
+/// Reads a whole file into `buf` and returns it as UTF-8 text; errors name the path.
+pub(crate) fn read_text<'b>(buf: &'b mut Vec<u8>, path: &Path) -> Result<&'b str, String> {
+    read_bytes(buf, path).map_err(|e| io_error(path, &e))?;
+    std::str::from_utf8(buf).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// Reads a small file (a sysfs attribute) and returns its content without surrounding
+/// whitespace. `Ok(None)` when it does not exist or the device does not implement it.
+pub(crate) fn read_trimmed(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e) if is_not_found(&e) || e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(io_error(path, &e)),
+    }
+}
+
+/// The names of the entries of a directory, sorted. A missing directory gives an empty list.
+pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, String> {
+    let rd = match std::fs::read_dir(path) {
+        Ok(rd) => rd,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("listing {}: {e}", path.display())),
+    };
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| format!("listing {}: {e}", path.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Parses an unsigned integer field; the error names what was being parsed.
+pub(crate) fn parse_u64(s: &str, what: &dyn std::fmt::Display) -> Result<u64, String> {
+    s.parse()
+        .map_err(|_| format!("{what}: invalid number {s:?}"))
+}
+
+/// Parses a signed integer field; the error names what was being parsed.
+pub(crate) fn parse_i64(s: &str, what: &dyn std::fmt::Display) -> Result<i64, String> {
+    s.parse()
+        .map_err(|_| format!("{what}: invalid number {s:?}"))
+}
+
+/// Parses a float field; the error names what was being parsed.
+pub(crate) fn parse_f64(s: &str, what: &dyn std::fmt::Display) -> Result<f64, String> {
+    s.parse()
+        .map_err(|_| format!("{what}: invalid number {s:?}"))
+}
+
+/// A temporary directory for tests, unique per process and name, removed on drop (also when
+/// the test fails).
+#[cfg(test)]
+pub(crate) struct TempTree(PathBuf);
+
+#[cfg(test)]
+impl TempTree {
+    /// Creates `$TMPDIR/eos-node-<name>-<pid>`, empty.
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("eos-node-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempTree(dir)
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file (creating parent directories) under the directory.
+    pub(crate) fn write(&self, rel: &str, content: &str) {
+        let p = self.0.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_helpers() {
+        let tmp = TempTree::new("collector");
+        let dir = tmp.path().to_path_buf();
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a"), "  42\n").unwrap();
+        assert_eq!(read_trimmed(&dir.join("a")).unwrap().as_deref(), Some("42"));
+        assert_eq!(read_trimmed(&dir.join("missing")).unwrap(), None);
+        assert_eq!(list_dir(&dir).unwrap(), vec!["a", "sub"]);
+        assert!(list_dir(&dir.join("missing")).unwrap().is_empty());
+        let mut buf = Vec::new();
+        assert_eq!(read_text(&mut buf, &dir.join("a")).unwrap(), "  42\n");
+        let err = read_text(&mut buf, &dir.join("missing")).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        std::fs::write(dir.join("bad"), [0xff, 0xfe]).unwrap();
+        assert!(read_text(&mut buf, &dir.join("bad")).is_err());
+    }
+
+    #[test]
+    fn number_errors_name_the_field() {
+        let e = parse_u64("x1", &"meminfo line 3").unwrap_err();
+        assert_eq!(e, "meminfo line 3: invalid number \"x1\"");
+        assert_eq!(parse_i64("-5", &"x").unwrap(), -5);
+        assert_eq!(parse_f64("0.5", &"x").unwrap(), 0.5);
+    }
+}

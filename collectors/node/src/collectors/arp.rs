@@ -1,0 +1,81 @@
+//! `arp`: neighbour-table entries per device, from `/proc/net/arp`.
+
+use eos_exposition::{Encoder, Kind};
+
+use crate::collector::{Collector, CollectorDef, Ctx};
+
+pub(crate) const DEF: CollectorDef = CollectorDef {
+    name: "arp",
+    default_enabled: true,
+    build: |_cfg, _paths| Ok(Box::new(ArpCollector)),
+};
+
+struct ArpCollector;
+
+impl Collector for ArpCollector {
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let path = ctx.proc_path("net/arp");
+        let text = ctx.read(&path)?;
+        let entries = parse_arp(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut fam = enc.family("node_arp_entries", "ARP entries by device", Kind::Gauge);
+        for (device, n) in &entries {
+            fam.sample(&[("device", device)], *n as f64);
+        }
+        Ok(())
+    }
+}
+
+/// Counts the entries of `/proc/net/arp` per device (the last column), sorted by device.
+fn parse_arp(text: &str) -> Result<Vec<(&str, u64)>, String> {
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else {
+            continue;
+        };
+        if first == "IP" {
+            continue; // header
+        }
+        // IP address, HW type, Flags, HW address, Mask, Device
+        let device = fields
+            .nth(4)
+            .ok_or_else(|| format!("line {}: expected 6 columns in {line:?}", i + 1))?;
+        let device = fields.last().unwrap_or(device);
+        match counts.iter_mut().find(|(d, _)| *d == device) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((device, 1)),
+        }
+    }
+    counts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_device() {
+        let text = "IP address       HW type     Flags       HW address            Mask     Device
+192.168.1.1      0x1         0x2         cc:aa:dd:ee:aa:bb     *        eth0
+192.168.1.2      0x1         0x2         bb:cc:dd:ee:ff:aa     *        eth0
+10.0.0.1         0x1         0x2         aa:bb:cc:dd:ee:ff     *        cali1
+10.0.0.2         0x1         0x0         00:00:00:00:00:00     *        eth0
+";
+        assert_eq!(parse_arp(text).unwrap(), vec![("cali1", 1), ("eth0", 3)]);
+    }
+
+    #[test]
+    fn header_only_and_empty() {
+        assert!(parse_arp("IP address HW type Flags HW address Mask Device\n")
+            .unwrap()
+            .is_empty());
+        assert!(parse_arp("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn truncated_line_is_an_error() {
+        let e = parse_arp("IP address\n10.0.0.1 0x1 0x2\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+    }
+}

@@ -1,0 +1,57 @@
+//! A temporary directory tree for tests of sysfs/procfs readers, removed on drop (also when
+//! the test fails).
+
+use std::path::{Path, PathBuf};
+
+/// A directory under the system temp dir, unique per process and tag.
+pub(crate) struct TestTree {
+    root: PathBuf,
+}
+
+impl TestTree {
+    /// Creates an empty tree; `tag` keeps parallel tests apart.
+    pub(crate) fn new(tag: &str) -> Self {
+        let root =
+            std::env::temp_dir().join(format!("eos-node-b-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        TestTree { root }
+    }
+
+    /// The tree's root.
+    pub(crate) fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes `content` to `rel`, creating parent directories.
+    pub(crate) fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    /// Creates directory `rel` (and its parents).
+    pub(crate) fn mkdir(&self, rel: &str) -> &Self {
+        std::fs::create_dir_all(self.root.join(rel)).unwrap();
+        self
+    }
+
+    /// Creates a symlink at `rel` pointing to `target` (taken literally).
+    pub(crate) fn symlink(&self, target: &str, rel: &str) -> &Self {
+        let p = self.root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::os::unix::fs::symlink(target, p).unwrap();
+        self
+    }
+}
+
+impl Drop for TestTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

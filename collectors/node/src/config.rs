@@ -1,0 +1,536 @@
+//! The `modules.node` config section and node_exporter's command-line flags.
+//!
+//! ```yaml
+//! modules:
+//!   node:
+//!     enabled: true
+//!     collectors: {processes: true, cpufreq: false}   # on/off over the defaults
+//!     filesystem: {mount_points_exclude: "^/(dev|proc|sys)($|/)"}
+//! ```
+//!
+//! Every setting has node_exporter's default, and node_exporter's flags
+//! (`--collector.<name>`, `--no-collector.<name>`, `--collector.disable-defaults`,
+//! `--collector.filesystem.mount-points-exclude=RE`, ...) set the same fields, overriding the
+//! file. Regexes use Go's `regexp.MatchString` semantics as node_exporter does: unanchored, so
+//! the defaults carry their own `^...$`.
+
+use eos_module::{Duration, ModuleConfig};
+use regex::Regex;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::registry;
+
+/// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
+const MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default for `--collector.filesystem.fs-types-exclude`.
+const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// node_exporter's default for `--collector.diskstats.device-exclude`.
+const DISKSTATS_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+/// node_exporter's default for `--collector.vmstat.fields`.
+const VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
+/// node_exporter's default for `--collector.netstat.fields`.
+const NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// The `modules.node` section.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Whether the node module runs.
+    pub enabled: bool,
+    /// Start from no collectors instead of node_exporter's defaults
+    /// (`--collector.disable-defaults`).
+    pub disable_defaults: bool,
+    /// Per-collector on/off over the defaults, e.g. `{processes: true, cpufreq: false}`.
+    #[serde(deserialize_with = "collector_switches")]
+    pub collectors: BTreeMap<String, bool>,
+    pub cpu: CpuConfig,
+    pub stat: StatConfig,
+    pub filesystem: FilesystemConfig,
+    pub diskstats: DiskstatsConfig,
+    pub netclass: NetclassConfig,
+    pub netdev: NetdevConfig,
+    pub vmstat: FieldsConfig,
+    pub netstat: FieldsConfig,
+    pub textfile: TextfileConfig,
+    pub powersupplyclass: PowersupplyConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            enabled: true,
+            disable_defaults: false,
+            collectors: BTreeMap::new(),
+            cpu: CpuConfig::default(),
+            stat: StatConfig::default(),
+            filesystem: FilesystemConfig::default(),
+            diskstats: DiskstatsConfig::default(),
+            netclass: NetclassConfig::default(),
+            netdev: NetdevConfig::default(),
+            vmstat: FieldsConfig {
+                fields: Pattern::new_static(VMSTAT_FIELDS),
+            },
+            netstat: FieldsConfig {
+                fields: Pattern::new_static(NETSTAT_FIELDS),
+            },
+            textfile: TextfileConfig::default(),
+            powersupplyclass: PowersupplyConfig::default(),
+        }
+    }
+}
+
+/// `cpu` collector settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuConfig {
+    /// Export `node_cpu_guest_seconds_total` (`--collector.cpu.guest`, default on).
+    pub guest: bool,
+    /// Export `node_cpu_info` (`--collector.cpu.info`, default off).
+    pub info: bool,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            guest: true,
+            info: false,
+        }
+    }
+}
+
+/// `stat` collector settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatConfig {
+    /// Export `node_softirqs_total` per vector (`--collector.stat.softirq`, default off).
+    pub softirq: bool,
+}
+
+/// `filesystem` collector settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    /// Mount points not reported.
+    pub mount_points_exclude: Pattern,
+    /// Filesystem types not reported.
+    pub fs_types_exclude: Pattern,
+    /// How long one `statfs` may take before the mount is reported as failing and skipped
+    /// until it answers again (`--collector.filesystem.mount-timeout`).
+    pub mount_timeout: Duration,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            mount_points_exclude: Pattern::new_static(MOUNT_POINTS_EXCLUDE),
+            fs_types_exclude: Pattern::new_static(FS_TYPES_EXCLUDE),
+            mount_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `diskstats` collector settings. `device_include`, when set, replaces the exclude.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskstatsConfig {
+    pub device_exclude: Option<Pattern>,
+    pub device_include: Option<Pattern>,
+}
+
+impl Default for DiskstatsConfig {
+    fn default() -> Self {
+        DiskstatsConfig {
+            device_exclude: Some(Pattern::new_static(DISKSTATS_DEVICE_EXCLUDE)),
+            device_include: None,
+        }
+    }
+}
+
+/// `netclass` collector settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetclassConfig {
+    /// Devices not reported.
+    pub ignored_devices: Pattern,
+    /// Drop `node_network_speed_bytes` for devices reporting an invalid speed.
+    pub ignore_invalid_speed: bool,
+}
+
+impl Default for NetclassConfig {
+    fn default() -> Self {
+        NetclassConfig {
+            ignored_devices: Pattern::new_static("^$"),
+            ignore_invalid_speed: false,
+        }
+    }
+}
+
+/// `netdev` collector settings (include and exclude are mutually exclusive).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetdevConfig {
+    pub device_include: Option<Pattern>,
+    pub device_exclude: Option<Pattern>,
+}
+
+/// Settings of collectors that export a selection of a file's fields (vmstat, netstat).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsConfig {
+    /// The fields exported, matched against the metric's name suffix.
+    pub fields: Pattern,
+}
+
+/// `textfile` collector settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileConfig {
+    /// Directory of `*.prom` files; empty disables reading (node_exporter's default).
+    pub directory: String,
+}
+
+/// `powersupplyclass` collector settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowersupplyConfig {
+    /// Power supplies not reported (`--collector.powersupply.ignored-supplies`).
+    pub ignored_supplies: Pattern,
+}
+
+impl Default for PowersupplyConfig {
+    fn default() -> Self {
+        PowersupplyConfig {
+            ignored_supplies: Pattern::new_static("^$"),
+        }
+    }
+}
+
+/// A regular expression from the config, kept with its source text (for `Debug` and
+/// equality). Matching is unanchored, like Go's `regexp.MatchString`.
+#[derive(Clone)]
+pub struct Pattern {
+    src: String,
+    re: Regex,
+}
+
+impl Pattern {
+    /// Compiles `src`; the error says what is wrong with it.
+    pub fn new(src: &str) -> Result<Self, String> {
+        let re = Regex::new(src).map_err(|e| format!("invalid regex {src:?}: {e}"))?;
+        Ok(Pattern {
+            src: src.to_string(),
+            re,
+        })
+    }
+
+    /// Compiles one of our own constant default patterns (all checked by `defaults_compile`).
+    fn new_static(src: &'static str) -> Self {
+        #[allow(clippy::expect_used)]
+        Pattern::new(src).expect("built-in default pattern compiles")
+    }
+
+    /// Whether the pattern matches anywhere in `s`.
+    pub fn is_match(&self, s: &str) -> bool {
+        self.re.is_match(s)
+    }
+
+    /// The source text.
+    pub fn as_str(&self) -> &str {
+        &self.src
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.src == other.src
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.src, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Pattern::new(&s).map_err(de::Error::custom)
+    }
+}
+
+fn collector_switches<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
+    let map = BTreeMap::<String, bool>::deserialize(d)?;
+    for name in map.keys() {
+        check_collector_name(name).map_err(de::Error::custom)?;
+    }
+    Ok(map)
+}
+
+fn check_collector_name(name: &str) -> Result<(), String> {
+    if registry::ALL.iter().any(|d| d.name == name) {
+        return Ok(());
+    }
+    let known: Vec<&str> = registry::ALL.iter().map(|d| d.name).collect();
+    Err(format!(
+        "unknown node collector {name:?} (known: {})",
+        known.join(", ")
+    ))
+}
+
+impl NodeConfig {
+    /// Whether the collector called `name` runs, after defaults and overrides.
+    pub(crate) fn collector_enabled(&self, name: &str, default_enabled: bool) -> bool {
+        match self.collectors.get(name) {
+            Some(&on) => on,
+            None => default_enabled && !self.disable_defaults,
+        }
+    }
+}
+
+/// Parses a boolean flag value: no value means true, as with kingpin.
+fn flag_bool(flag: &str, value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None => Ok(true),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(v) => Err(format!("--{flag}: expected true or false, got {v:?}")),
+    }
+}
+
+fn flag_value<'v>(flag: &str, value: Option<&'v str>) -> Result<&'v str, String> {
+    value.ok_or_else(|| format!("--{flag} needs a value (--{flag}=...)"))
+}
+
+fn flag_pattern(flag: &str, value: Option<&str>) -> Result<Pattern, String> {
+    Pattern::new(flag_value(flag, value)?).map_err(|e| format!("--{flag}: {e}"))
+}
+
+/// An empty value unsets an optional pattern (node_exporter treats `""` as "not given").
+fn flag_opt_pattern(flag: &str, value: Option<&str>) -> Result<Option<Pattern>, String> {
+    match flag_value(flag, value)? {
+        "" => Ok(None),
+        v => Pattern::new(v)
+            .map(Some)
+            .map_err(|e| format!("--{flag}: {e}")),
+    }
+}
+
+/// The flags [`NodeConfig::apply_flag`] accepts, for `--help`.
+pub(crate) const FLAGS_HELP: &str = "\
+node module (node_exporter-compatible flags):
+  --collector.<name>, --no-collector.<name>   enable/disable one collector
+  --collector.disable-defaults                start from no collectors
+  --collector.cpu.guest / --no-collector.cpu.guest   node_cpu_guest_seconds_total (default on)
+  --collector.cpu.info                        node_cpu_info (default off)
+  --collector.stat.softirq                    node_softirqs_total per vector (default off)
+  --collector.filesystem.mount-points-exclude=RE
+  --collector.filesystem.fs-types-exclude=RE
+  --collector.filesystem.mount-timeout=DURATION   (default 5s)
+  --collector.diskstats.device-exclude=RE, --collector.diskstats.device-include=RE
+  --collector.netclass.ignored-devices=RE, --collector.netclass.ignore-invalid-speed
+  --collector.netdev.device-exclude=RE, --collector.netdev.device-include=RE
+  --collector.vmstat.fields=RE, --collector.netstat.fields=RE
+  --collector.textfile.directory=DIR
+  --collector.powersupply.ignored-supplies=RE
+";
+
+impl ModuleConfig for NodeConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn apply_flag(&mut self, name: &str, value: Option<&str>) -> Result<bool, String> {
+        let (negated, rest) = match name.strip_prefix("no-collector.") {
+            Some(rest) => (true, rest),
+            None => match name.strip_prefix("collector.") {
+                Some(rest) => (false, rest),
+                None => return Ok(false),
+            },
+        };
+        let bool_flag = |v: Option<&str>| flag_bool(name, v).map(|b| b != negated);
+        match rest {
+            "disable-defaults" => self.disable_defaults = bool_flag(value)?,
+            "cpu.guest" => self.cpu.guest = bool_flag(value)?,
+            "cpu.info" => self.cpu.info = bool_flag(value)?,
+            "stat.softirq" => self.stat.softirq = bool_flag(value)?,
+            "netclass.ignore-invalid-speed" => {
+                self.netclass.ignore_invalid_speed = bool_flag(value)?
+            }
+            _ if negated => {
+                check_collector_name(rest).map_err(|e| format!("--{name}: {e}"))?;
+                if value.is_some() {
+                    return Err(format!("--{name} takes no value"));
+                }
+                self.collectors.insert(rest.to_string(), false);
+            }
+            "filesystem.mount-points-exclude" | "filesystem.ignored-mount-points" => {
+                self.filesystem.mount_points_exclude = flag_pattern(name, value)?
+            }
+            "filesystem.fs-types-exclude" | "filesystem.ignored-fs-types" => {
+                self.filesystem.fs_types_exclude = flag_pattern(name, value)?
+            }
+            "filesystem.mount-timeout" => {
+                self.filesystem.mount_timeout = flag_value(name, value)?
+                    .parse()
+                    .map_err(|e| format!("--{name}: {e}"))?
+            }
+            "diskstats.device-exclude" | "diskstats.ignored-devices" => {
+                self.diskstats.device_exclude = flag_opt_pattern(name, value)?
+            }
+            "diskstats.device-include" => {
+                self.diskstats.device_include = flag_opt_pattern(name, value)?
+            }
+            "netclass.ignored-devices" => {
+                self.netclass.ignored_devices = flag_pattern(name, value)?
+            }
+            "netdev.device-exclude" | "netdev.device-blacklist" => {
+                self.netdev.device_exclude = flag_opt_pattern(name, value)?
+            }
+            "netdev.device-include" | "netdev.device-whitelist" => {
+                self.netdev.device_include = flag_opt_pattern(name, value)?
+            }
+            "vmstat.fields" => self.vmstat.fields = flag_pattern(name, value)?,
+            "netstat.fields" => self.netstat.fields = flag_pattern(name, value)?,
+            "textfile.directory" => self.textfile.directory = flag_value(name, value)?.to_string(),
+            "powersupply.ignored-supplies" => {
+                self.powersupplyclass.ignored_supplies = flag_pattern(name, value)?
+            }
+            collector => {
+                check_collector_name(collector).map_err(|e| format!("--{name}: {e}"))?;
+                let on = flag_bool(name, value)?;
+                self.collectors.insert(collector.to_string(), on);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(s: &str) -> Result<NodeConfig, String> {
+        serde_yaml_ng::from_str(s).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_compile() {
+        for src in [
+            MOUNT_POINTS_EXCLUDE,
+            FS_TYPES_EXCLUDE,
+            DISKSTATS_DEVICE_EXCLUDE,
+            VMSTAT_FIELDS,
+            NETSTAT_FIELDS,
+        ] {
+            Pattern::new(src).unwrap();
+        }
+        let c = NodeConfig::default();
+        assert_eq!(
+            c.filesystem.mount_points_exclude.as_str(),
+            MOUNT_POINTS_EXCLUDE
+        );
+        assert!(c.filesystem.mount_points_exclude.is_match("/proc/sys"));
+        assert!(!c.filesystem.mount_points_exclude.is_match("/home"));
+        assert!(c.vmstat.fields.is_match("pgfault"));
+        assert!(!c.vmstat.fields.is_match("nr_free_pages"));
+        assert!(c.netstat.fields.is_match("Tcp_CurrEstab"));
+        assert!(!c.netstat.fields.is_match("Tcp_MaxConn"));
+        let d = c.diskstats.device_exclude.as_ref().unwrap();
+        assert!(d.is_match("sda1") && d.is_match("nvme0n1p2") && !d.is_match("nvme0n1"));
+    }
+
+    #[test]
+    fn empty_section_is_default() {
+        assert_eq!(yaml("{}").unwrap(), NodeConfig::default());
+        assert!(NodeConfig::default().enabled);
+    }
+
+    #[test]
+    fn file_settings() {
+        let c = yaml(
+            "enabled: true\ncollectors: {loadavg: false}\n\
+             filesystem: {mount_points_exclude: '^/x', mount_timeout: 2s}\n\
+             netdev: {device_include: '^eth'}\n",
+        )
+        .unwrap();
+        assert!(!c.collector_enabled("loadavg", true));
+        assert!(c.filesystem.mount_points_exclude.is_match("/x/y"));
+        assert_eq!(c.filesystem.mount_timeout, Duration::from_secs(2));
+        assert!(c.netdev.device_include.unwrap().is_match("eth0"));
+    }
+
+    #[test]
+    fn file_errors() {
+        let e = yaml("collectors: {nosuch: true}\n").unwrap_err();
+        assert!(e.contains("unknown node collector \"nosuch\""), "{e}");
+        let e = yaml("filesystem: {fs_types_exclude: '('}\n").unwrap_err();
+        assert!(e.contains("invalid regex"), "{e}");
+        assert!(yaml("bogus: 1\n").is_err());
+        assert!(yaml("cpu: {guest: true, nope: 1}\n").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        let mut c = NodeConfig::default();
+        assert!(c.apply_flag("collector.disable-defaults", None).unwrap());
+        assert!(!c.collector_enabled("loadavg", true));
+        c.apply_flag("collector.loadavg", None).unwrap();
+        assert!(c.collector_enabled("loadavg", true));
+        c.apply_flag("no-collector.loadavg", None).unwrap();
+        assert!(!c.collector_enabled("loadavg", true));
+        c.apply_flag("collector.loadavg", Some("true")).unwrap();
+        assert!(c.collector_enabled("loadavg", false));
+        c.apply_flag("no-collector.cpu.guest", None).unwrap();
+        assert!(!c.cpu.guest);
+        c.apply_flag("collector.filesystem.fs-types-exclude", Some("^tmpfs$"))
+            .unwrap();
+        assert!(c.filesystem.fs_types_exclude.is_match("tmpfs"));
+        c.apply_flag("collector.netdev.device-exclude", Some("^lo$"))
+            .unwrap();
+        assert!(c.netdev.device_exclude.as_ref().unwrap().is_match("lo"));
+        c.apply_flag("collector.diskstats.device-exclude", Some(""))
+            .unwrap();
+        assert_eq!(c.diskstats.device_exclude, None);
+        c.apply_flag("collector.textfile.directory", Some("/t"))
+            .unwrap();
+        assert_eq!(c.textfile.directory, "/t");
+        c.apply_flag("collector.filesystem.mount-timeout", Some("1s"))
+            .unwrap();
+        assert_eq!(c.filesystem.mount_timeout, Duration::from_secs(1));
+        assert!(!c.apply_flag("web.listen-address", Some(":1")).unwrap());
+        assert!(!c.apply_flag("path.procfs", Some("/p")).unwrap());
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let mut c = NodeConfig::default();
+        let e = c
+            .apply_flag("collector.vmstat.fields", Some("(["))
+            .unwrap_err();
+        assert!(
+            e.starts_with("--collector.vmstat.fields: invalid regex"),
+            "{e}"
+        );
+        let e = c.apply_flag("collector.nosuch", None).unwrap_err();
+        assert!(e.contains("unknown node collector"), "{e}");
+        let e = c.apply_flag("no-collector.nosuch", None).unwrap_err();
+        assert!(e.contains("nosuch"), "{e}");
+        let e = c
+            .apply_flag("collector.textfile.directory", None)
+            .unwrap_err();
+        assert!(e.contains("needs a value"), "{e}");
+        let e = c
+            .apply_flag("collector.loadavg", Some("maybe"))
+            .unwrap_err();
+        assert!(e.contains("true or false"), "{e}");
+        let e = c
+            .apply_flag("collector.filesystem.mount-timeout", Some("5"))
+            .unwrap_err();
+        assert!(e.contains("mount-timeout"), "{e}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Every collector the node module knows, in output order. To add one, append its `DEF` here
+//! (and its `mod` line in `collectors/mod.rs`).
+
+use crate::collector::CollectorDef;
+use crate::collectors::*;
+
+/// All collectors, enabled or not.
+pub(crate) const ALL: &[CollectorDef] = &[loadavg::DEF];
