@@ -1,0 +1,84 @@
+//! The agent's own HTTP endpoints, as a person with `curl` or a browser meets them.
+
+use eos_tests::{http, Agent};
+
+#[test]
+fn status_page_health_and_config() {
+    let agent = Agent::start(&[]);
+
+    let (status, page) = agent.get("/").expect("GET /");
+    assert_eq!(status, 200);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    for want in [
+        "<h2>Modules</h2>",
+        "embedded default",
+        "successful",
+        "/metrics",
+    ] {
+        assert!(page.contains(want), "status page lacks {want:?}:\n{page}");
+    }
+    let m = agent.metrics();
+    for line in m
+        .lines()
+        .filter(|l| l.starts_with("eos_agent_module_enabled{"))
+    {
+        let module = line.split('"').nth(1).expect("module label");
+        assert!(
+            page.contains(&format!("<td>{module}</td>")),
+            "{module} missing from /"
+        );
+    }
+
+    assert_eq!(agent.get("/healthz").expect("healthz").0, 200);
+    assert_eq!(agent.get("/readyz").expect("readyz").0, 200);
+    let (status, cfg) = agent.get("/debug/config").expect("debug/config");
+    assert_eq!(status, 200);
+    assert!(cfg.contains("# source: embedded default"), "{cfg}");
+    assert!(
+        cfg.contains(&format!("listen_address: {}", agent.addr)),
+        "{cfg}"
+    );
+    let (status, _) = agent.get("/no/such/page").expect("404");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn openmetrics_and_gzip_negotiation() {
+    let agent = Agent::start(&[]);
+    let (status, om) = http(
+        "GET",
+        &agent.addr,
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+        b"",
+    )
+    .expect("GET /metrics as OpenMetrics");
+    assert_eq!(status, 200);
+    assert!(om.ends_with("# EOF\n"), "OpenMetrics must end with # EOF");
+    assert!(
+        om.contains("# TYPE process_cpu_seconds counter\n"),
+        "counter family name without _total"
+    );
+    assert!(om.contains("\nprocess_cpu_seconds_total "), "{om}");
+
+    // gzip is negotiated: the raw body starts with the gzip magic.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&agent.addr).expect("connect");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(&raw[head_end + 4..head_end + 6], &[0x1f, 0x8b]);
+}
