@@ -23,8 +23,8 @@ fn write_configmap(dir: &Path, version: &str, text: &str) {
     }
 }
 
-const NODE_ON: &str = "modules:\n  node:\n    enabled: true\n  containers:\n    enabled: false\n";
-const NODE_OFF: &str = "modules:\n  node:\n    enabled: false\n  containers:\n    enabled: false\n";
+const NODE_ON: &str = "modules:\n  node:\n    enabled: true\n";
+const NODE_OFF: &str = "modules:\n  node:\n    enabled: false\n";
 
 #[test]
 fn configmap_swap_toggles_a_module_in_the_same_process() {

@@ -46,7 +46,9 @@ macro_rules! modules {
             $(
                 let h = <$def as ModuleDef>::flags_help();
                 if !h.is_empty() {
-                    s.push_str(&format!("\n{} module flags:\n{}\n", <$def as ModuleDef>::NAME, h.trim_end()));
+                    s.push('\n');
+                    s.push_str(h.trim_end());
+                    s.push('\n');
                 }
             )*
             s
@@ -54,7 +56,9 @@ macro_rules! modules {
     };
 }
 
-modules! {}
+modules! {
+    node => eos_node::NodeModule,
+}
 
 /// What the supervisor needs of one module kind, without knowing its config type.
 pub trait Registered: Send + Sync {

@@ -174,8 +174,8 @@ impl Agent {
             _dir: dir,
         };
         let up = wait_until(Duration::from_secs(20), || {
-            matches!(agent.get("/healthz"), Ok((200, _)))
-        });
+            !agent.alive() || matches!(agent.get("/healthz"), Ok((200, _)))
+        }) && agent.alive();
         if !up {
             let _ = agent.child.kill();
             panic!("agent did not come up; log:\n{}", agent.log_text());
