@@ -346,13 +346,18 @@ mod tests {
     struct TestKind {
         name: &'static str,
         behaviour: Behaviour,
+        starts: Arc<std::sync::atomic::AtomicUsize>,
     }
 
-    #[derive(Clone, Copy)]
+    #[derive(Clone, Copy, PartialEq)]
     enum Behaviour {
         Fast,
         Hang,
         Panic,
+        /// Fails to start, like a module without permission for raw sockets.
+        FailStart,
+        /// Fast, and reports its section as changed on every reload.
+        FastChanging,
     }
 
     struct TestModule(&'static str, Behaviour);
@@ -360,7 +365,7 @@ mod tests {
     impl Module for TestModule {
         fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
             match self.1 {
-                Behaviour::Fast => {}
+                Behaviour::Fast | Behaviour::FastChanging | Behaviour::FailStart => {}
                 Behaviour::Hang => std::thread::sleep(Duration::from_secs(3)),
                 Behaviour::Panic => panic!("test module panics"),
             }
@@ -376,9 +381,13 @@ mod tests {
             true
         }
         fn section_changed(&self, _: &ModulesConfig, _: &ModulesConfig) -> bool {
-            false
+            self.behaviour == Behaviour::FastChanging
         }
         fn start(&self, _: &ModulesConfig, _: &ModuleContext) -> Result<Box<dyn Module>, String> {
+            self.starts.fetch_add(1, Ordering::Relaxed);
+            if self.behaviour == Behaviour::FailStart {
+                return Err("no permission for raw sockets".into());
+            }
             Ok(Box::new(TestModule(self.name, self.behaviour)))
         }
         fn describe(&self, _: &ModulesConfig) -> String {
@@ -387,14 +396,28 @@ mod tests {
     }
 
     fn supervisor(kinds: &[(&'static str, Behaviour)]) -> Supervisor {
-        Supervisor::new(
+        supervisor_counting(kinds).0
+    }
+
+    /// A supervisor, and how often each kind was started.
+    fn supervisor_counting(
+        kinds: &[(&'static str, Behaviour)],
+    ) -> (Supervisor, Vec<Arc<std::sync::atomic::AtomicUsize>>) {
+        let counters: Vec<_> = kinds.iter().map(|_| Arc::default()).collect();
+        let s = Supervisor::new(
             kinds
                 .iter()
-                .map(|&(name, behaviour)| {
-                    Box::new(TestKind { name, behaviour }) as Box<dyn Registered>
+                .zip(&counters)
+                .map(|(&(name, behaviour), starts)| {
+                    Box::new(TestKind {
+                        name,
+                        behaviour,
+                        starts: Arc::clone(starts),
+                    }) as Box<dyn Registered>
                 })
                 .collect(),
-        )
+        );
+        (s, counters)
     }
 
     fn config() -> Config {
@@ -448,6 +471,42 @@ mod tests {
         // Both scrapes ran it (the busy flag was cleared by the panic) and counted the panic.
         assert!(
             m.contains("eos_agent_module_scrape_errors_total{module=\"boom\",reason=\"panic\"} 2"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_restarts_only_changed_sections_and_reports_start_failures() {
+        let (s, starts) = supervisor_counting(&[
+            ("steady", Behaviour::Fast),
+            ("changing", Behaviour::FastChanging),
+            ("broken", Behaviour::FailStart),
+        ]);
+        let cfg = config();
+        s.apply(None, &cfg).await;
+        s.apply(Some(&cfg), &cfg).await;
+        let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(n, vec![1, 2, 1], "only the changed section restarts");
+        let views = s.views();
+        let broken = views.iter().find(|v| v.name == "broken").expect("broken");
+        assert!(broken.enabled && !broken.up);
+        assert_eq!(
+            broken.problem.as_deref(),
+            Some("no permission for raw sockets")
+        );
+        let mut m = Vec::new();
+        s.encode_metrics(&mut Encoder::new(&mut m, Format::Text));
+        let m = String::from_utf8(m).expect("utf-8");
+        assert!(
+            m.contains("eos_agent_module_up{module=\"broken\"} 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("eos_agent_module_up{module=\"steady\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("eos_agent_module_enabled{module=\"broken\"} 1"),
             "{m}"
         );
     }
