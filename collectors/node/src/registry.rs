@@ -5,4 +5,17 @@ use crate::collector::CollectorDef;
 use crate::collectors::*;
 
 /// All collectors, enabled or not.
-pub(crate) const ALL: &[CollectorDef] = &[loadavg::DEF];
+pub(crate) const ALL: &[CollectorDef] = &[
+    loadavg::DEF,
+    arp::DEF,
+    bonding::DEF,
+    edac::DEF,
+    entropy::DEF,
+    hwmon::DEF,
+    nvme::DEF,
+    os::DEF,
+    schedstat::DEF,
+    thermal_zone::DEF,
+    udp_queues::DEF,
+    watchdog::DEF,
+];

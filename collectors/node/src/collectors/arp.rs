@@ -67,9 +67,11 @@ mod tests {
 
     #[test]
     fn header_only_and_empty() {
-        assert!(parse_arp("IP address HW type Flags HW address Mask Device\n")
-            .unwrap()
-            .is_empty());
+        assert!(
+            parse_arp("IP address HW type Flags HW address Mask Device\n")
+                .unwrap()
+                .is_empty()
+        );
         assert!(parse_arp("").unwrap().is_empty());
     }
 

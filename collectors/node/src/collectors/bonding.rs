@@ -69,8 +69,8 @@ fn read_bonds(root: &Path, masters: &str) -> Result<Vec<Bond>, String> {
                     break;
                 }
             }
-            let status = status
-                .ok_or_else(|| format!("{master}: no mii_status for slave {slave}"))?;
+            let status =
+                status.ok_or_else(|| format!("{master}: no mii_status for slave {slave}"))?;
             total += 1;
             if status == "up" {
                 up += 1;

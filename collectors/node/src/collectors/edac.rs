@@ -99,28 +99,33 @@ fn write(enc: &mut Encoder<'_>, controllers: &[Controller]) {
     for c in controllers {
         fam.sample(&[("controller", &c.id)], c.ce as f64);
     }
-    let per_row: [(&str, &str, fn(&(String, u64, u64)) -> u64, fn(&Controller) -> u64); 2] = [
-        (
-            "node_edac_csrow_correctable_errors_total",
-            "Total correctable memory errors for this csrow.",
-            |r| r.1,
-            |c| c.ce_noinfo,
-        ),
-        (
-            "node_edac_csrow_uncorrectable_errors_total",
-            "Total uncorrectable memory errors for this csrow.",
-            |r| r.2,
-            |c| c.ue_noinfo,
-        ),
-    ];
-    for (name, help, row_value, noinfo) in per_row {
-        let mut fam = enc.family(name, help, Kind::Counter);
-        for c in controllers {
-            for r in &c.csrows {
-                fam.sample(&[("controller", &c.id), ("csrow", &r.0)], row_value(r) as f64);
-            }
-            fam.sample(&[("controller", &c.id), ("csrow", "unknown")], noinfo(c) as f64);
+    let mut fam = enc.family(
+        "node_edac_csrow_correctable_errors_total",
+        "Total correctable memory errors for this csrow.",
+        Kind::Counter,
+    );
+    for c in controllers {
+        for (row, ce, _) in &c.csrows {
+            fam.sample(&[("controller", &c.id), ("csrow", row)], *ce as f64);
         }
+        fam.sample(
+            &[("controller", &c.id), ("csrow", "unknown")],
+            c.ce_noinfo as f64,
+        );
+    }
+    let mut fam = enc.family(
+        "node_edac_csrow_uncorrectable_errors_total",
+        "Total uncorrectable memory errors for this csrow.",
+        Kind::Counter,
+    );
+    for c in controllers {
+        for (row, _, ue) in &c.csrows {
+            fam.sample(&[("controller", &c.id), ("csrow", row)], *ue as f64);
+        }
+        fam.sample(
+            &[("controller", &c.id), ("csrow", "unknown")],
+            c.ue_noinfo as f64,
+        );
     }
     let mut fam = enc.family(
         "node_edac_uncorrectable_errors_total",

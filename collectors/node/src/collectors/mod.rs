@@ -5,6 +5,7 @@ pub(crate) mod arp;
 pub(crate) mod bonding;
 pub(crate) mod edac;
 pub(crate) mod entropy;
+pub(crate) mod hwmon;
 pub(crate) mod nvme;
 pub(crate) mod os;
 pub(crate) mod schedstat;

@@ -16,6 +16,9 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 
 struct SchedstatCollector;
 
+/// A family written per CPU: name, help, value.
+type Family = (&'static str, &'static str, fn(&CpuSched) -> f64);
+
 /// One `cpuN` line.
 #[derive(Debug, PartialEq)]
 struct CpuSched<'a> {
@@ -34,7 +37,7 @@ impl Collector for SchedstatCollector {
         let mut cpus = parse_schedstat(text).map_err(|e| format!("{}: {e}", path.display()))?;
         // node_exporter orders series by label value as text ("10" before "2").
         cpus.sort_unstable_by(|a, b| a.cpu.cmp(b.cpu));
-        let families: [(&str, &str, fn(&CpuSched) -> f64); 3] = [
+        let families: [Family; 3] = [
             (
                 "node_schedstat_running_seconds_total",
                 "Number of seconds CPU spent running a process.",
@@ -122,7 +125,9 @@ cpu1 518377256 0 4155211005 2778589869 10466382 2867629859 1904686152592476 3641
     #[test]
     fn empty_and_headers_only() {
         assert!(parse_schedstat("").unwrap().is_empty());
-        assert!(parse_schedstat("version 15\ntimestamp 1\n").unwrap().is_empty());
+        assert!(parse_schedstat("version 15\ntimestamp 1\n")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -11,8 +11,7 @@ pub(crate) struct TestTree {
 impl TestTree {
     /// Creates an empty tree; `tag` keeps parallel tests apart.
     pub(crate) fn new(tag: &str) -> Self {
-        let root =
-            std::env::temp_dir().join(format!("eos-node-b-{tag}-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("eos-node-b-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         TestTree { root }
@@ -30,12 +29,6 @@ impl TestTree {
             std::fs::create_dir_all(parent).unwrap();
         }
         std::fs::write(p, content).unwrap();
-        self
-    }
-
-    /// Creates directory `rel` (and its parents).
-    pub(crate) fn mkdir(&self, rel: &str) -> &Self {
-        std::fs::create_dir_all(self.root.join(rel)).unwrap();
         self
     }
 

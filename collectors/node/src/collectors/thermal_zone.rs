@@ -72,7 +72,8 @@ impl Collector for ThermalZoneCollector {
 /// `thermal_zone12` -> `12` (glob `<prefix>[0-9]*`; the label is the whole rest).
 fn numbered<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = name.strip_prefix(prefix)?;
-    rest.starts_with(|c: char| c.is_ascii_digit()).then_some(rest)
+    rest.starts_with(|c: char| c.is_ascii_digit())
+        .then_some(rest)
 }
 
 /// Reads one zone; `None` when it is disabled or an attribute is unreadable.

@@ -29,7 +29,13 @@ const NUMERIC: [(&str, &str); 7] = [
 ];
 
 /// Text attributes of `node_watchdog_info` besides `name`, in label order.
-const TEXT: [&str; 5] = ["identity", "options", "pretimeout_governor", "state", "status"];
+const TEXT: [&str; 5] = [
+    "identity",
+    "options",
+    "pretimeout_governor",
+    "state",
+    "status",
+];
 
 /// One watchdog device.
 #[derive(Debug, PartialEq)]
@@ -122,7 +128,10 @@ mod tests {
             .write("watchdog0/timeout", "60\n")
             .write("watchdog0/timeleft", "45\n");
         let d = read_watchdog(&t.path().join("watchdog0"), "watchdog0".into()).unwrap();
-        assert_eq!(d.numeric, [None, Some(1), None, None, None, Some(45), Some(60)]);
+        assert_eq!(
+            d.numeric,
+            [None, Some(1), None, None, None, Some(45), Some(60)]
+        );
         assert_eq!(
             d.text,
             ["Software Watchdog", "0x8380", "", "active", ""].map(String::from)
