@@ -180,6 +180,51 @@ pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Remembers, per position, whether a name matched a pattern, so that files whose set of
+/// keys rarely changes (`/proc/vmstat`, `/proc/net/netstat`) run the regex once per key, not
+/// once per key per scrape.
+pub(crate) struct MatchCache {
+    pattern: crate::config::Pattern,
+    seen: Vec<(String, bool)>,
+}
+
+impl MatchCache {
+    /// A cache for `pattern`.
+    pub(crate) fn new(pattern: crate::config::Pattern) -> Self {
+        MatchCache {
+            pattern,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether `name`, the `idx`-th key of the file, matches.
+    pub(crate) fn matches(&mut self, idx: usize, name: &str) -> bool {
+        if let Some((n, m)) = self.seen.get(idx) {
+            if n == name {
+                return *m;
+            }
+        }
+        let m = self.pattern.is_match(name);
+        if idx < self.seen.len() {
+            self.seen.truncate(idx);
+        }
+        if idx == self.seen.len() {
+            self.seen.push((name.to_string(), m));
+        }
+        m
+    }
+}
+
+/// Names a line of a file in parse errors without allocating: `parsing /proc/stat line 3`.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a>(pub(crate) &'a str, pub(crate) usize);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "parsing {} line {}", self.0, self.1)
+    }
+}
+
 /// Parses an unsigned integer field; the error names what was being parsed.
 pub(crate) fn parse_u64(s: &str, what: &dyn std::fmt::Display) -> Result<u64, String> {
     s.parse()
@@ -255,6 +300,17 @@ mod tests {
         assert!(err.contains("missing"), "{err}");
         std::fs::write(dir.join("bad"), [0xff, 0xfe]).unwrap();
         assert!(read_text(&mut buf, &dir.join("bad")).is_err());
+    }
+
+    #[test]
+    fn match_cache_follows_changing_keys() {
+        let mut c = MatchCache::new(crate::config::Pattern::new("^a").unwrap());
+        assert!(c.matches(0, "ab"));
+        assert!(!c.matches(1, "b"));
+        assert!(c.matches(0, "ab"));
+        assert!(!c.matches(0, "zz"));
+        assert!(c.matches(1, "ax"));
+        assert!(c.matches(5, "a5"));
     }
 
     #[test]

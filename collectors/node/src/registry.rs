@@ -7,6 +7,18 @@ use crate::collectors::*;
 /// All collectors, enabled or not.
 pub(crate) const ALL: &[CollectorDef] = &[
     loadavg::DEF,
+    cpu::DEF,
+    meminfo::DEF,
+    stat::DEF,
+    vmstat::DEF,
+    filefd::DEF,
+    pressure::DEF,
+    sockstat::DEF,
+    softnet::DEF,
+    conntrack::DEF,
+    time::DEF,
+    timex::DEF,
+    uname::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

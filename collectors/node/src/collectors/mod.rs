@@ -1,6 +1,18 @@
 //! One file per node_exporter collector; see `collector.rs` for the pattern.
 
 pub(crate) mod loadavg;
+pub(crate) mod conntrack;
+pub(crate) mod cpu;
+pub(crate) mod filefd;
+pub(crate) mod meminfo;
+pub(crate) mod pressure;
+pub(crate) mod sockstat;
+pub(crate) mod softnet;
+pub(crate) mod stat;
+pub(crate) mod time;
+pub(crate) mod timex;
+pub(crate) mod uname;
+pub(crate) mod vmstat;
 pub(crate) mod arp;
 pub(crate) mod bonding;
 pub(crate) mod edac;

@@ -1,0 +1,77 @@
+//! `vmstat`: `/proc/vmstat` fields selected by `--collector.vmstat.fields`, as untyped
+//! `node_vmstat_<field>`.
+
+use eos_exposition::{Encoder, Kind};
+use std::sync::Mutex;
+
+use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, MatchCache};
+
+pub(crate) const DEF: CollectorDef = CollectorDef {
+    name: "vmstat",
+    default_enabled: true,
+    build: |config, _| {
+        Ok(Box::new(VmstatCollector {
+            fields: Mutex::new(MatchCache::new(config.vmstat.fields.clone())),
+        }))
+    },
+};
+
+struct VmstatCollector {
+    fields: Mutex<MatchCache>,
+}
+
+impl Collector for VmstatCollector {
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let mut fields = self
+            .fields
+            .lock()
+            .map_err(|_| "vmstat state poisoned".to_string())?;
+        let text = ctx.read_proc("vmstat")?;
+        let mut name = String::with_capacity(64);
+        let mut help = String::with_capacity(96);
+        for (i, line) in text.lines().enumerate() {
+            let Some((key, value)) = parse_line(line, i + 1)? else {
+                continue;
+            };
+            if !fields.matches(i, key) {
+                continue;
+            }
+            name.clear();
+            name.push_str("node_vmstat_");
+            name.push_str(key);
+            help.clear();
+            help.push_str("/proc/vmstat information field ");
+            help.push_str(key);
+            help.push('.');
+            enc.single(&name, &help, Kind::Untyped, &[], value);
+        }
+        Ok(())
+    }
+}
+
+/// One `key value` line; `None` for a blank line.
+fn parse_line(line: &str, lineno: usize) -> Result<Option<(&str, f64)>, String> {
+    let at = At("/proc/vmstat", lineno);
+    let mut parts = line.split_ascii_whitespace();
+    let Some(key) = parts.next() else {
+        return Ok(None);
+    };
+    let value = parts.next().ok_or_else(|| format!("{at}: no value"))?;
+    Ok(Some((key, parse_f64(value, &at)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        assert_eq!(
+            parse_line("pgfault 42", 1).unwrap(),
+            Some(("pgfault", 42.0))
+        );
+        assert_eq!(parse_line("", 1).unwrap(), None);
+        assert!(parse_line("pgfault", 3).unwrap_err().contains("line 3"));
+        assert!(parse_line("pgfault x", 3).is_err());
+    }
+}
