@@ -17,6 +17,8 @@ pub(crate) mod schedstat;
 pub(crate) mod sockstat;
 pub(crate) mod softnet;
 pub(crate) mod stat;
+#[cfg(test)]
+pub(crate) mod test_tree;
 pub(crate) mod thermal_zone;
 pub(crate) mod time;
 pub(crate) mod timex;
@@ -24,5 +26,3 @@ pub(crate) mod udp_queues;
 pub(crate) mod uname;
 pub(crate) mod vmstat;
 pub(crate) mod watchdog;
-#[cfg(test)]
-pub(crate) mod test_tree;
