@@ -31,7 +31,7 @@
 //!
 //! Rules:
 //! - Paths come from [`Ctx::paths`] (`procfs`, `sysfs`, `rootfs`, `udev_data`); never
-//!   hard-code `/proc`. Use [`Ctx::read_proc`] / [`Ctx::read_sys`] / [`Ctx::read`], which read
+//!   hard-code `/proc`. Use [`Ctx::read_proc`] / [`Ctx::read`] / [`Ctx::read_optional`], which read
 //!   into a buffer reused across scrapes, and [`read_trimmed`] / [`list_dir`] for sysfs trees.
 //! - Write each family in one go (all its samples between one `enc.family(..)` and the next):
 //!   the text format does not allow a family to be split. So parse everything first, then
@@ -108,12 +108,6 @@ impl<'a> Ctx<'a> {
     /// Reads `<procfs>/<rel>`.
     pub(crate) fn read_proc(&mut self, rel: &str) -> Result<&str, String> {
         let path = self.proc_path(rel);
-        read_text(self.buf, &path)
-    }
-
-    /// Reads `<sysfs>/<rel>`.
-    pub(crate) fn read_sys(&mut self, rel: &str) -> Result<&str, String> {
-        let path = self.sys_path(rel);
         read_text(self.buf, &path)
     }
 

@@ -18,8 +18,6 @@
 //! assert!(eos_node::NodeModule::flags_help().contains("--collector.<name>"));
 //! ```
 
-// Shared helpers: while collectors are being added, not all are used yet.
-#[allow(dead_code)]
 mod collector;
 mod collectors;
 mod config;

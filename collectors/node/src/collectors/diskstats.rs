@@ -1,0 +1,341 @@
+//! `diskstats`: block device I/O from `/proc/diskstats` as `node_disk_*{device}`, and
+//! `node_disk_info` with udev properties from `<udev_data>/b<major>:<minor>`.
+//! `--collector.diskstats.device-exclude` (default: partitions, ram, loop, fd) or
+//! `--collector.diskstats.device-include` select devices.
+
+use eos_exposition::{Encoder, Kind};
+
+use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
+use crate::config::Pattern;
+
+pub(crate) const DEF: CollectorDef = CollectorDef {
+    name: "diskstats",
+    default_enabled: true,
+    build: |config, _| {
+        let c = &config.diskstats;
+        Ok(Box::new(DiskstatsCollector {
+            // node_exporter: an include pattern replaces the exclude one.
+            include: c.device_include.clone(),
+            exclude: if c.device_include.is_some() {
+                None
+            } else {
+                c.device_exclude.clone()
+            },
+        }))
+    },
+};
+
+const SECTOR: f64 = 512.0;
+const MS: f64 = 0.001;
+
+/// (metric, help, counter?, column after the name, scale), node_exporter's set.
+const STATS: [(&str, &str, bool, usize, f64); 17] = [
+    (
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        true,
+        0,
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        true,
+        1,
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        true,
+        2,
+        SECTOR,
+    ),
+    (
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        true,
+        3,
+        MS,
+    ),
+    (
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        true,
+        4,
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        true,
+        5,
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        true,
+        6,
+        SECTOR,
+    ),
+    (
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        true,
+        7,
+        MS,
+    ),
+    (
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        false,
+        8,
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        true,
+        9,
+        MS,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        true,
+        10,
+        MS,
+    ),
+    (
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        true,
+        11,
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        true,
+        12,
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        true,
+        13,
+        1.0,
+    ),
+    (
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        true,
+        14,
+        MS,
+    ),
+    (
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        true,
+        15,
+        1.0,
+    ),
+    (
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        true,
+        16,
+        MS,
+    ),
+];
+
+struct DiskstatsCollector {
+    include: Option<Pattern>,
+    exclude: Option<Pattern>,
+}
+
+impl DiskstatsCollector {
+    fn wanted(&self, dev: &str) -> bool {
+        if let Some(inc) = &self.include {
+            return inc.is_match(dev);
+        }
+        !self.exclude.as_ref().is_some_and(|e| e.is_match(dev))
+    }
+}
+
+/// One `/proc/diskstats` line: device numbers, name, and up to 17 counters (older kernels
+/// have 11 or 15; the missing ones are `None`).
+#[derive(Debug, PartialEq)]
+struct Disk<'a> {
+    major: &'a str,
+    minor: &'a str,
+    name: &'a str,
+    values: [Option<f64>; 17],
+}
+
+/// The udev properties node_exporter puts on `node_disk_info`.
+#[derive(Debug, Default, PartialEq)]
+struct UdevInfo {
+    path: String,
+    wwn: String,
+    model: String,
+    serial: String,
+    revision: String,
+}
+
+impl Collector for DiskstatsCollector {
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let path = ctx.proc_path("diskstats");
+        let text = ctx.read(&path)?.to_string();
+        let mut disks = parse_diskstats(&text)?;
+        disks.retain(|d| self.wanted(d.name));
+
+        let mut infos = Vec::with_capacity(disks.len());
+        for d in &disks {
+            let file = ctx
+                .paths
+                .udev_data
+                .join(format!("b{}:{}", d.major, d.minor));
+            let info = match ctx.read_optional(&file) {
+                Ok(Some(text)) => parse_udev(text),
+                // No udev database (e.g. not mounted into the container): empty labels, as
+                // node_exporter does.
+                Ok(None) | Err(_) => UdevInfo::default(),
+            };
+            infos.push(info);
+        }
+        let mut f = enc.family(
+            "node_disk_info",
+            "Info of /sys/block/<block_device>.",
+            Kind::Gauge,
+        );
+        for (d, i) in disks.iter().zip(&infos) {
+            f.sample(
+                &[
+                    ("device", d.name),
+                    ("major", d.major),
+                    ("minor", d.minor),
+                    ("model", &i.model),
+                    ("path", &i.path),
+                    ("revision", &i.revision),
+                    ("serial", &i.serial),
+                    ("wwn", &i.wwn),
+                ],
+                1.0,
+            );
+        }
+        for (name, help, counter, col, scale) in STATS {
+            let kind = if counter { Kind::Counter } else { Kind::Gauge };
+            let mut f = enc.family(name, help, kind);
+            for d in &disks {
+                if let Some(Some(v)) = d.values.get(col) {
+                    f.sample(&[("device", d.name)], v * scale);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_diskstats(text: &str) -> Result<Vec<Disk<'_>>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = At("/proc/diskstats", i + 1);
+        let mut parts = line.split_ascii_whitespace();
+        let Some(major) = parts.next() else { continue };
+        let (Some(minor), Some(name)) = (parts.next(), parts.next()) else {
+            return Err(format!("{at}: expected major, minor and name"));
+        };
+        let mut values = [None; 17];
+        let mut n = 0;
+        for (slot, v) in values.iter_mut().zip(parts) {
+            *slot = Some(parse_f64(v, &at)?);
+            n += 1;
+        }
+        if n < 11 {
+            return Err(format!("{at}: expected at least 11 counters, got {n}"));
+        }
+        out.push(Disk {
+            major,
+            minor,
+            name,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads the `E:KEY=value` lines of a udev database file that `node_disk_info` uses.
+fn parse_udev(text: &str) -> UdevInfo {
+    let mut info = UdevInfo::default();
+    for line in text.lines() {
+        let Some(prop) = line.strip_prefix("E:") else {
+            continue;
+        };
+        let Some((k, v)) = prop.split_once('=') else {
+            continue;
+        };
+        let slot = match k {
+            "ID_PATH" => &mut info.path,
+            "ID_WWN" => &mut info.wwn,
+            "ID_MODEL" => &mut info.model,
+            "ID_SERIAL_SHORT" => &mut info.serial,
+            "ID_REVISION" => &mut info.revision,
+            _ => continue,
+        };
+        *slot = v.to_string();
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        let d = parse_diskstats(
+            " 254       0 vda 34094 6514 4603714 20258 8245 11720 1812424 3328 0 7356 23887 3893 65 228592 255 1179 44\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].name, "vda");
+        assert_eq!(d[0].values[2], Some(4603714.0));
+        assert_eq!(d[0].values[16], Some(44.0));
+        assert_eq!(d[1].values[11], None);
+    }
+
+    #[test]
+    fn malformed() {
+        assert!(parse_diskstats("8 0\n").unwrap_err().contains("line 1"));
+        assert!(parse_diskstats("8 0 sda 1 2 3\n")
+            .unwrap_err()
+            .contains("got 3"));
+        assert!(parse_diskstats("8 0 sda 1 2 3 4 5 6 7 8 9 10 x\n").is_err());
+        assert!(parse_diskstats("\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn udev() {
+        let i = parse_udev("S:disk/by-id/x\nE:ID_MODEL=Samsung_SSD\nE:ID_SERIAL_SHORT=S123\nE:ID_PATH=pci-0000:00:1f.2-ata-1\nE:BROKEN\nI:123\n");
+        assert_eq!(i.model, "Samsung_SSD");
+        assert_eq!(i.serial, "S123");
+        assert_eq!(i.path, "pci-0000:00:1f.2-ata-1");
+        assert_eq!(i.wwn, "");
+    }
+
+    #[test]
+    fn default_filter() {
+        let c = crate::config::NodeConfig::default();
+        let d = DiskstatsCollector {
+            include: None,
+            exclude: c.diskstats.device_exclude,
+        };
+        assert!(d.wanted("sda") && d.wanted("nvme0n1") && d.wanted("dm-0"));
+        assert!(
+            !d.wanted("sda1") && !d.wanted("loop0") && !d.wanted("nvme0n1p1") && !d.wanted("ram0")
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! `filesystem`: size and inode use of every mounted filesystem (`node_filesystem_*`), from
+//! the mount table of PID 1 (`<procfs>/1/mounts`, falling back to `<procfs>/mounts`) and a
+//! `statfs(2)` of `<rootfs>/<mountpoint>`.
+//!
+//! A `statfs` on a dead NFS server blocks in the kernel, possibly forever. So `statfs` runs
+//! on a helper thread and the scrape waits at most `mount_timeout` (and never past the scrape
+//! deadline). A mount that times out is reported with `node_filesystem_device_error 1` and
+//! skipped in later scrapes (the blocked helper is abandoned and a fresh one takes over)
+//! until its `statfs` finally returns; then it is measured again.
+
+use eos_exposition::{Encoder, Kind};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::collector::{At, Collector, CollectorDef, Ctx};
+use crate::config::Pattern;
+
+pub(crate) const DEF: CollectorDef = CollectorDef {
+    name: "filesystem",
+    default_enabled: true,
+    build: |config, paths| {
+        let c = &config.filesystem;
+        Ok(Box::new(FilesystemCollector {
+            mount_points_exclude: c.mount_points_exclude.clone(),
+            fs_types_exclude: c.fs_types_exclude.clone(),
+            timeout: c.mount_timeout.get(),
+            rootfs: paths.rootfs.clone(),
+            stat_fn: statfs,
+            state: Mutex::new(State::default()),
+        }))
+    },
+};
+
+struct FilesystemCollector {
+    mount_points_exclude: Pattern,
+    fs_types_exclude: Pattern,
+    timeout: Duration,
+    rootfs: PathBuf,
+    /// `statfs`, or a stand-in in tests.
+    stat_fn: StatFn,
+    state: Mutex<State>,
+}
+
+type StatFn = fn(&Path) -> Result<Usage, String>;
+
+#[derive(Default)]
+struct State {
+    worker: Option<Worker>,
+    /// Mount points whose `statfs` timed out, with the flag their abandoned helper sets when
+    /// that `statfs` finally returns.
+    stuck: HashMap<String, Arc<AtomicBool>>,
+}
+
+/// One mount table entry.
+#[derive(Debug, PartialEq)]
+struct Mount<'a> {
+    device: String,
+    mount_point: String,
+    fs_type: &'a str,
+    read_only: bool,
+    _options: &'a str,
+}
+
+/// What `statfs` says, in bytes and inodes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Usage {
+    size: f64,
+    free: f64,
+    avail: f64,
+    files: f64,
+    files_free: f64,
+}
+
+/// One row of output: the labels, read-only flag, and usage (`None`: device error).
+struct Row {
+    device: String,
+    mount_point: String,
+    fs_type: String,
+    read_only: bool,
+    usage: Option<Usage>,
+}
+
+impl Collector for FilesystemCollector {
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let p1 = ctx.proc_path("1/mounts");
+        let text = match ctx.read_optional(&p1)? {
+            Some(t) => t.to_string(),
+            None => ctx.read_proc("mounts")?.to_string(),
+        };
+        let mounts = parse_mounts(&text, &self.rootfs)?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "filesystem state poisoned".to_string())?;
+        let mut rows: Vec<Row> = Vec::new();
+        for m in mounts {
+            if self.mount_points_exclude.is_match(&m.mount_point)
+                || self.fs_types_exclude.is_match(m.fs_type)
+            {
+                continue;
+            }
+            if rows
+                .iter()
+                .any(|r| r.device == m.device && r.mount_point == m.mount_point)
+            {
+                continue; // mounted twice over the same point: node_exporter reports it once
+            }
+            let usage = self.stat(&mut state, &m.mount_point, ctx.deadline);
+            rows.push(Row {
+                device: m.device,
+                mount_point: m.mount_point,
+                fs_type: m.fs_type.to_string(),
+                read_only: m.read_only,
+                usage,
+            });
+        }
+        drop(state);
+        write_rows(enc, &rows);
+        Ok(())
+    }
+}
+
+impl FilesystemCollector {
+    /// `statfs` of one mount point with the timeout; `None` on error, timeout or while stuck.
+    fn stat(&self, state: &mut State, mount_point: &str, deadline: Instant) -> Option<Usage> {
+        if let Some(done) = state.stuck.get(mount_point) {
+            if !done.load(Ordering::Acquire) {
+                return None;
+            }
+            tracing::info!(mount_point, "filesystem: mount point answers again");
+            state.stuck.remove(mount_point);
+        }
+        let now = Instant::now();
+        let wait = self.timeout.min(deadline.saturating_duration_since(now));
+        if wait.is_zero() {
+            return None;
+        }
+        let path = rootfs_join(&self.rootfs, mount_point);
+        let worker = match &mut state.worker {
+            Some(w) => w,
+            slot @ None => slot.insert(Worker::spawn(self.stat_fn).ok()?),
+        };
+        match worker.stat(path, wait) {
+            Ok(result) => result.ok(),
+            Err(idle) => {
+                tracing::warn!(
+                    mount_point,
+                    timeout = ?wait,
+                    "filesystem: statfs timed out; skipping this mount point until it answers"
+                );
+                state.stuck.insert(mount_point.to_string(), idle);
+                state.worker = None; // abandon the blocked helper
+                None
+            }
+        }
+    }
+}
+
+fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
+    type Field = fn(&Usage) -> f64;
+    let families: [(&str, &str, Field); 5] = [
+        (
+            "node_filesystem_size_bytes",
+            "Filesystem size in bytes.",
+            |u| u.size,
+        ),
+        (
+            "node_filesystem_free_bytes",
+            "Filesystem free space in bytes.",
+            |u| u.free,
+        ),
+        (
+            "node_filesystem_avail_bytes",
+            "Filesystem space available to non-root users in bytes.",
+            |u| u.avail,
+        ),
+        (
+            "node_filesystem_files",
+            "Filesystem total file nodes.",
+            |u| u.files,
+        ),
+        (
+            "node_filesystem_files_free",
+            "Filesystem total free file nodes.",
+            |u| u.files_free,
+        ),
+    ];
+    for (name, help, field) in families {
+        let mut f = enc.family(name, help, Kind::Gauge);
+        for r in rows {
+            if let Some(u) = &r.usage {
+                f.sample(
+                    &[
+                        ("device", &r.device),
+                        ("fstype", &r.fs_type),
+                        ("mountpoint", &r.mount_point),
+                    ],
+                    field(u),
+                );
+            }
+        }
+    }
+    let mut f = enc.family(
+        "node_filesystem_device_error",
+        "Whether an error occurred while getting statistics for the given device.",
+        Kind::Gauge,
+    );
+    for r in rows {
+        let v = if r.usage.is_some() { 0.0 } else { 1.0 };
+        f.sample(
+            &[
+                ("device", &r.device),
+                ("fstype", &r.fs_type),
+                ("mountpoint", &r.mount_point),
+            ],
+            v,
+        );
+    }
+    let mut f = enc.family(
+        "node_filesystem_readonly",
+        "Filesystem read-only status.",
+        Kind::Gauge,
+    );
+    for r in rows {
+        let v = if r.read_only { 1.0 } else { 0.0 };
+        f.sample(
+            &[
+                ("device", &r.device),
+                ("fstype", &r.fs_type),
+                ("mountpoint", &r.mount_point),
+            ],
+            v,
+        );
+    }
+}
+
+/// `<rootfs>/<mount_point>` (the host's mount as seen from the agent's container).
+fn rootfs_join(rootfs: &Path, mount_point: &str) -> PathBuf {
+    rootfs.join(mount_point.trim_start_matches('/'))
+}
+
+/// Parses a mount table (`/proc/1/mounts` format). Mount points are unescaped (`\040` is a
+/// space) and, when the table is the agent's own view of a host mounted at `rootfs`, the
+/// `rootfs` prefix is removed as node_exporter does.
+fn parse_mounts<'t>(text: &'t str, rootfs: &Path) -> Result<Vec<Mount<'t>>, String> {
+    let mut out = Vec::new();
+    let root = rootfs.to_str().unwrap_or("/").trim_end_matches('/');
+    for (i, line) in text.lines().enumerate() {
+        let at = At("mounts", i + 1);
+        let mut parts = line.split_ascii_whitespace();
+        let Some(device) = parts.next() else { continue };
+        let (Some(mount_point), Some(fs_type), Some(options)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!(
+                "{at}: expected device, mount point, type and options"
+            ));
+        };
+        let mut mount_point = unescape(mount_point);
+        if !root.is_empty() {
+            if let Some(rest) = mount_point.strip_prefix(root) {
+                if rest.is_empty() {
+                    mount_point = "/".to_string();
+                } else if rest.starts_with('/') {
+                    mount_point = rest.to_string();
+                }
+            }
+        }
+        out.push(Mount {
+            device: unescape(device),
+            mount_point,
+            fs_type,
+            read_only: options.split(',').any(|o| o == "ro"),
+            _options: options,
+        });
+    }
+    Ok(out)
+}
+
+/// Undoes the kernel's octal escapes in mount table fields (`\040` space, `\011` tab, ...).
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'\\' {
+            if let Some(&[x, y, z]) = b.get(i + 1..i + 4) {
+                let octal = |d: u8| d.is_ascii_digit() && d < b'8';
+                if octal(x) && octal(y) && octal(z) {
+                    let v =
+                        u32::from(x - b'0') * 64 + u32::from(y - b'0') * 8 + u32::from(z - b'0');
+                    if let Ok(byte) = u8::try_from(v) {
+                        out.push(byte);
+                        i += 4;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A helper thread that runs `statfs` calls one at a time.
+struct Worker {
+    jobs: Sender<PathBuf>,
+    results: Receiver<Result<Usage, String>>,
+    /// False while a `statfs` is in progress.
+    idle: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn spawn(stat_fn: StatFn) -> Result<Worker, String> {
+        let (jobs, job_rx) = mpsc::channel::<PathBuf>();
+        let (result_tx, results) = mpsc::channel();
+        let idle = Arc::new(AtomicBool::new(true));
+        let flag = idle.clone();
+        std::thread::Builder::new()
+            .name("eos-node-statfs".to_string())
+            .spawn(move || {
+                // Ends when the collector drops or abandons this worker (jobs disconnected).
+                while let Ok(path) = job_rx.recv() {
+                    flag.store(false, Ordering::Release);
+                    let r = stat_fn(&path);
+                    flag.store(true, Ordering::Release);
+                    if result_tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("starting statfs helper: {e}"))?;
+        Ok(Worker {
+            jobs,
+            results,
+            idle,
+        })
+    }
+
+    /// Runs one `statfs`. `Err(idle flag)` on timeout: the worker is now stuck.
+    fn stat(
+        &mut self,
+        path: PathBuf,
+        wait: Duration,
+    ) -> Result<Result<Usage, String>, Arc<AtomicBool>> {
+        if self.jobs.send(path).is_err() {
+            return Ok(Err("statfs helper exited".to_string()));
+        }
+        match self.results.recv_timeout(wait) {
+            Ok(r) => Ok(r),
+            Err(RecvTimeoutError::Timeout) => Err(self.idle.clone()),
+            Err(RecvTimeoutError::Disconnected) => Ok(Err("statfs helper exited".to_string())),
+        }
+    }
+}
+
+fn statfs(path: &Path) -> Result<Usage, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("statfs {}: path contains NUL", path.display()))?;
+    // SAFETY: statfs is plain old data, filled by the call.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `s` a writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
+        return Err(format!(
+            "statfs {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let bsize = s.f_bsize as f64;
+    Ok(Usage {
+        size: s.f_blocks as f64 * bsize,
+        free: s.f_bfree as f64 * bsize,
+        avail: s.f_bavail as f64 * bsize,
+        files: s.f_files as f64,
+        files_free: s.f_ffree as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts() {
+        let m = parse_mounts(
+            "/dev/vda / ext4 rw,relatime 0 0\nserver:/x /mnt/my\\040share nfs4 ro,relatime 0 0\n\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].mount_point, "/");
+        assert!(!m[0].read_only);
+        assert_eq!(m[1].mount_point, "/mnt/my share");
+        assert_eq!(m[1].fs_type, "nfs4");
+        assert!(m[1].read_only);
+    }
+
+    #[test]
+    fn rootfs_prefix_is_stripped() {
+        let m = parse_mounts(
+            "/dev/vda /host/root ext4 rw 0 0\n/dev/vdb /host/root/data xfs rw 0 0\n/dev/vdc /host/rootless xfs rw 0 0\n",
+            Path::new("/host/root"),
+        )
+        .unwrap();
+        assert_eq!(m[0].mount_point, "/");
+        assert_eq!(m[1].mount_point, "/data");
+        assert_eq!(m[2].mount_point, "/host/rootless");
+        assert_eq!(
+            rootfs_join(Path::new("/host/root"), "/data"),
+            Path::new("/host/root/data")
+        );
+    }
+
+    #[test]
+    fn malformed_mounts() {
+        assert!(parse_mounts("/dev/vda /\n", Path::new("/"))
+            .unwrap_err()
+            .contains("line 1"));
+    }
+
+    #[test]
+    fn unescapes() {
+        assert_eq!(unescape("a\\040b\\011c"), "a b\tc");
+        assert_eq!(unescape("plain"), "plain");
+        assert_eq!(unescape("trail\\04"), "trail\\04");
+        assert_eq!(unescape("bad\\999"), "bad\\999");
+        assert_eq!(unescape("\\"), "\\");
+    }
+
+    static HANG: AtomicBool = AtomicBool::new(true);
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A stand-in for statfs that blocks on `*/hung` while `HANG` is set.
+    fn fake_stat(path: &Path) -> Result<Usage, String> {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        if path.ends_with("hung") {
+            while HANG.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if path.ends_with("broken") {
+            return Err("EIO".to_string());
+        }
+        Ok(Usage {
+            size: 100.0,
+            free: 50.0,
+            avail: 40.0,
+            files: 10.0,
+            files_free: 5.0,
+        })
+    }
+
+    fn value(text: &str, name: &str, mount: &str) -> Option<f64> {
+        eos_exposition::parse_text(text)
+            .unwrap()
+            .samples
+            .iter()
+            .find(|s| {
+                s.name == name && s.labels.get("mountpoint").map(String::as_str) == Some(mount)
+            })
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn hung_mount_is_skipped_until_it_answers() {
+        let tree = crate::collector::TempTree::new("fs-hung");
+        tree.write(
+            "proc/1/mounts",
+            "/dev/vda / ext4 rw 0 0\nsrv:/x /hung nfs4 rw 0 0\n/dev/vdb /broken xfs ro 0 0\nproc /proc proc rw 0 0\n",
+        );
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().join("proc"),
+            rootfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let mut config = crate::config::NodeConfig::default();
+        config.filesystem.mount_timeout = eos_module::Duration::from_millis(50);
+        let c = FilesystemCollector {
+            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
+            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
+            timeout: config.filesystem.mount_timeout.get(),
+            rootfs: paths.rootfs.clone(),
+            stat_fn: fake_stat,
+            state: Mutex::new(State::default()),
+        };
+        let scrape = || {
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let out = scrape();
+        assert_eq!(
+            value(&out, "node_filesystem_size_bytes", "/"),
+            Some(100.0),
+            "{out}"
+        );
+        assert_eq!(value(&out, "node_filesystem_device_error", "/"), Some(0.0));
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/hung"),
+            Some(1.0)
+        );
+        assert_eq!(value(&out, "node_filesystem_size_bytes", "/hung"), None);
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/broken"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&out, "node_filesystem_readonly", "/broken"),
+            Some(1.0)
+        );
+        assert_eq!(value(&out, "node_filesystem_device_error", "/proc"), None);
+
+        // Still hung: not asked again, still reported as an error.
+        let before = CALLS.load(Ordering::SeqCst);
+        let out = scrape();
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/hung"),
+            Some(1.0)
+        );
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst) - before,
+            2,
+            "only / and /broken are stat'ed"
+        );
+
+        // The mount answers again: measured again once its helper returns.
+        HANG.store(false, Ordering::SeqCst);
+        let mut out = String::new();
+        for _ in 0..200 {
+            out = scrape();
+            if value(&out, "node_filesystem_device_error", "/hung") == Some(0.0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            value(&out, "node_filesystem_size_bytes", "/hung"),
+            Some(100.0),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn statfs_root() {
+        let u = statfs(Path::new("/")).unwrap();
+        assert!(u.size > 0.0);
+        assert!(statfs(Path::new("/nonexistent-eos-test")).is_err());
+    }
+}

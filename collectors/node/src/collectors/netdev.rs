@@ -1,0 +1,187 @@
+//! `netdev`: per-interface traffic counters from `/proc/net/dev` as
+//! `node_network_{receive,transmit}_*_total{device}`, plus `receive_nohandler` from sysfs
+//! (node_exporter 1.5 reads it over netlink). `--collector.netdev.device-include/exclude`
+//! select devices.
+
+use eos_exposition::{Encoder, Kind};
+
+use crate::collector::{parse_f64, read_trimmed, At, Collector, CollectorDef, Ctx};
+use crate::config::Pattern;
+
+pub(crate) const DEF: CollectorDef = CollectorDef {
+    name: "netdev",
+    default_enabled: true,
+    build: |config, _| {
+        let c = &config.netdev;
+        if c.device_include.is_some() && c.device_exclude.is_some() {
+            return Err("device-include and device-exclude are mutually exclusive".to_string());
+        }
+        Ok(Box::new(NetdevCollector {
+            include: c.device_include.clone(),
+            exclude: c.device_exclude.clone(),
+        }))
+    },
+};
+
+/// Column names of `/proc/net/dev`, receive then transmit.
+const RECEIVE: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "frame",
+    "compressed",
+    "multicast",
+];
+const TRANSMIT: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "colls",
+    "carrier",
+    "compressed",
+];
+
+struct NetdevCollector {
+    include: Option<Pattern>,
+    exclude: Option<Pattern>,
+}
+
+impl NetdevCollector {
+    fn wanted(&self, dev: &str) -> bool {
+        if let Some(inc) = &self.include {
+            return inc.is_match(dev);
+        }
+        !self.exclude.as_ref().is_some_and(|e| e.is_match(dev))
+    }
+}
+
+impl Collector for NetdevCollector {
+    fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let class_net = ctx.sys_path("class/net");
+        let mut devs = parse_net_dev(ctx.read_proc("net/dev")?)?;
+        devs.retain(|d| self.wanted(d.name));
+        let mut nohandler = Vec::with_capacity(devs.len());
+        for d in &devs {
+            let path = class_net.join(d.name).join("statistics/rx_nohandler");
+            nohandler.push(read_trimmed(&path)?.and_then(|v| v.parse::<f64>().ok()));
+        }
+        let mut name = String::with_capacity(48);
+        let mut help = String::with_capacity(64);
+        for (dir, cols, offset) in [("receive", &RECEIVE, 0), ("transmit", &TRANSMIT, 8)] {
+            for (i, col) in cols.iter().enumerate() {
+                name.clear();
+                name.push_str("node_network_");
+                name.push_str(dir);
+                name.push('_');
+                name.push_str(col);
+                name.push_str("_total");
+                help.clear();
+                help.push_str("Network device statistic ");
+                help.push_str(dir);
+                help.push('_');
+                help.push_str(col);
+                help.push('.');
+                let mut f = enc.family(&name, &help, Kind::Counter);
+                for d in &devs {
+                    f.sample(&[("device", d.name)], d.values[offset + i]);
+                }
+            }
+            if dir == "receive" {
+                let mut f = enc.family(
+                    "node_network_receive_nohandler_total",
+                    "Network device statistic receive_nohandler.",
+                    Kind::Counter,
+                );
+                for (d, v) in devs.iter().zip(&nohandler) {
+                    if let Some(v) = v {
+                        f.sample(&[("device", d.name)], *v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One interface line of `/proc/net/dev`.
+#[derive(Debug, PartialEq)]
+struct Dev<'a> {
+    name: &'a str,
+    values: [f64; 16],
+}
+
+fn parse_net_dev(text: &str) -> Result<Vec<Dev<'_>>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(2) {
+        let at = At("/proc/net/dev", i + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (name, rest) = line
+            .split_once(':')
+            .ok_or_else(|| format!("{at}: no ':' after the interface name"))?;
+        let mut values = [0.0; 16];
+        let mut n = 0;
+        for (slot, v) in values.iter_mut().zip(rest.split_ascii_whitespace()) {
+            *slot = parse_f64(v, &at)?;
+            n += 1;
+        }
+        if n != 16 {
+            return Err(format!("{at}: expected 16 counters, got {n}"));
+        }
+        out.push(Dev {
+            name: name.trim(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "Inter-|   Receive |  Transmit\n face |bytes    packets|bytes\n";
+
+    #[test]
+    fn parses() {
+        let text = format!(
+            "{HEADER}    lo:  594715    3623    0    0    0     0          0         0   594715    3623    0    0    0     0       0          0\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+        );
+        let d = parse_net_dev(&text).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].name, "lo");
+        assert_eq!(d[0].values[0], 594715.0);
+        assert_eq!(d[1].values[15], 16.0);
+    }
+
+    #[test]
+    fn malformed() {
+        assert!(parse_net_dev(&format!("{HEADER}eth0 1 2\n")).is_err());
+        let e = parse_net_dev(&format!("{HEADER}eth0: 1 2 3\n")).unwrap_err();
+        assert!(e.contains("line 3") && e.contains("got 3"), "{e}");
+        assert!(parse_net_dev(&format!(
+            "{HEADER}eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 x\n"
+        ))
+        .is_err());
+        assert!(parse_net_dev("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn device_filter() {
+        let c = NetdevCollector {
+            include: None,
+            exclude: Some(Pattern::new("^lo$").unwrap()),
+        };
+        assert!(!c.wanted("lo") && c.wanted("lo0") && c.wanted("eth0"));
+        let c = NetdevCollector {
+            include: Some(Pattern::new("^eth").unwrap()),
+            exclude: None,
+        };
+        assert!(c.wanted("eth0") && !c.wanted("lo"));
+    }
+}
