@@ -201,7 +201,7 @@ fn write_build_info(enc: &mut Encoder<'_>, version: &str, revision: &str) {
         Kind::Gauge,
         &[
             ("branch", ""),
-            ("goarch", std::env::consts::ARCH),
+            ("goarch", go_arch(std::env::consts::ARCH)),
             ("goos", std::env::consts::OS),
             ("goversion", "eos"),
             ("revision", revision),
@@ -210,6 +210,19 @@ fn write_build_info(enc: &mut Encoder<'_>, version: &str, revision: &str) {
         ],
         1.0,
     );
+}
+
+/// The architecture as Go names it (`GOARCH`), which is what dashboards expect.
+fn go_arch(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +305,9 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("version=\"1.2.3\"} 1"), "{out}");
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_arch("s390x"), "s390x");
     }
 
     #[test]
