@@ -271,7 +271,8 @@ fn sensor_metrics(chip: &str, sensor: &str, props: &BTreeMap<String, String>, fa
     let Some((ty, _, _)) = explode(sensor) else {
         return;
     };
-    if let Some(label) = props.get("label").map(|l| clean_name(l)) {
+    // The label text is exported as it is (node_exporter 1.5 does not clean it).
+    if let Some(label) = props.get("label").cloned() {
         if !label.is_empty() {
             fams.add(
                 "node_hwmon_sensor_label".into(),
@@ -512,7 +513,7 @@ node_hwmon_chip_names{chip=\"platform_coretemp_0\",chip_name=\"coretemp\"} 1
 node_hwmon_fan_rpm{chip=\"platform_coretemp_0\",sensor=\"fan1\"} 1200
 # HELP node_hwmon_sensor_label Label for given chip and sensor
 # TYPE node_hwmon_sensor_label gauge
-node_hwmon_sensor_label{chip=\"platform_coretemp_0\",label=\"package_id_0\",sensor=\"temp1\"} 1
+node_hwmon_sensor_label{chip=\"platform_coretemp_0\",label=\"Package id 0\",sensor=\"temp1\"} 1
 # HELP node_hwmon_temp_celsius Hardware monitor for temperature (input)
 # TYPE node_hwmon_temp_celsius gauge
 node_hwmon_temp_celsius{chip=\"acpitz\",sensor=\"temp1\"} 1
