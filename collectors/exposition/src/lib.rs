@@ -35,6 +35,10 @@ pub enum Kind {
     Counter,
     Gauge,
     Untyped,
+    /// Samples `<name>_bucket{le}`, `<name>_sum`, `<name>_count`; see [`Family::sample_suffixed`].
+    Histogram,
+    /// Samples `<name>{quantile}`, `<name>_sum`, `<name>_count`.
+    Summary,
 }
 
 /// Which wire format to write.
@@ -124,6 +128,8 @@ impl<'a> Encoder<'a> {
                     Kind::Counter => "counter",
                     Kind::Gauge => "gauge",
                     Kind::Untyped => "untyped",
+                    Kind::Histogram => "histogram",
+                    Kind::Summary => "summary",
                 },
             ),
             Format::OpenMetrics => match kind {
@@ -133,6 +139,8 @@ impl<'a> Encoder<'a> {
                 },
                 Kind::Gauge => (name, "gauge"),
                 Kind::Untyped => (name, "unknown"),
+                Kind::Histogram => (name, "histogram"),
+                Kind::Summary => (name, "summary"),
             },
         };
         self.buf.extend_from_slice(b"# HELP ");
@@ -174,6 +182,19 @@ impl Family<'_, '_> {
         let buf = &mut *self.enc.buf;
         buf.extend_from_slice(self.name.as_bytes());
         write_labels(buf, labels.iter().map(|(k, v)| (*k, v.as_str())));
+        buf.push(b' ');
+        write_go_float(buf, value);
+        buf.push(b'\n');
+    }
+
+    /// Writes a sample named `<family><suffix>`, e.g. a histogram's `_bucket`, `_sum` and
+    /// `_count` lines.
+    pub fn sample_suffixed(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        self.start();
+        let buf = &mut *self.enc.buf;
+        buf.extend_from_slice(self.name.as_bytes());
+        buf.extend_from_slice(suffix.as_bytes());
+        write_labels(buf, labels.iter().map(|(k, v)| (*k, *v)));
         buf.push(b' ');
         write_go_float(buf, value);
         buf.push(b'\n');
@@ -280,6 +301,26 @@ mod tests {
         let mut enc = Encoder::new(&mut buf, Format::Text);
         f(&mut enc);
         String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn histogram_samples_carry_suffixes() {
+        assert_eq!(
+            text(|e| {
+                let mut f = e.family("h", "x", Kind::Histogram);
+                f.sample_suffixed("_bucket", &[("le", "+Inf")], 2.0);
+                f.sample_suffixed("_sum", &[], 0.5);
+                f.sample_suffixed("_count", &[], 2.0);
+            }),
+            "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n"
+        );
+        let mut buf = Vec::new();
+        let mut enc = Encoder::new(&mut buf, Format::OpenMetrics);
+        enc.family("s", "y", Kind::Summary)
+            .sample(&[("quantile", "0.5")], 1.0);
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .contains("# TYPE s summary\n"));
     }
 
     #[test]
