@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p eos-node --example scrape [-- FLAG...]`, where FLAG is a
 //! node_exporter flag without dashes, e.g. `collector.cpu.info`, or `path.procfs=/host/proc`.
-//! With `EOS_SCRAPES=N` it scrapes N times and prints the mean time per scrape instead.
+//! With `EOS_SCRAPES=N` it scrapes N times and prints the mean time per scrape and the last
+//! scrape's time per collector instead.
 
 use eos_exposition::{Encoder, Format};
 use eos_module::{HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
@@ -59,6 +60,18 @@ fn main() -> Result<(), String> {
     if scrapes > 1 {
         let per = start.elapsed() / scrapes;
         println!("{scrapes} scrapes, {per:?} per scrape, {} bytes", buf.len());
+        // The last scrape's per-collector durations, slowest first.
+        let text = String::from_utf8_lossy(&buf);
+        let mut durations: Vec<(f64, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("node_scrape_collector_duration_seconds{collector=\""))
+            .filter_map(|l| l.split_once("\"} "))
+            .filter_map(|(c, v)| Some((v.parse().ok()?, c)))
+            .collect();
+        durations.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (secs, collector) in durations {
+            println!("{:>10.1} us  {collector}", secs * 1e6);
+        }
     } else {
         print!("{}", String::from_utf8_lossy(&buf));
     }

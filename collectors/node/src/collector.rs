@@ -158,6 +158,89 @@ pub(crate) fn read_trimmed(path: &Path) -> Result<Option<String>, String> {
     }
 }
 
+/// An open directory whose files are read relative to it (`openat`), which saves the kernel
+/// a path walk per file: worth it for sysfs trees read attribute by attribute.
+pub(crate) struct SysDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl SysDir {
+    /// Opens a directory; `Ok(None)` when it does not exist.
+    pub(crate) fn open(path: &Path) -> Result<Option<SysDir>, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path);
+        match dir {
+            Ok(f) => Ok(Some(SysDir {
+                fd: f.into(),
+                path: path.to_path_buf(),
+            })),
+            Err(e) if is_not_found(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(format!("opening {}: {e}", path.display())),
+        }
+    }
+
+    /// Reads the file `name` (relative to this directory) into `buf` and returns it without
+    /// surrounding whitespace. `Ok(None)` when it does not exist or the driver does not
+    /// implement it (ENODEV, EINVAL, EOPNOTSUPP, as sysfs answers for e.g. `speed` of a
+    /// link that is down).
+    pub(crate) fn read<'b>(
+        &self,
+        name: &std::ffi::CStr,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Option<&'b str>, String> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: a valid directory fd and a NUL-terminated name; the result is checked.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        let err = |e: std::io::Error| {
+            format!(
+                "reading {}/{}: {e}",
+                self.path.display(),
+                name.to_string_lossy()
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return if is_not_found(&e) || e.raw_os_error() == Some(libc::EINVAL) {
+                Ok(None)
+            } else {
+                Err(err(e))
+            };
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        buf.clear();
+        buf.reserve(4096);
+        match file.read_to_end(buf) {
+            Ok(_) => {}
+            Err(e)
+                if is_not_found(&e)
+                    || e.raw_os_error() == Some(libc::EINVAL)
+                    || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(err(e)),
+        }
+        Ok(Some(utf8_or_empty(buf).trim()))
+    }
+}
+
+/// Text of a sysfs attribute: they are ASCII, and a garbled one is better read as empty than
+/// failing the whole collector.
+fn utf8_or_empty(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
 /// The names of the entries of a directory, sorted. A missing directory gives an empty list.
 pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, String> {
     let rd = match std::fs::read_dir(path) {
@@ -294,6 +377,18 @@ mod tests {
         assert!(err.contains("missing"), "{err}");
         std::fs::write(dir.join("bad"), [0xff, 0xfe]).unwrap();
         assert!(read_text(&mut buf, &dir.join("bad")).is_err());
+    }
+
+    #[test]
+    fn sysdir_reads_relative_files() {
+        let tmp = TempTree::new("sysdir");
+        tmp.write("iface/mtu", "1500\n");
+        let dir = SysDir::open(&tmp.path().join("iface")).unwrap().unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(dir.read(c"mtu", &mut buf).unwrap(), Some("1500"));
+        assert_eq!(dir.read(c"missing", &mut buf).unwrap(), None);
+        assert!(SysDir::open(&tmp.path().join("nope")).unwrap().is_none());
+        assert!(SysDir::open(&tmp.path().join("iface/mtu")).unwrap().is_none());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use eos_exposition::{Encoder, Kind};
 
-use crate::collector::{list_dir, read_trimmed, Collector, CollectorDef, Ctx};
+use std::ffi::CStr;
+
+use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
 use crate::config::Pattern;
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -19,23 +21,23 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 };
 
 /// (sysfs attribute, metric suffix, counter?), in node_exporter's output set.
-const PROPS: [(&str, &str, bool); 16] = [
-    ("addr_assign_type", "address_assign_type", false),
-    ("carrier", "carrier", false),
-    ("carrier_changes", "carrier_changes_total", true),
-    ("carrier_up_count", "carrier_up_changes_total", true),
-    ("carrier_down_count", "carrier_down_changes_total", true),
-    ("dev_id", "device_id", false),
-    ("dormant", "dormant", false),
-    ("flags", "flags", false),
-    ("ifindex", "iface_id", false),
-    ("iflink", "iface_link", false),
-    ("link_mode", "iface_link_mode", false),
-    ("mtu", "mtu_bytes", false),
-    ("name_assign_type", "name_assign_type", false),
-    ("netdev_group", "net_dev_group", false),
-    ("type", "protocol_type", false),
-    ("tx_queue_len", "transmit_queue_length", false),
+const PROPS: [(&CStr, &str, bool); 16] = [
+    (c"addr_assign_type", "address_assign_type", false),
+    (c"carrier", "carrier", false),
+    (c"carrier_changes", "carrier_changes_total", true),
+    (c"carrier_up_count", "carrier_up_changes_total", true),
+    (c"carrier_down_count", "carrier_down_changes_total", true),
+    (c"dev_id", "device_id", false),
+    (c"dormant", "dormant", false),
+    (c"flags", "flags", false),
+    (c"ifindex", "iface_id", false),
+    (c"iflink", "iface_link", false),
+    (c"link_mode", "iface_link_mode", false),
+    (c"mtu", "mtu_bytes", false),
+    (c"name_assign_type", "name_assign_type", false),
+    (c"netdev_group", "net_dev_group", false),
+    (c"type", "protocol_type", false),
+    (c"tx_queue_len", "transmit_queue_length", false),
 ];
 const SPEED: usize = PROPS.len();
 
@@ -60,32 +62,31 @@ impl Collector for NetclassCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let base = ctx.sys_path("class/net");
         let mut ifaces = Vec::new();
+        let mut buf = Vec::with_capacity(4096);
         for name in list_dir(&base)? {
             if self.ignored.is_match(&name) {
                 continue;
             }
-            let dir = base.join(&name);
-            if !dir.is_dir() {
-                continue; // e.g. bonding_masters
-            }
-            let text = |attr: &str| -> Result<String, String> {
-                Ok(read_trimmed(&dir.join(attr))?.unwrap_or_default())
+            // Not a directory (e.g. bonding_masters) or gone since the listing: skip.
+            let Some(dir) = SysDir::open(&base.join(&name))? else {
+                continue;
+            };
+            let mut text = |attr: &CStr| -> Result<String, String> {
+                Ok(dir.read(attr, &mut buf)?.unwrap_or_default().to_string())
             };
             let mut iface = Iface {
-                address: text("address")?,
-                broadcast: text("broadcast")?,
-                duplex: text("duplex")?,
-                ifalias: text("ifalias")?,
-                operstate: text("operstate")?,
+                address: text(c"address")?,
+                broadcast: text(c"broadcast")?,
+                duplex: text(c"duplex")?,
+                ifalias: text(c"ifalias")?,
+                operstate: text(c"operstate")?,
                 values: [None; PROPS.len() + 1],
                 name,
             };
             for (slot, (attr, _, _)) in iface.values.iter_mut().zip(PROPS) {
-                *slot = read_trimmed(&dir.join(attr))?.and_then(|v| parse_sysfs_number(&v));
+                *slot = dir.read(attr, &mut buf)?.and_then(parse_sysfs_number);
             }
-            if let Some(speed) =
-                read_trimmed(&dir.join("speed"))?.and_then(|v| parse_sysfs_number(&v))
-            {
+            if let Some(speed) = dir.read(c"speed", &mut buf)?.and_then(parse_sysfs_number) {
                 if speed >= 0.0 || !self.ignore_invalid_speed {
                     iface.values[SPEED] = Some(speed * 1_000_000.0 / 8.0);
                 }
