@@ -388,7 +388,9 @@ mod tests {
         assert_eq!(dir.read(c"mtu", &mut buf).unwrap(), Some("1500"));
         assert_eq!(dir.read(c"missing", &mut buf).unwrap(), None);
         assert!(SysDir::open(&tmp.path().join("nope")).unwrap().is_none());
-        assert!(SysDir::open(&tmp.path().join("iface/mtu")).unwrap().is_none());
+        assert!(SysDir::open(&tmp.path().join("iface/mtu"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
