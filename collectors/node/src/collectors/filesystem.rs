@@ -109,15 +109,15 @@ impl Collector for FilesystemCollector {
             {
                 continue; // mounted twice over the same point: node_exporter reports it once
             }
-            let usage = self.stat(&mut state, &m.mount_point, ctx.deadline);
             rows.push(Row {
                 device: m.device,
                 mount_point: m.mount_point,
                 fs_type: m.fs_type.to_string(),
                 read_only: m.read_only,
-                usage,
+                usage: None,
             });
         }
+        self.stat_all(&mut state, &mut rows, ctx.deadline);
         drop(state);
         write_rows(enc, &rows);
         Ok(())
@@ -125,37 +125,86 @@ impl Collector for FilesystemCollector {
 }
 
 impl FilesystemCollector {
-    /// `statfs` of one mount point with the timeout; `None` on error, timeout or while stuck.
-    fn stat(&self, state: &mut State, mount_point: &str, deadline: Instant) -> Option<Usage> {
-        if let Some(done) = state.stuck.get(mount_point) {
-            if !done.load(Ordering::Acquire) {
-                return None;
-            }
-            tracing::info!(mount_point, "filesystem: mount point answers again");
-            state.stuck.remove(mount_point);
-        }
-        let now = Instant::now();
-        let wait = self.timeout.min(deadline.saturating_duration_since(now));
-        if wait.is_zero() {
-            return None;
-        }
-        let path = rootfs_join(&self.rootfs, mount_point);
-        let worker = match &mut state.worker {
-            Some(w) => w,
-            slot @ None => slot.insert(Worker::spawn(self.stat_fn).ok()?),
-        };
-        match worker.stat(path, wait) {
-            Ok(result) => result.ok(),
-            Err(idle) => {
-                tracing::warn!(
-                    mount_point,
-                    timeout = ?wait,
-                    "filesystem: statfs timed out; skipping this mount point until it answers"
+    /// Fills in `usage` for every row whose mount point is not stuck, in one batch on the
+    /// helper thread, waiting at most the timeout per mount point. A mount point that times out
+    /// is marked stuck, its helper abandoned, and the rest of the batch goes to a new helper.
+    fn stat_all(&self, state: &mut State, rows: &mut [Row], deadline: Instant) {
+        let mut pending: Vec<usize> = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(done) = state.stuck.get(&row.mount_point) {
+                if !done.load(Ordering::Acquire) {
+                    continue;
+                }
+                tracing::info!(
+                    mount_point = row.mount_point,
+                    "filesystem: mount point answers again"
                 );
-                state.stuck.insert(mount_point.to_string(), idle);
-                state.worker = None; // abandon the blocked helper
-                None
+                state.stuck.remove(&row.mount_point);
             }
+            pending.push(i);
+        }
+        let mut next = 0;
+        while next < pending.len() {
+            let worker = match &mut state.worker {
+                Some(w) => w,
+                slot @ None => match Worker::spawn(self.stat_fn) {
+                    Ok(w) => slot.insert(w),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "filesystem: cannot start statfs helper");
+                        return;
+                    }
+                },
+            };
+            let batch: Vec<PathBuf> = pending[next..]
+                .iter()
+                .filter_map(|&i| rows.get(i))
+                .map(|r| rootfs_join(&self.rootfs, &r.mount_point))
+                .collect();
+            if !worker.submit(batch) {
+                state.worker = None;
+                return;
+            }
+            let mut timed_out = None;
+            for (k, &i) in pending.iter().enumerate().skip(next) {
+                let wait = self
+                    .timeout
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                match worker.results.recv_timeout(wait) {
+                    Ok(result) => {
+                        if let Some(row) = rows.get_mut(i) {
+                            row.usage = result.ok();
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        timed_out = Some((k, i, wait));
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        state.worker = None;
+                        return;
+                    }
+                }
+            }
+            let Some((k, i, wait)) = timed_out else {
+                return;
+            };
+            let Some(row) = rows.get(i) else { return };
+            if wait.is_zero() || Instant::now() >= deadline {
+                // Out of scrape time, not necessarily a stuck mount: leave the rest as errors.
+                tracing::warn!("filesystem: scrape deadline reached during statfs");
+                state.worker = None;
+                return;
+            }
+            tracing::warn!(
+                mount_point = row.mount_point,
+                timeout = ?wait,
+                "filesystem: statfs timed out; skipping this mount point until it answers"
+            );
+            state
+                .stuck
+                .insert(row.mount_point.clone(), worker.idle.clone());
+            state.worker = None; // abandon the blocked helper
+            next = k + 1;
         }
     }
 }
@@ -310,9 +359,10 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A helper thread that runs `statfs` calls one at a time.
+/// A helper thread that runs batches of `statfs` calls, one at a time, and sends each
+/// result back as soon as it has it.
 struct Worker {
-    jobs: Sender<PathBuf>,
+    jobs: Sender<Vec<PathBuf>>,
     results: Receiver<Result<Usage, String>>,
     /// False while a `statfs` is in progress.
     idle: Arc<AtomicBool>,
@@ -320,20 +370,22 @@ struct Worker {
 
 impl Worker {
     fn spawn(stat_fn: StatFn) -> Result<Worker, String> {
-        let (jobs, job_rx) = mpsc::channel::<PathBuf>();
+        let (jobs, job_rx) = mpsc::channel::<Vec<PathBuf>>();
         let (result_tx, results) = mpsc::channel();
         let idle = Arc::new(AtomicBool::new(true));
         let flag = idle.clone();
         std::thread::Builder::new()
             .name("eos-node-statfs".to_string())
             .spawn(move || {
-                // Ends when the collector drops or abandons this worker (jobs disconnected).
-                while let Ok(path) = job_rx.recv() {
-                    flag.store(false, Ordering::Release);
-                    let r = stat_fn(&path);
-                    flag.store(true, Ordering::Release);
-                    if result_tx.send(r).is_err() {
-                        return;
+                // Ends when the collector drops or abandons this worker (channels closed).
+                while let Ok(batch) = job_rx.recv() {
+                    for path in batch {
+                        flag.store(false, Ordering::Release);
+                        let r = stat_fn(&path);
+                        flag.store(true, Ordering::Release);
+                        if result_tx.send(r).is_err() {
+                            return;
+                        }
                     }
                 }
             })
@@ -345,20 +397,9 @@ impl Worker {
         })
     }
 
-    /// Runs one `statfs`. `Err(idle flag)` on timeout: the worker is now stuck.
-    fn stat(
-        &mut self,
-        path: PathBuf,
-        wait: Duration,
-    ) -> Result<Result<Usage, String>, Arc<AtomicBool>> {
-        if self.jobs.send(path).is_err() {
-            return Ok(Err("statfs helper exited".to_string()));
-        }
-        match self.results.recv_timeout(wait) {
-            Ok(r) => Ok(r),
-            Err(RecvTimeoutError::Timeout) => Err(self.idle.clone()),
-            Err(RecvTimeoutError::Disconnected) => Ok(Err("statfs helper exited".to_string())),
-        }
+    /// Queues a batch; false if the helper is gone.
+    fn submit(&self, batch: Vec<PathBuf>) -> bool {
+        self.jobs.send(batch).is_ok()
     }
 }
 
