@@ -35,6 +35,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     os::DEF,
     powersupplyclass::DEF,
     schedstat::DEF,
+    textfile::DEF,
     thermal_zone::DEF,
     udp_queues::DEF,
     watchdog::DEF,

@@ -27,6 +27,7 @@ pub(crate) mod softnet;
 pub(crate) mod stat;
 #[cfg(test)]
 pub(crate) mod test_tree;
+pub(crate) mod textfile;
 pub(crate) mod thermal_zone;
 pub(crate) mod time;
 pub(crate) mod timex;

@@ -160,8 +160,12 @@ fn write(enc: &mut Encoder<'_>, supplies: &[Supply]) {
         }
     }
     let mut infos: Vec<Vec<(&str, &str)>> = supplies.iter().map(Supply::info_labels).collect();
-    // The Go client orders series by their label values, position by position.
-    infos.sort_by(|a, b| a.iter().map(|l| l.1).cmp(b.iter().map(|l| l.1)));
+    // The Go client orders series by label count, then label values position by position.
+    infos.sort_by(|a, b| {
+        a.len()
+            .cmp(&b.len())
+            .then_with(|| a.iter().map(|l| l.1).cmp(b.iter().map(|l| l.1)))
+    });
     let mut info_written = false;
     let write_info = |enc: &mut Encoder<'_>| {
         let mut fam = enc.family(
