@@ -292,6 +292,109 @@ impl NodeConfig {
     }
 }
 
+/// Collectors node_exporter 1.x has on Linux. Flags naming one that eos does not implement
+/// are accepted (with a warning) so that existing DaemonSet arguments keep working.
+const NODE_EXPORTER_COLLECTORS: &[&str] = &[
+    "arp",
+    "bcache",
+    "bonding",
+    "btrfs",
+    "buddyinfo",
+    "cgroups",
+    "conntrack",
+    "cpu",
+    "cpufreq",
+    "diskstats",
+    "dmi",
+    "drbd",
+    "drm",
+    "edac",
+    "entropy",
+    "ethtool",
+    "fibrechannel",
+    "filefd",
+    "filesystem",
+    "hwmon",
+    "infiniband",
+    "interrupts",
+    "ipvs",
+    "ksmd",
+    "lnstat",
+    "loadavg",
+    "logind",
+    "mdadm",
+    "meminfo",
+    "meminfo_numa",
+    "mountstats",
+    "netclass",
+    "netdev",
+    "netstat",
+    "network_route",
+    "nfs",
+    "nfsd",
+    "ntp",
+    "nvme",
+    "os",
+    "perf",
+    "powersupplyclass",
+    "pressure",
+    "processes",
+    "qdisc",
+    "rapl",
+    "runit",
+    "schedstat",
+    "selinux",
+    "slabinfo",
+    "sockstat",
+    "softirqs",
+    "softnet",
+    "stat",
+    "supervisord",
+    "sysctl",
+    "systemd",
+    "tapestats",
+    "tcpstat",
+    "textfile",
+    "thermal_zone",
+    "time",
+    "timex",
+    "udp_queues",
+    "uname",
+    "vmstat",
+    "wifi",
+    "xfs",
+    "zfs",
+    "zoneinfo",
+];
+
+/// How a `--[no-]collector.<rest>` flag that is not one of our settings is handled.
+enum NeFlag {
+    /// `<rest>` is one of our collectors.
+    Ours,
+    /// A node_exporter collector or per-collector setting we do not implement.
+    NotImplemented,
+}
+
+fn node_exporter_flag(rest: &str) -> Result<NeFlag, String> {
+    if registry::ALL.iter().any(|d| d.name == rest) {
+        return Ok(NeFlag::Ours);
+    }
+    let collector = rest.split('.').next().unwrap_or(rest);
+    // node_exporter's own prefixes for some settings differ from the collector name.
+    let collector = match collector {
+        "powersupply" => "powersupplyclass",
+        "netclass_rtnl" => "netclass",
+        "qdisk" => "qdisc",
+        c => c,
+    };
+    if NODE_EXPORTER_COLLECTORS.contains(&collector) {
+        return Ok(NeFlag::NotImplemented);
+    }
+    check_collector_name(rest)
+        .map(|()| NeFlag::Ours)
+        .map_err(|e| format!("--collector.{rest}: {e}"))
+}
+
 /// Parses a boolean flag value: no value means true, as with kingpin.
 fn flag_bool(flag: &str, value: Option<&str>) -> Result<bool, String> {
     match value {
@@ -337,6 +440,7 @@ node module (node_exporter-compatible flags):
   --collector.vmstat.fields=RE, --collector.netstat.fields=RE
   --collector.textfile.directory=DIR
   --collector.powersupply.ignored-supplies=RE
+  Other node_exporter collector flags (e.g. --no-collector.wifi) are accepted and ignored.
 ";
 
 impl ModuleConfig for NodeConfig {
@@ -362,11 +466,16 @@ impl ModuleConfig for NodeConfig {
                 self.netclass.ignore_invalid_speed = bool_flag(value)?
             }
             _ if negated => {
-                check_collector_name(rest).map_err(|e| format!("--{name}: {e}"))?;
                 if value.is_some() {
                     return Err(format!("--{name} takes no value"));
                 }
-                self.collectors.insert(rest.to_string(), false);
+                match node_exporter_flag(rest)? {
+                    NeFlag::Ours => {
+                        self.collectors.insert(rest.to_string(), false);
+                    }
+                    // Off already: nothing to do.
+                    NeFlag::NotImplemented => {}
+                }
             }
             "filesystem.mount-points-exclude" | "filesystem.ignored-mount-points" => {
                 self.filesystem.mount_points_exclude = flag_pattern(name, value)?
@@ -400,11 +509,16 @@ impl ModuleConfig for NodeConfig {
             "powersupply.ignored-supplies" => {
                 self.powersupplyclass.ignored_supplies = flag_pattern(name, value)?
             }
-            collector => {
-                check_collector_name(collector).map_err(|e| format!("--{name}: {e}"))?;
-                let on = flag_bool(name, value)?;
-                self.collectors.insert(collector.to_string(), on);
-            }
+            other => match node_exporter_flag(other)? {
+                NeFlag::Ours => {
+                    let on = flag_bool(name, value)?;
+                    self.collectors.insert(other.to_string(), on);
+                }
+                NeFlag::NotImplemented => tracing::warn!(
+                    flag = name,
+                    "node_exporter flag for a collector or setting eos does not implement: ignored"
+                ),
+            },
         }
         Ok(true)
     }
@@ -502,6 +616,15 @@ mod tests {
         c.apply_flag("collector.filesystem.mount-timeout", Some("1s"))
             .unwrap();
         assert_eq!(c.filesystem.mount_timeout, Duration::from_secs(1));
+        // node_exporter flags for things eos does not implement are accepted and ignored,
+        // so DaemonSet arguments such as --no-collector.wifi keep working.
+        assert!(c.apply_flag("no-collector.wifi", None).unwrap());
+        assert!(c.apply_flag("collector.systemd", None).unwrap());
+        assert!(c.apply_flag("collector.netclass.netlink", None).unwrap());
+        assert!(c
+            .apply_flag("collector.systemd.unit-include", Some(".+"))
+            .unwrap());
+        assert!(!c.collectors.contains_key("wifi") && !c.collectors.contains_key("systemd"));
         assert!(!c.apply_flag("web.listen-address", Some(":1")).unwrap());
         assert!(!c.apply_flag("path.procfs", Some("/p")).unwrap());
     }
@@ -520,6 +643,8 @@ mod tests {
         assert!(e.contains("unknown node collector"), "{e}");
         let e = c.apply_flag("no-collector.nosuch", None).unwrap_err();
         assert!(e.contains("nosuch"), "{e}");
+        let e = c.apply_flag("collector.nosuch.setting", None).unwrap_err();
+        assert!(e.contains("unknown node collector"), "{e}");
         let e = c
             .apply_flag("collector.textfile.directory", None)
             .unwrap_err();
