@@ -1,1 +1,183 @@
-//! (being written)
+//! Pod metadata from the node's kubelet, shared by the modules that label per-container data
+//! (containers, logs).
+//!
+//! [`PodMetadata::start`] spawns a task that fetches the kubelet's `/pods` periodically and when
+//! asked after a cache miss (rate-limited). Readers take a [`PodCache`] snapshot, which is
+//! immutable and cheap to hold, and look pods up by UID and containers by runtime ID. Pods
+//! that leave the list stay for a grace period. When the kubelet can't be reached the last
+//! good snapshot is kept and the failure is counted in [`RefreshStats`].
+//!
+//! ```no_run
+//! # async fn f() {
+//! let meta = eos_kube::PodMetadata::start(eos_kube::KubeletConfig::default());
+//! let snap = meta.snapshot();
+//! if let Some(c) = snap.container("3f5a...") {
+//!     println!("{}/{} {}", c.pod.namespace, c.pod.name, c.container.name);
+//! } else {
+//!     meta.request_refresh();
+//! }
+//! meta.shutdown();
+//! # }
+//! ```
+
+mod cache;
+mod client;
+mod config;
+mod podlist;
+
+pub use cache::{ContainerRef, PodCache};
+pub use config::KubeletConfig;
+pub use podlist::{bare_container_id, parse_pod_list, Container, ContainerKind, Owner, Pod};
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How refreshing has gone so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefreshStats {
+    pub successes: u64,
+    pub failures: u64,
+    /// The last failure's message; cleared by a success.
+    pub last_error: Option<String>,
+    pub last_success: Option<SystemTime>,
+}
+
+/// A handle on the pod metadata of this node. Clones share one cache and one refresh task.
+#[derive(Clone)]
+pub struct PodMetadata {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KubeletConfig,
+    cache: RwLock<Arc<PodCache>>,
+    stats: Mutex<RefreshStats>,
+    wake: Notify,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PodMetadata {
+    /// Starts refreshing in the background (must be called inside a tokio runtime). With
+    /// `enabled: false` nothing is fetched and the cache stays empty.
+    pub fn start(config: KubeletConfig) -> PodMetadata {
+        let meta = PodMetadata::idle(config);
+        if meta.inner.config.enabled {
+            let m = meta.clone();
+            let task = tokio::spawn(async move { m.run().await });
+            if let Ok(mut t) = meta.inner.task.lock() {
+                *t = Some(task);
+            }
+        }
+        meta
+    }
+
+    /// A handle without a background task; [`PodMetadata::refresh`] fetches on demand.
+    pub fn idle(config: KubeletConfig) -> PodMetadata {
+        PodMetadata {
+            inner: Arc::new(Inner {
+                config,
+                cache: RwLock::new(Arc::new(PodCache::default())),
+                stats: Mutex::new(RefreshStats::default()),
+                wake: Notify::new(),
+                task: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<PodCache> {
+        match self.inner.cache.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Asks the background task for an early refresh (after a lookup missed). Refreshes are
+    /// still at most one per `min_refresh_interval`.
+    pub fn request_refresh(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Refresh counters and the last error.
+    pub fn stats(&self) -> RefreshStats {
+        match self.inner.stats.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Fetches the pod list once and installs the next snapshot. On failure the old snapshot
+    /// stays and the failure is counted.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let cfg = &self.inner.config;
+        let result = client::fetch_pods(cfg)
+            .await
+            .and_then(|body| parse_pod_list(&body));
+        let mut stats = match self.inner.stats.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match result {
+            Ok(pods) => {
+                let old = self.snapshot();
+                let next = Arc::new(old.next(pods, Instant::now(), cfg.grace_period.get()));
+                match self.inner.cache.write() {
+                    Ok(mut c) => *c = next,
+                    Err(poisoned) => *poisoned.into_inner() = next,
+                }
+                stats.successes += 1;
+                stats.last_error = None;
+                stats.last_success = Some(SystemTime::now());
+                Ok(())
+            }
+            Err(e) => {
+                stats.failures += 1;
+                stats.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the background task.
+    pub fn shutdown(&self) {
+        let task = match self.inner.task.lock() {
+            Ok(mut t) => t.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(t) = task {
+            t.abort();
+        }
+    }
+
+    async fn run(self) {
+        let cfg = self.inner.config.clone();
+        let mut failing = false;
+        loop {
+            let started = Instant::now();
+            match self.refresh().await {
+                Ok(()) if failing => {
+                    tracing::info!("kubelet pod list: reachable again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!("kubelet pod list: {e} (keeping the last pods)");
+                    failing = true;
+                }
+                Err(e) => tracing::debug!("kubelet pod list: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.refresh_interval.get()) => {}
+                _ = self.inner.wake.notified() => {
+                    let min = cfg.min_refresh_interval.get();
+                    let since = started.elapsed();
+                    if since < min {
+                        tokio::time::sleep(min - since).await;
+                    }
+                }
+            }
+        }
+    }
+}
