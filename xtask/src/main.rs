@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask <task>`. Run `cargo xtask help` for the list.
 
+mod bench;
 mod ci;
 
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                 fmt check, clippy -D warnings, build the agent, run every test
+  bench <module>     eos vs the tool it replaces (`cargo xtask bench help`)
   help               this text
 ";
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "ci" => ci::run(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

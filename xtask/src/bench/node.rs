@@ -1,0 +1,284 @@
+//! `cargo xtask bench node`: eos-agent with only the node module against Debian's
+//! `prometheus-node-exporter`, both scraping the same collectors on this host.
+//!
+//! The collector list is read from the agent's own `node_scrape_collector_success{collector}`
+//! series, and node_exporter is started with `--collector.disable-defaults` plus
+//! `--collector.<name>` for each, so both do the same work. node_exporter keeps its default
+//! `go_*`/`process_*`/`promhttp_*` self-metrics, as deployed; the agent keeps its
+//! `eos_agent_*` ones. Targets (issue 3): latency and CPU per scrape at most 0.3x
+//! node_exporter's, RSS at most 0.5x. They are printed, not enforced: numbers from a shared
+//! 2-core machine are noisy.
+
+use super::{Measure, Options, Side, Target, TempDir};
+use std::path::Path;
+
+/// Debian's node_exporter (package `prometheus-node-exporter`).
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+const TARGETS: [Target; 4] = [
+    Target::new(Measure::MedianLatency, 0.3),
+    Target::new(Measure::P99Latency, 0.3),
+    Target::new(Measure::CpuPerRun, 0.3),
+    Target::new(Measure::Rss, 0.5),
+];
+
+pub(super) fn run(args: &[String]) -> Result<(), String> {
+    let opts = Options::parse(args)?.only_known()?;
+    if !Path::new(NODE_EXPORTER).exists() {
+        return Err(format!(
+            "{NODE_EXPORTER} is missing: apt-get install -y prometheus-node-exporter"
+        ));
+    }
+    let agent = match &opts.agent_bin {
+        Some(p) => p.clone(),
+        None => super::build_agent_release()?,
+    };
+    let dir = TempDir::new("node")?;
+
+    let modules = agent_modules(&agent)?;
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(&config, node_only_config(&modules, dir.path()))
+        .map_err(|e| format!("writing {}: {e}", config.display()))?;
+    let start_ours = |extra: &[String]| {
+        let port = super::free_port()?;
+        Side::new("eos-agent", &agent)
+            .args([
+                "--config".to_string(),
+                config.display().to_string(),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ])
+            .args(extra.iter().cloned())
+            .listen(port)
+            .ready_path("/readyz")
+            .request("/metrics")
+            .start(&dir)
+    };
+    let mut ours = start_ours(&[])?;
+    let ours_default = enabled_collectors(&ours.fetch("/metrics")?)?;
+    let known = exporter_collectors()?;
+    let (collectors, only_ours): (Vec<String>, Vec<String>) =
+        ours_default.into_iter().partition(|c| known.contains(c));
+    if !only_ours.is_empty() {
+        // node_exporter 1.5 lacks these; switch them off on our side too, for the same work.
+        drop(ours);
+        let off: Vec<String> = only_ours
+            .iter()
+            .map(|c| format!("--no-collector.{c}"))
+            .collect();
+        ours = start_ours(&off)?;
+    }
+    let port = super::free_port()?;
+    let theirs = Side::new("node_exporter", NODE_EXPORTER)
+        .args(node_exporter_args(port, &collectors))
+        .listen(port)
+        .request("/metrics")
+        .start(&dir)?;
+
+    println!(
+        "collectors ({}): {}",
+        collectors.len(),
+        collectors.join(" ")
+    );
+    if !only_ours.is_empty() {
+        println!(
+            "left out (node_exporter 1.5 has no such collector): {}",
+            only_ours.join(" ")
+        );
+    }
+    println!(
+        "ours: {} (pid {}), theirs: {NODE_EXPORTER} (pid {})",
+        agent.display(),
+        ours.pid(),
+        theirs.pid()
+    );
+    let result = super::compare(&ours, &theirs, &opts)?;
+    result.print("bench node", &TARGETS);
+    Ok(())
+}
+
+/// The module names of this agent build, from the `modules in this build:` line of `--help`.
+fn agent_modules(agent: &Path) -> Result<Vec<String>, String> {
+    let out = std::process::Command::new(agent)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("running {} --help: {e}", agent.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_module_list(&text).ok_or_else(|| {
+        format!(
+            "{} --help has no `modules in this build:` line",
+            agent.display()
+        )
+    })
+}
+
+fn parse_module_list(help: &str) -> Option<Vec<String>> {
+    let line = help
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("modules in this build:"))?;
+    Some(
+        line.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// The collectors this node_exporter knows, from its `--help`.
+fn exporter_collectors() -> Result<Vec<String>, String> {
+    let out = std::process::Command::new(NODE_EXPORTER)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("running {NODE_EXPORTER} --help: {e}"))?;
+    // kingpin prints help on stderr.
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let names = parse_exporter_collectors(&text);
+    if names.is_empty() {
+        return Err(format!(
+            "{NODE_EXPORTER} --help lists no --collector.<name> flags"
+        ));
+    }
+    Ok(names)
+}
+
+/// Collector names from node_exporter's help: the `--collector.<name>` flags without a value.
+fn parse_exporter_collectors(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| l.trim().strip_prefix("--collector."))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// An agent config with the node module on (its defaults) and every other module off.
+fn node_only_config(modules: &[String], dir: &Path) -> String {
+    let mut s = format!("state_dir: {}\nmodules:\n", dir.join("state").display());
+    for m in modules {
+        let on = m == "node";
+        s.push_str(&format!("  {m}: {{enabled: {on}}}\n"));
+    }
+    if !modules.iter().any(|m| m == "node") {
+        s.push_str("  node: {enabled: true}\n");
+    }
+    s
+}
+
+/// The `collector` labels of `node_scrape_collector_success`, in output order.
+fn enabled_collectors(metrics: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("node_scrape_collector_success{") else {
+            continue;
+        };
+        let name = rest
+            .split_once("collector=\"")
+            .and_then(|(_, v)| v.split_once('"'))
+            .map(|(v, _)| v)
+            .ok_or_else(|| format!("no collector label in {line:?}"))?;
+        out.push(name.to_string());
+    }
+    if out.is_empty() {
+        return Err(
+            "the agent's /metrics has no node_scrape_collector_success series: \
+                    is the node module running?"
+                .into(),
+        );
+    }
+    Ok(out)
+}
+
+/// node_exporter's flags to serve on `port` with exactly `collectors`.
+fn node_exporter_args(port: u16, collectors: &[String]) -> Vec<String> {
+    let mut a = vec![
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--collector.disable-defaults".to_string(),
+    ];
+    a.extend(collectors.iter().map(|c| format!("--collector.{c}")));
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_list_from_help() {
+        let help = "eos-agent 0.1\n\nmodules in this build: node, containers,probe\n";
+        assert_eq!(
+            parse_module_list(help),
+            Some(vec!["node".into(), "containers".into(), "probe".into()])
+        );
+        assert_eq!(
+            parse_module_list("modules in this build: node\n"),
+            Some(vec!["node".into()])
+        );
+        assert_eq!(parse_module_list("usage: nothing here"), None);
+    }
+
+    #[test]
+    fn config_turns_off_other_modules() {
+        let mods = vec!["node".to_string(), "probe".to_string()];
+        let c = node_only_config(&mods, Path::new("/tmp/x"));
+        assert_eq!(
+            c,
+            "state_dir: /tmp/x/state\nmodules:\n  node: {enabled: true}\n  probe: {enabled: false}\n"
+        );
+        let c = node_only_config(&[], Path::new("/d"));
+        assert!(c.ends_with("  node: {enabled: true}\n"), "{c}");
+    }
+
+    #[test]
+    fn collectors_from_metrics() {
+        let m = "# HELP node_scrape_collector_success x\n\
+                 node_scrape_collector_success{collector=\"loadavg\"} 1\n\
+                 node_scrape_collector_duration_seconds{collector=\"cpu\"} 0.1\n\
+                 node_scrape_collector_success{collector=\"cpu\"} 0\n";
+        assert_eq!(
+            enabled_collectors(m),
+            Ok(vec!["loadavg".into(), "cpu".into()])
+        );
+        assert!(enabled_collectors("node_load1 1\n").is_err());
+        assert!(
+            enabled_collectors("node_scrape_collector_success{x=\"y\"} 1\n")
+                .unwrap_err()
+                .contains("no collector label")
+        );
+        assert!(enabled_collectors("node_scrape_collector_success{collector=\"cp").is_err());
+    }
+
+    #[test]
+    fn collectors_from_exporter_help() {
+        let help = "  --collector.arp.device-include=X  \n\
+                    \x20     --collector.arp            Enable the arp collector\n\
+                    \x20     --collector.cpu.guest      Enables metric\n\
+                    \x20     --collector.netclass_rtnl.with-stats\n\
+                    \x20     --collector.thermal_zone   Enable the thermal_zone collector\n\
+                    \x20     --collector.disable-defaults  Set all collectors to disabled\n\
+                    \x20     --collector.";
+        assert_eq!(
+            parse_exporter_collectors(help),
+            vec!["arp".to_string(), "thermal_zone".to_string()]
+        );
+        assert!(parse_exporter_collectors("").is_empty());
+    }
+
+    #[test]
+    fn exporter_flags() {
+        assert_eq!(
+            node_exporter_args(9, &["cpu".into(), "uname".into()]),
+            vec![
+                "--web.listen-address=127.0.0.1:9",
+                "--collector.disable-defaults",
+                "--collector.cpu",
+                "--collector.uname"
+            ]
+        );
+    }
+}
