@@ -175,15 +175,49 @@ struct Disk<'a> {
     values: [Option<f64>; 17],
 }
 
-/// The udev properties node_exporter puts on `node_disk_info`.
+/// The udev properties node_exporter exports (`node_disk_info`, `node_disk_filesystem_info`,
+/// `node_disk_device_mapper_info`, `node_disk_ata_*`).
 #[derive(Debug, Default, PartialEq)]
 struct UdevInfo {
     path: String,
     wwn: String,
     model: String,
+    /// `SCSI_IDENT_SERIAL` (the serial printed on the label), else `ID_SERIAL_SHORT`.
     serial: String,
+    serial_short: String,
     revision: String,
+    fs_type: String,
+    fs_usage: String,
+    fs_uuid: String,
+    fs_version: String,
+    dm_name: String,
+    dm_uuid: String,
+    dm_vg_name: String,
+    dm_lv_name: String,
+    dm_lv_layer: String,
+    ata: bool,
+    /// `ID_ATA_WRITE_CACHE`, `ID_ATA_WRITE_CACHE_ENABLED`, `ID_ATA_ROTATION_RATE_RPM`.
+    ata_values: [Option<f64>; 3],
 }
+
+/// (udev property, metric, help) of the ATA gauges.
+const ATA: [(&str, &str, &str); 3] = [
+    (
+        "ID_ATA_WRITE_CACHE",
+        "node_disk_ata_write_cache",
+        "ATA disk has a write cache.",
+    ),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "node_disk_ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "node_disk_ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
+];
 
 impl Collector for DiskstatsCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
@@ -226,6 +260,53 @@ impl Collector for DiskstatsCollector {
                 1.0,
             );
         }
+        let mut f = enc.family(
+            "node_disk_filesystem_info",
+            "Info about disk filesystem.",
+            Kind::Gauge,
+        );
+        for (d, i) in disks.iter().zip(&infos) {
+            if !i.fs_type.is_empty() {
+                f.sample(
+                    &[
+                        ("device", d.name),
+                        ("type", &i.fs_type),
+                        ("usage", &i.fs_usage),
+                        ("uuid", &i.fs_uuid),
+                        ("version", &i.fs_version),
+                    ],
+                    1.0,
+                );
+            }
+        }
+        let mut f = enc.family(
+            "node_disk_device_mapper_info",
+            "Info about disk device mapper.",
+            Kind::Gauge,
+        );
+        for (d, i) in disks.iter().zip(&infos) {
+            if !i.dm_name.is_empty() {
+                f.sample(
+                    &[
+                        ("device", d.name),
+                        ("name", &i.dm_name),
+                        ("uuid", &i.dm_uuid),
+                        ("vg_name", &i.dm_vg_name),
+                        ("lv_name", &i.dm_lv_name),
+                        ("lv_layer", &i.dm_lv_layer),
+                    ],
+                    1.0,
+                );
+            }
+        }
+        for (k, (_, name, help)) in ATA.iter().enumerate() {
+            let mut f = enc.family(name, help, Kind::Gauge);
+            for (d, i) in disks.iter().zip(&infos) {
+                if let (true, Some(Some(v))) = (i.ata, i.ata_values.get(k)) {
+                    f.sample(&[("device", d.name)], *v);
+                }
+            }
+        }
         for (name, help, counter, col, scale) in STATS {
             let kind = if counter { Kind::Counter } else { Kind::Gauge };
             let mut f = enc.family(name, help, kind);
@@ -267,9 +348,10 @@ fn parse_diskstats(text: &str) -> Result<Vec<Disk<'_>>, String> {
     Ok(out)
 }
 
-/// Reads the `E:KEY=value` lines of a udev database file that `node_disk_info` uses.
+/// Reads the `E:KEY=value` lines of a udev database file that node_exporter uses.
 fn parse_udev(text: &str) -> UdevInfo {
     let mut info = UdevInfo::default();
+    let mut scsi_serial = String::new();
     for line in text.lines() {
         let Some(prop) = line.strip_prefix("E:") else {
             continue;
@@ -277,16 +359,41 @@ fn parse_udev(text: &str) -> UdevInfo {
         let Some((k, v)) = prop.split_once('=') else {
             continue;
         };
+        if let Some(k) = ATA.iter().position(|(p, _, _)| *p == k) {
+            if let Some(slot) = info.ata_values.get_mut(k) {
+                *slot = v.parse().ok();
+            }
+            continue;
+        }
         let slot = match k {
             "ID_PATH" => &mut info.path,
             "ID_WWN" => &mut info.wwn,
             "ID_MODEL" => &mut info.model,
-            "ID_SERIAL_SHORT" => &mut info.serial,
+            "ID_SERIAL_SHORT" => &mut info.serial_short,
+            "SCSI_IDENT_SERIAL" => &mut scsi_serial,
             "ID_REVISION" => &mut info.revision,
+            "ID_FS_TYPE" => &mut info.fs_type,
+            "ID_FS_USAGE" => &mut info.fs_usage,
+            "ID_FS_UUID" => &mut info.fs_uuid,
+            "ID_FS_VERSION" => &mut info.fs_version,
+            "DM_NAME" => &mut info.dm_name,
+            "DM_UUID" => &mut info.dm_uuid,
+            "DM_VG_NAME" => &mut info.dm_vg_name,
+            "DM_LV_NAME" => &mut info.dm_lv_name,
+            "DM_LV_LAYER" => &mut info.dm_lv_layer,
+            "ID_ATA" => {
+                info.ata = !v.is_empty();
+                continue;
+            }
             _ => continue,
         };
         *slot = v.to_string();
     }
+    info.serial = if scsi_serial.is_empty() {
+        info.serial_short.clone()
+    } else {
+        scsi_serial
+    };
     info
 }
 
@@ -319,11 +426,18 @@ mod tests {
 
     #[test]
     fn udev() {
-        let i = parse_udev("S:disk/by-id/x\nE:ID_MODEL=Samsung_SSD\nE:ID_SERIAL_SHORT=S123\nE:ID_PATH=pci-0000:00:1f.2-ata-1\nE:BROKEN\nI:123\n");
+        let i = parse_udev("S:disk/by-id/x\nE:ID_MODEL=Samsung_SSD\nE:ID_SERIAL_SHORT=S123\nE:ID_PATH=pci-0000:00:1f.2-ata-1\nE:BROKEN\nI:123\nE:ID_ATA=1\nE:ID_ATA_ROTATION_RATE_RPM=0\nE:ID_ATA_WRITE_CACHE=x\n");
         assert_eq!(i.model, "Samsung_SSD");
         assert_eq!(i.serial, "S123");
+        assert!(i.ata);
+        assert_eq!(i.ata_values, [None, None, Some(0.0)]);
         assert_eq!(i.path, "pci-0000:00:1f.2-ata-1");
         assert_eq!(i.wwn, "");
+        let i = parse_udev("E:SCSI_IDENT_SERIAL=LABEL1\nE:ID_SERIAL_SHORT=S1\nE:DM_NAME=vg-root\nE:ID_FS_TYPE=ext4\n");
+        assert_eq!(i.serial, "LABEL1");
+        assert_eq!(i.dm_name, "vg-root");
+        assert_eq!(i.fs_type, "ext4");
+        assert_eq!(i.path, "");
     }
 
     #[test]
