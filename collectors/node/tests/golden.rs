@@ -32,6 +32,8 @@ const VOLATILE: &[&str] = &[
     "node_time_zone_offset_seconds",
     "node_timex_",
     "node_uname_info",
+    // File mtimes depend on the checkout.
+    "node_textfile_mtime_seconds",
 ];
 
 fn fixtures() -> PathBuf {
@@ -41,9 +43,17 @@ fn fixtures() -> PathBuf {
 /// The defaults plus the optional outputs that the fixtures cover.
 fn config() -> NodeConfig {
     let mut c = NodeConfig::default();
-    for flag in ["collector.cpu.info", "collector.stat.softirq"] {
+    for flag in [
+        "collector.cpu.info",
+        "collector.stat.softirq",
+        "collector.processes",
+        "collector.interrupts",
+    ] {
         c.apply_flag(flag, None).unwrap();
     }
+    let textfile = fixtures().join("textfile");
+    c.apply_flag("collector.textfile.directory", textfile.to_str())
+        .unwrap();
     c
 }
 
