@@ -218,10 +218,24 @@ impl SysDir {
         }
         // SAFETY: `fd` was just opened and is owned by nobody else.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // sysfs hands out a whole attribute (at most a page) in one read, so one read that
+        // does not fill the buffer is the whole file: no second read to see the end.
         buf.clear();
-        buf.reserve(4096);
-        match file.read_to_end(buf) {
-            Ok(_) => {}
+        buf.resize(ATTR_READ, 0);
+        let first = file.read(buf);
+        let result = match first {
+            Ok(n) if n < ATTR_READ => {
+                buf.truncate(n);
+                Ok(())
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                file.read_to_end(buf).map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {}
             Err(e)
                 if is_not_found(&e)
                     || e.raw_os_error() == Some(libc::EINVAL)
@@ -234,6 +248,9 @@ impl SysDir {
         Ok(Some(utf8_or_empty(buf).trim()))
     }
 }
+
+/// The first read of a sysfs attribute (a page: sysfs attributes are at most that).
+const ATTR_READ: usize = 4096;
 
 /// Text of a sysfs attribute: they are ASCII, and a garbled one is better read as empty than
 /// failing the whole collector.

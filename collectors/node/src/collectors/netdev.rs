@@ -5,7 +5,9 @@
 
 use eos_exposition::{Encoder, Kind};
 
-use crate::collector::{parse_f64, read_trimmed, At, Collector, CollectorDef, Ctx};
+use std::ffi::CString;
+
+use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, SysDir};
 use crate::config::Pattern;
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -65,9 +67,19 @@ impl Collector for NetdevCollector {
         let mut devs = parse_net_dev(ctx.read_proc("net/dev")?)?;
         devs.retain(|d| self.wanted(d.name));
         let mut nohandler = Vec::with_capacity(devs.len());
+        let mut buf = Vec::new();
+        let dir = SysDir::open(&class_net)?;
         for d in &devs {
-            let path = class_net.join(d.name).join("statistics/rx_nohandler");
-            nohandler.push(read_trimmed(&path)?.and_then(|v| v.parse::<f64>().ok()));
+            let value = match (
+                &dir,
+                CString::new(format!("{}/statistics/rx_nohandler", d.name)),
+            ) {
+                (Some(dir), Ok(rel)) => dir
+                    .read(&rel, &mut buf)?
+                    .and_then(|v| v.parse::<f64>().ok()),
+                _ => None,
+            };
+            nohandler.push(value);
         }
         let mut name = String::with_capacity(48);
         let mut help = String::with_capacity(64);
