@@ -351,3 +351,169 @@ fn url_encode(s: &str) -> String {
     }
     o
 }
+
+/// The module names of the agent build under test, from the `modules in this build:` line of
+/// `eos-agent --help`.
+pub fn agent_modules() -> Vec<String> {
+    let out = Command::new(agent_bin())
+        .arg("--help")
+        .output()
+        .expect("running eos-agent --help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("modules in this build:"))
+        .expect("eos-agent --help has a `modules in this build:` line");
+    line.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// An agent config with only `module` enabled (its defaults) and every other module off,
+/// keeping state under `dir`.
+pub fn single_module_config(module: &str, dir: &Path) -> String {
+    let mut s = format!("state_dir: {}\nmodules:\n", dir.join("state").display());
+    for m in agent_modules() {
+        s.push_str(&format!("  {m}: {{enabled: {}}}\n", m == module));
+    }
+    s
+}
+
+/// Debian's node_exporter (`prometheus-node-exporter` 1.5), the oracle for the node module.
+pub const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+/// Flags restoring upstream node_exporter 1.5's defaults where Debian's build changed them
+/// (Debian also excludes `/run`, `/mnt`, `/media` mounts and the `lo` device, and reads
+/// textfiles from `/var/lib/prometheus/node-exporter`). eos follows upstream, which is what
+/// Kubernetes DaemonSets run.
+pub const NODE_EXPORTER_UPSTREAM_DEFAULTS: &[&str] = &[
+    "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
+    "--collector.netdev.device-exclude=",
+    "--collector.textfile.directory=",
+];
+
+/// A running node_exporter on a free loopback port, killed on drop.
+pub struct NodeExporter {
+    child: Child,
+    pub addr: String,
+    _dir: TempDir,
+}
+
+impl NodeExporter {
+    /// Starts node_exporter with [`NODE_EXPORTER_UPSTREAM_DEFAULTS`] and then `args` (e.g.
+    /// `--collector.disable-defaults`), and waits until `/metrics` answers.
+    pub fn start(args: &[String]) -> NodeExporter {
+        assert!(
+            Path::new(NODE_EXPORTER).exists(),
+            "{NODE_EXPORTER} is missing: `apt-get install -y prometheus-node-exporter` (.ci/run does)"
+        );
+        let dir = TempDir::new("node-exporter");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("node_exporter.log");
+        let logf = std::fs::File::create(&log).expect("creating the node_exporter log");
+        let child = Command::new(NODE_EXPORTER)
+            .args(NODE_EXPORTER_UPSTREAM_DEFAULTS)
+            .args(args)
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("starting node_exporter");
+        let mut ne = NodeExporter {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            matches!(ne.child.try_wait(), Ok(Some(_)))
+                || matches!(http("GET", &ne.addr, "/metrics", &[], b""), Ok((200, _)))
+        }) && matches!(ne.child.try_wait(), Ok(None));
+        if !up {
+            let _ = ne.child.kill();
+            panic!(
+                "node_exporter did not come up; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        ne
+    }
+
+    /// `/metrics`, asserting a 200.
+    pub fn metrics(&self) -> String {
+        let (status, body) = http("GET", &self.addr, "/metrics", &[], b"").expect("GET /metrics");
+        assert_eq!(status, 200, "node_exporter GET /metrics: {body}");
+        body
+    }
+
+    /// The collectors this node_exporter knows: the value-less `--collector.<name>` flags of
+    /// its `--help`.
+    pub fn known_collectors() -> Vec<String> {
+        let out = Command::new(NODE_EXPORTER)
+            .arg("--help")
+            .output()
+            .expect("running node_exporter --help");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("--collector."))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter(|n| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `promtool check metrics` (Debian's `prometheus` package) says about an exposition.
+pub struct PromtoolReport {
+    /// The exit code: 0 clean, 3 lint problems, anything else a parse failure.
+    pub code: i32,
+    /// Each problem line, `<metric> <what is wrong>`.
+    pub problems: Vec<String>,
+}
+
+/// Runs `promtool check metrics` on `text`.
+pub fn promtool_check_metrics(text: &str) -> PromtoolReport {
+    let bin = Path::new("/usr/bin/promtool");
+    assert!(
+        bin.exists(),
+        "/usr/bin/promtool is missing: `apt-get install -y prometheus` (.ci/run does)"
+    );
+    let mut child = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting promtool");
+    let mut stdin = child.stdin.take().expect("promtool stdin");
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("running promtool");
+    let _ = writer.join();
+    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
+    all.push_str(&String::from_utf8_lossy(&out.stderr));
+    PromtoolReport {
+        code: out.status.code().unwrap_or(-1),
+        problems: all
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    }
+}

@@ -1,0 +1,431 @@
+//! The node module side by side with the real node_exporter (Debian's 1.5) on this machine.
+//!
+//! The agent runs with only the node module, on its defaults. node_exporter runs with
+//! `--collector.disable-defaults` and exactly the collectors the agent enabled (those it knows:
+//! 1.5 predates e.g. `watchdog`). Then, for every `node_*` family both export:
+//!
+//! - the type and the label names must be the same;
+//! - the series (label values) must be the same, so a filesystem, device or CPU is neither
+//!   missing nor extra;
+//! - each value must be within the family's tolerance ([`tolerance`]). node_exporter is scraped
+//!   just before and just after the agent, so a counter or a slowly moving gauge must lie
+//!   between the two readings (plus the tolerance); static values (memory totals, uname,
+//!   filesystem sizes) have none.
+//!
+//! A family node_exporter exports that the agent does not fails the test: with the same
+//! collectors, it belongs to a collector in the node module's default set. The families of
+//! node_exporter's other default collectors (not in our set) are only printed.
+//!
+//! Last, `promtool check metrics` must accept the agent's whole output; the only lint problems
+//! accepted are those promtool also reports for node_exporter's own output (its camelCase
+//! `node_memory_MemTotal_bytes`, `node_netstat_Tcp_InSegs`, and `_bits` units), since keeping
+//! node_exporter's names is the point.
+
+use eos_exposition::parse_text;
+use eos_tests::{promtool_check_metrics, single_module_config, Agent, NodeExporter, TempDir};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A series: sample name and sorted labels.
+type Key = (String, Vec<(String, String)>);
+
+/// One family of an exposition.
+#[derive(Debug, Default)]
+struct Family {
+    kind: String,
+    series: BTreeMap<Key, f64>,
+}
+
+/// Groups an exposition's samples into families (histogram/summary parts under their base).
+fn families(text: &str, who: &str) -> BTreeMap<String, Family> {
+    let parsed = parse_text(text).unwrap_or_else(|e| panic!("parsing {who}'s output: {e}"));
+    let mut out: BTreeMap<String, Family> = BTreeMap::new();
+    for s in parsed.samples {
+        let fam = family_of(&s.name, &parsed.types);
+        let f = out.entry(fam.clone()).or_default();
+        f.kind = parsed
+            .types
+            .get(&fam)
+            .cloned()
+            .unwrap_or_else(|| "untyped".into());
+        let labels = s.labels.into_iter().collect();
+        f.series.insert((s.name, labels), s.value);
+    }
+    out
+}
+
+fn family_of(name: &str, types: &BTreeMap<String, String>) -> String {
+    if types.contains_key(name) {
+        return name.to_string();
+    }
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if types.contains_key(base) {
+                return base.to_string();
+            }
+        }
+    }
+    name.to_string()
+}
+
+/// How close the agent's value must be to node_exporter's two readings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tol {
+    /// Not compared (the value is about the exporter itself, not the host).
+    Skip,
+    /// Within [min - slack, max + slack], slack = abs + rel * |max|.
+    Near { abs: f64, rel: f64 },
+}
+
+/// Per-family tolerance. Exact unless listed; each entry says why the value may move.
+fn tolerance(family: &str) -> Tol {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let near = |abs, rel| Tol::Near { abs, rel };
+    match family {
+        // How long each exporter took: a property of the exporter.
+        "node_scrape_collector_duration_seconds" => Tol::Skip,
+        // node_exporter 1.5 reports failure for absent subsystems (no /sys/class/nvme, ...)
+        // where the agent, like later node_exporters, writes nothing and succeeds; checked
+        // separately in `scrape_success`.
+        "node_scrape_collector_success" => Tol::Skip,
+        // Version, revision and Go version of each exporter.
+        "node_exporter_build_info" => Tol::Skip,
+        // Load averages move with the builds sharing this machine.
+        "node_load1" | "node_load5" | "node_load15" => near(0.5, 0.05),
+        // Runnable/blocked tasks: a snapshot of the scheduler.
+        "node_procs_running" | "node_procs_blocked" => near(8.0, 0.0),
+        // The wall clock, read a few milliseconds apart.
+        "node_time_seconds" => near(1.0, 0.0),
+        // The entropy pool refills and drains continuously on older kernels.
+        "node_entropy_available_bits" => near(256.0, 0.0),
+        // Open file handles change as processes (our own HTTP connections too) come and go.
+        "node_filefd_allocated" => near(512.0, 0.0),
+        // Conntrack and ARP tables change with traffic.
+        "node_nf_conntrack_entries" | "node_arp_entries" => near(32.0, 0.0),
+        // UDP queues: bytes waiting right now.
+        "node_udp_queues" => near(64.0 * 1024.0, 0.0),
+        // Temperatures.
+        f if f.starts_with("node_hwmon_temp") || f == "node_thermal_zone_temp" => near(5.0, 0.0),
+        // Kernel clock discipline: offset, error estimates and frequency are adjusted live.
+        f if f.starts_with("node_timex_") => near(1.0, 0.01),
+        // Socket counts and buffer memory include the test's own HTTP connections.
+        f if f.starts_with("node_sockstat_") && f.ends_with("_mem_bytes") => near(MIB, 0.0),
+        f if f.starts_with("node_sockstat_") => near(64.0, 0.0),
+        // Established TCP connections right now.
+        "node_netstat_Tcp_CurrEstab" => near(16.0, 0.0),
+        // Free/used memory moves with the processes on the machine (builds run alongside);
+        // sizes fixed at boot (MemTotal, SwapTotal, hugepage size, ...) must still be equal.
+        f if f.starts_with("node_memory_") && !memory_is_static(f) => near(256.0 * MIB, 0.05),
+        // Free space and inodes on filesystems that builds write to.
+        "node_filesystem_free_bytes" | "node_filesystem_avail_bytes" => near(1024.0 * MIB, 0.0),
+        "node_filesystem_files_free" => near(100_000.0, 0.0),
+        // Disk I/O in progress right now.
+        "node_disk_io_now" => near(64.0, 0.0),
+        // CPU frequency scales with load.
+        f if f.starts_with("node_cpu_scaling_frequency") || f == "node_cpu_frequency_hertz" => {
+            near(0.0, 0.5)
+        }
+        _ => near(0.0, 1e-12),
+    }
+}
+
+/// `/proc/meminfo` fields that do not change while the machine runs.
+fn memory_is_static(family: &str) -> bool {
+    matches!(
+        family,
+        "node_memory_MemTotal_bytes"
+            | "node_memory_SwapTotal_bytes"
+            | "node_memory_VmallocTotal_bytes"
+            | "node_memory_Hugepagesize_bytes"
+            | "node_memory_HugePages_Total"
+            | "node_memory_CmaTotal_bytes"
+            | "node_memory_DirectMap1G_bytes"
+    )
+}
+
+/// Whether `ours` is within `tol` of node_exporter's readings before and after it.
+fn within(ours: f64, before: f64, after: f64, tol: Tol) -> bool {
+    match tol {
+        Tol::Skip => true,
+        Tol::Near { abs, rel } => {
+            if ours.is_nan() || before.is_nan() || after.is_nan() {
+                return ours.is_nan() && (before.is_nan() || after.is_nan());
+            }
+            let (lo, hi) = (before.min(after), before.max(after));
+            let slack = abs + rel * lo.abs().max(hi.abs());
+            ours >= lo - slack && ours <= hi + slack
+        }
+    }
+}
+
+/// Labels the agent adds to a family on purpose, left out of the label-name comparison.
+fn accepted_extra_labels(family: &str) -> &'static [&'static str] {
+    match family {
+        // node_exporter 1.7 and later add `tags` (build tags) to their build info; eos does
+        // as the newer releases do.
+        "node_exporter_build_info" => &["tags"],
+        _ => &[],
+    }
+}
+
+/// The label-name sets used across a family's series, without `ignore`.
+fn label_names(f: &Family, ignore: &[&str]) -> BTreeSet<Vec<String>> {
+    f.series
+        .keys()
+        .map(|(_, l)| {
+            l.iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| !ignore.contains(&k.as_str()))
+                .collect()
+        })
+        .collect()
+}
+
+fn show(key: &Key) -> String {
+    let labels: Vec<String> = key.1.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{}{{{}}}", key.0, labels.join(","))
+}
+
+/// What [`compare`] found: differences, one line each, and how much was compared.
+#[derive(Debug, Default)]
+struct Findings {
+    problems: Vec<String>,
+    families: usize,
+    values: usize,
+}
+
+/// Differences between our families and node_exporter's two readings.
+fn compare(
+    ours: &BTreeMap<String, Family>,
+    before: &BTreeMap<String, Family>,
+    after: &BTreeMap<String, Family>,
+) -> Findings {
+    let mut found = Findings::default();
+    let problems = &mut found.problems;
+    for (name, theirs) in before.iter().filter(|(n, _)| n.starts_with("node_")) {
+        let Some(mine) = ours.get(name) else {
+            problems.push(format!(
+                "{name}: node_exporter exports it, the agent does not"
+            ));
+            continue;
+        };
+        found.families += 1;
+        if mine.kind != theirs.kind {
+            problems.push(format!(
+                "{name}: type {} here, {} in node_exporter",
+                mine.kind, theirs.kind
+            ));
+        }
+        let extra = accepted_extra_labels(name);
+        let (ln_mine, ln_theirs) = (label_names(mine, extra), label_names(theirs, extra));
+        if ln_mine != ln_theirs {
+            problems.push(format!(
+                "{name}: label names {ln_mine:?} here, {ln_theirs:?} in node_exporter"
+            ));
+        }
+        let tol = tolerance(name);
+        if tol == Tol::Skip {
+            continue;
+        }
+        for (key, &b) in &theirs.series {
+            let Some(&o) = mine.series.get(key) else {
+                problems.push(format!("{}: missing here", show(key)));
+                continue;
+            };
+            let a = after
+                .get(name)
+                .and_then(|f| f.series.get(key))
+                .copied()
+                .unwrap_or(b);
+            found.values += 1;
+            if !within(o, b, a, tol) {
+                problems.push(format!(
+                    "{}: {o} here, node_exporter {b} before and {a} after ({tol:?})",
+                    show(key)
+                ));
+            }
+        }
+        for key in mine
+            .series
+            .keys()
+            .filter(|k| !theirs.series.contains_key(k))
+        {
+            problems.push(format!("{}: extra here", show(key)));
+        }
+    }
+    found
+}
+
+/// `node_scrape_collector_success{collector} = 1` where node_exporter's is 1 too.
+fn scrape_success(
+    ours: &BTreeMap<String, Family>,
+    theirs: &BTreeMap<String, Family>,
+) -> Vec<String> {
+    let success = |f: &BTreeMap<String, Family>| -> BTreeMap<String, f64> {
+        f.get("node_scrape_collector_success")
+            .map(|fam| {
+                fam.series
+                    .iter()
+                    .filter_map(|((_, l), v)| {
+                        l.iter()
+                            .find(|(k, _)| k == "collector")
+                            .map(|(_, c)| (c.clone(), *v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (mine, theirs) = (success(ours), success(theirs));
+    theirs
+        .iter()
+        .filter(|(c, &v)| v == 1.0 && mine.get(*c) != Some(&1.0))
+        .map(|(c, _)| format!("collector {c}: node_exporter succeeds, the agent does not"))
+        .collect()
+}
+
+fn enabled_collectors(ours: &BTreeMap<String, Family>) -> Vec<String> {
+    ours.get("node_scrape_collector_success")
+        .map(|f| {
+            f.series
+                .keys()
+                .filter_map(|(_, l)| l.iter().find(|(k, _)| k == "collector"))
+                .map(|(_, c)| c.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `<metric> <problem>` lines from promtool; the metric is the first word.
+fn lint_metric(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
+#[test]
+fn node_module_matches_node_exporter() {
+    let dir = TempDir::new("node-compat");
+    let cfg = dir.join("agent.yaml");
+    std::fs::write(&cfg, single_module_config("node", dir.path())).expect("writing agent.yaml");
+    let agent = Agent::start(&["--config", cfg.to_str().expect("utf-8 path")]);
+
+    let first = families(&agent.metrics(), "the agent");
+    let ours_default = enabled_collectors(&first);
+    assert!(
+        !ours_default.is_empty(),
+        "the agent exports no node_scrape_collector_success: is the node module running?"
+    );
+    let known = NodeExporter::known_collectors();
+    let (common, only_ours): (Vec<String>, Vec<String>) = ours_default
+        .iter()
+        .cloned()
+        .partition(|c| known.contains(c));
+    println!("node module default collectors: {}", ours_default.join(" "));
+    println!(
+        "not in node_exporter 1.5, so not compared: {}",
+        if only_ours.is_empty() {
+            "(none)".to_string()
+        } else {
+            only_ours.join(" ")
+        }
+    );
+
+    let mut args = vec!["--collector.disable-defaults".to_string()];
+    args.extend(common.iter().map(|c| format!("--collector.{c}")));
+    let same = NodeExporter::start(&args);
+    let stock = NodeExporter::start(&[]);
+
+    // One scrape each first: rate-based state and lazily opened files settle.
+    let _ = (same.metrics(), agent.metrics());
+    let before_text = same.metrics();
+    let ours_text = agent.metrics();
+    let after_text = same.metrics();
+    let before = families(&before_text, "node_exporter");
+    let ours = families(&ours_text, "the agent");
+    let after = families(&after_text, "node_exporter");
+
+    let found = compare(&ours, &before, &after);
+    println!(
+        "compared {} node_* families, {} values",
+        found.families, found.values
+    );
+    let mut problems = found.problems;
+    problems.extend(scrape_success(&ours, &before));
+
+    let stock_text = stock.metrics();
+    let stock_fams = families(&stock_text, "node_exporter (defaults)");
+    let not_ours: Vec<&String> = stock_fams
+        .keys()
+        .filter(|n| n.starts_with("node_") && !ours.contains_key(*n))
+        .collect();
+    println!(
+        "families stock node_exporter exports and the agent does not ({}; from collectors \
+         outside the node module's default set):",
+        not_ours.len()
+    );
+    for n in &not_ours {
+        println!("  {n}");
+    }
+    let mine_only: Vec<&String> = ours
+        .keys()
+        .filter(|n| n.starts_with("node_") && !before.contains_key(*n))
+        .collect();
+    println!(
+        "node_* families only the agent exports ({}): {mine_only:?}",
+        mine_only.len()
+    );
+
+    // promtool: parse errors fail; lint findings only where node_exporter has the same one.
+    let lint = promtool_check_metrics(&ours_text);
+    let theirs_lint: BTreeSet<String> = promtool_check_metrics(&stock_text)
+        .problems
+        .into_iter()
+        .collect();
+    if lint.code != 0 && lint.code != 3 {
+        problems.push(format!(
+            "promtool check metrics failed (exit {}): {:?}",
+            lint.code, lint.problems
+        ));
+    } else {
+        for p in lint.problems.iter().filter(|p| !theirs_lint.contains(*p)) {
+            problems.push(format!(
+                "promtool: {p} (node_exporter does not trigger this for {})",
+                lint_metric(p)
+            ));
+        }
+    }
+
+    assert!(
+        problems.is_empty(),
+        "{} differences from node_exporter:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn helpers() {
+    let text = "# TYPE a counter\na 1\n# TYPE h histogram\n\
+                h_bucket{le=\"1\"} 1\nh_sum 2\nh_count 1\nu{x=\"1\"} 3\n";
+    let types: BTreeMap<String, String> = [("h", "histogram"), ("g", "gauge")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(family_of("h_bucket", &types), "h");
+    assert_eq!(family_of("g", &types), "g");
+    assert_eq!(family_of("g_count", &types), "g");
+    assert_eq!(family_of("x_count", &types), "x_count");
+    let fams = families(text, "fixture");
+    assert_eq!(fams["h"].kind, "histogram");
+    assert_eq!(fams["h"].series.len(), 3);
+    assert_eq!(fams["u"].kind, "untyped");
+
+    let exact = tolerance("node_memory_MemTotal_bytes");
+    assert!(within(5.0, 5.0, 5.0, exact));
+    assert!(!within(5.0 + 1e-6, 5.0, 5.0, exact));
+    let counter = tolerance("node_context_switches_total");
+    assert!(within(15.0, 10.0, 20.0, counter));
+    assert!(!within(21.0, 10.0, 20.0, counter));
+    assert!(!within(9.0, 10.0, 20.0, counter));
+    assert!(within(1.4, 1.0, 1.0, tolerance("node_load1")));
+    assert!(!within(f64::NAN, 1.0, 1.0, counter));
+    assert!(within(f64::NAN, f64::NAN, f64::NAN, counter));
+    assert!(within(123.0, 1.0, 1.0, Tol::Skip));
+}
