@@ -8,20 +8,27 @@
 //! `name` file, else from the `hwmonN` directory name.
 //! No `/sys/class/hwmon` means no data.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use eos_exposition::{Encoder, Kind};
 
-use crate::collector::{list_dir, Collector, CollectorDef, Ctx};
+use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
     name: "hwmon",
     default_enabled: true,
-    build: |_cfg, _paths| Ok(Box::new(HwmonCollector)),
+    build: |_cfg, _paths| Ok(Box::new(HwmonCollector::default())),
 };
 
-struct HwmonCollector;
+/// Chip names by `hwmonN`, with the `/sys/class/hwmon/hwmonN` link target they were derived
+/// from: resolving the device path costs a `readlink` per path component, and the name only
+/// changes when the link does (a device was replaced).
+#[derive(Default)]
+struct HwmonCollector {
+    chips: Mutex<HashMap<String, (PathBuf, String)>>,
+}
 
 /// The sensor types node_exporter reads; other files are ignored.
 const SENSOR_TYPES: [&str; 14] = [
@@ -124,10 +131,29 @@ impl Collector for HwmonCollector {
             if !std::fs::metadata(&dir).map(|m| m.is_dir()).unwrap_or(false) {
                 continue;
             }
-            chip_metrics(&dir, &mut fams)?;
+            let chip = self.chip(&name, &dir)?;
+            chip_metrics(&dir, &chip, &mut fams)?;
         }
         fams.write(enc);
         Ok(())
+    }
+}
+
+impl HwmonCollector {
+    /// The chip label of `class/hwmon/<name>`, from the cache while its link is unchanged.
+    fn chip(&self, name: &str, dir: &Path) -> Result<String, String> {
+        let Ok(link) = std::fs::read_link(dir) else {
+            return chip_name(dir);
+        };
+        let mut cache = self.chips.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_link, chip)) = cache.get(name) {
+            if *cached_link == link {
+                return Ok(chip.clone());
+            }
+        }
+        let chip = chip_name(dir)?;
+        cache.insert(name.to_string(), (link, chip.clone()));
+        Ok(chip)
     }
 }
 
@@ -177,13 +203,18 @@ fn explode(filename: &str) -> Option<(&str, u64, &str)> {
 /// Reads the sensor files of one directory into `data`.
 fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), String> {
     let rd = std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<std::ffi::OsString> =
+        rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     names.sort_unstable();
-    for name in names {
-        let Some((ty, num, prop)) = explode(&name) else {
+    let Some(sys_dir) = SysDir::open(dir)? else {
+        return Ok(());
+    };
+    let mut buf = Vec::with_capacity(128);
+    for os_name in names {
+        let Some(name) = os_name.to_str() else {
+            continue;
+        };
+        let Some((ty, num, prop)) = explode(name) else {
             continue;
         };
         if !SENSOR_TYPES.contains(&ty) {
@@ -191,24 +222,17 @@ fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), String> 
         }
         // Unreadable attributes (write-only, EAGAIN from broken drivers, directories) are
         // skipped, as node_exporter does.
-        let Some(value) = read_small(&dir.join(&name)) else {
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let Ok(Some(value)) = sys_dir.read(&cname, &mut buf) else {
             continue;
         };
         data.entry(format!("{ty}{num}"))
             .or_default()
-            .insert(prop.to_string(), value);
+            .insert(prop.to_string(), value.to_string());
     }
     Ok(())
-}
-
-/// One `read(2)` of at most 128 bytes, like node_exporter (some drivers never signal EOF).
-fn read_small(path: &Path) -> Option<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = [0u8; 128];
-    let n = f.read(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(buf.get(..n)?);
-    Some(text.trim_matches('\n').to_string())
 }
 
 /// The `chip` label: `<parent dir>_<device dir>` of the resolved `device` link, else the
@@ -243,8 +267,7 @@ fn human_name(dir: &Path) -> Option<String> {
 }
 
 /// Adds all metrics of one chip directory.
-fn chip_metrics(dir: &Path, fams: &mut Families) -> Result<(), String> {
-    let chip = chip_name(dir)?;
+fn chip_metrics(dir: &Path, chip: &str, fams: &mut Families) -> Result<(), String> {
     let mut data = SensorData::new();
     collect_sensor_data(dir, &mut data)?;
     if dir.join("device").exists() {
@@ -256,12 +279,12 @@ fn chip_metrics(dir: &Path, fams: &mut Families) -> Result<(), String> {
             || "Annotation metric for human-readable chip names".into(),
             Kind::Gauge,
             &["chip", "chip_name"],
-            vec![chip.clone(), human],
+            vec![chip.to_string(), human],
             1.0,
         );
     }
     for (sensor, props) in &data {
-        sensor_metrics(&chip, sensor, props, fams);
+        sensor_metrics(chip, sensor, props, fams);
     }
     Ok(())
 }
@@ -500,8 +523,18 @@ mod tests {
         .write("class/hwmon/hwmon2/temp1", "1000\n");
         let mut fams = Families::default();
         let class = t.path().join("class/hwmon");
-        chip_metrics(&class.join("hwmon1"), &mut fams).unwrap();
-        chip_metrics(&class.join("hwmon2"), &mut fams).unwrap();
+        let c = HwmonCollector::default();
+        for name in ["hwmon1", "hwmon2"] {
+            let dir = class.join(name);
+            let chip = c.chip(name, &dir).unwrap();
+            chip_metrics(&dir, &chip, &mut fams).unwrap();
+        }
+        // The symlinked chip is cached under its link; asking again gives the same name.
+        assert_eq!(c.chips.lock().unwrap().len(), 1);
+        assert_eq!(
+            c.chip("hwmon1", &class.join("hwmon1")).unwrap(),
+            "platform_coretemp_0"
+        );
         let out = render(fams);
         let want = "\
 # HELP node_hwmon_chip_names Annotation metric for human-readable chip names
