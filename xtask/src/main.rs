@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod manifests;
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ usage: cargo xtask <task> [args]
 tasks:
   ci                 fmt check, clippy -D warnings, build the agent, run every test
   bench <module>     eos vs the tool it replaces (`cargo xtask bench help`)
+  manifests          validate manifests/, dashboards/ and alert rules offline
   help               this text
 ";
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci::run(rest),
         "bench" => bench::run(rest),
+        "manifests" => manifests::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
