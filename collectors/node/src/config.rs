@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub diskstats: DiskstatsConfig,
     pub netclass: NetclassConfig,
     pub netdev: NetdevConfig,
+    /// `arp` device selection, like netdev's (`--collector.arp.device-include/exclude`).
+    pub arp: NetdevConfig,
     pub vmstat: FieldsConfig,
     pub netstat: FieldsConfig,
     pub textfile: TextfileConfig,
@@ -71,6 +73,7 @@ impl Default for NodeConfig {
             diskstats: DiskstatsConfig::default(),
             netclass: NetclassConfig::default(),
             netdev: NetdevConfig::default(),
+            arp: NetdevConfig::default(),
             vmstat: FieldsConfig {
                 fields: Pattern::new_static(VMSTAT_FIELDS),
             },
@@ -437,6 +440,7 @@ node module (node_exporter-compatible flags):
   --collector.diskstats.device-exclude=RE, --collector.diskstats.device-include=RE
   --collector.netclass.ignored-devices=RE, --collector.netclass.ignore-invalid-speed
   --collector.netdev.device-exclude=RE, --collector.netdev.device-include=RE
+  --collector.arp.device-exclude=RE, --collector.arp.device-include=RE
   --collector.vmstat.fields=RE, --collector.netstat.fields=RE
   --collector.textfile.directory=DIR
   --collector.powersupply.ignored-supplies=RE
@@ -503,6 +507,8 @@ impl ModuleConfig for NodeConfig {
             "netdev.device-include" | "netdev.device-whitelist" => {
                 self.netdev.device_include = flag_opt_pattern(name, value)?
             }
+            "arp.device-exclude" => self.arp.device_exclude = flag_opt_pattern(name, value)?,
+            "arp.device-include" => self.arp.device_include = flag_opt_pattern(name, value)?,
             "vmstat.fields" => self.vmstat.fields = flag_pattern(name, value)?,
             "netstat.fields" => self.netstat.fields = flag_pattern(name, value)?,
             "textfile.directory" => self.textfile.directory = flag_value(name, value)?.to_string(),

@@ -1,16 +1,37 @@
 //! `arp`: neighbour-table entries per device, from `/proc/net/arp`.
+//! `--collector.arp.device-include/exclude` select devices.
 
 use eos_exposition::{Encoder, Kind};
 
 use crate::collector::{Collector, CollectorDef, Ctx};
+use crate::config::Pattern;
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
     name: "arp",
     default_enabled: true,
-    build: |_cfg, _paths| Ok(Box::new(ArpCollector)),
+    build: |cfg, _paths| {
+        let c = &cfg.arp;
+        if c.device_include.is_some() && c.device_exclude.is_some() {
+            return Err("device-include and device-exclude are mutually exclusive".to_string());
+        }
+        Ok(Box::new(ArpCollector {
+            include: c.device_include.clone(),
+            exclude: c.device_exclude.clone(),
+        }))
+    },
 };
 
-struct ArpCollector;
+struct ArpCollector {
+    include: Option<Pattern>,
+    exclude: Option<Pattern>,
+}
+
+impl ArpCollector {
+    fn wanted(&self, device: &str) -> bool {
+        self.include.as_ref().is_none_or(|p| p.is_match(device))
+            && !self.exclude.as_ref().is_some_and(|p| p.is_match(device))
+    }
+}
 
 impl Collector for ArpCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
@@ -18,7 +39,7 @@ impl Collector for ArpCollector {
         let text = ctx.read(&path)?;
         let entries = parse_arp(text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut fam = enc.family("node_arp_entries", "ARP entries by device", Kind::Gauge);
-        for (device, n) in &entries {
+        for (device, n) in entries.iter().filter(|(d, _)| self.wanted(d)) {
             fam.sample(&[("device", device)], *n as f64);
         }
         Ok(())
@@ -73,6 +94,29 @@ mod tests {
                 .is_empty()
         );
         assert!(parse_arp("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn device_filters() {
+        let p = |s: &str| Some(Pattern::new(s).unwrap());
+        let c = ArpCollector {
+            include: p("^eth"),
+            exclude: None,
+        };
+        assert!(c.wanted("eth0") && !c.wanted("cali1"));
+        let c = ArpCollector {
+            include: None,
+            exclude: p("^cali"),
+        };
+        assert!(c.wanted("eth0") && !c.wanted("cali1"));
+        let mut cfg = crate::NodeConfig::default();
+        use eos_module::ModuleConfig;
+        cfg.apply_flag("collector.arp.device-include", Some("^eth"))
+            .unwrap();
+        cfg.apply_flag("collector.arp.device-exclude", Some("^lo$"))
+            .unwrap();
+        let paths = eos_module::HostPaths::default();
+        assert!((DEF.build)(&cfg, &paths).is_err());
     }
 
     #[test]
