@@ -194,12 +194,22 @@ fn enabled_collectors(metrics: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Flags restoring upstream node_exporter 1.5's defaults where Debian's build changed them
+/// (Debian also excludes `/run`, `/mnt`, `/media` mounts and the `lo` device, and reads
+/// textfiles from `/var/lib/prometheus/node-exporter`), so both sides see the same devices.
+const UPSTREAM_DEFAULTS: [&str; 3] = [
+    "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
+    "--collector.netdev.device-exclude=",
+    "--collector.textfile.directory=",
+];
+
 /// node_exporter's flags to serve on `port` with exactly `collectors`.
 fn node_exporter_args(port: u16, collectors: &[String]) -> Vec<String> {
     let mut a = vec![
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--collector.disable-defaults".to_string(),
     ];
+    a.extend(UPSTREAM_DEFAULTS.iter().map(|f| f.to_string()));
     a.extend(collectors.iter().map(|c| format!("--collector.{c}")));
     a
 }
@@ -273,12 +283,15 @@ mod tests {
     fn exporter_flags() {
         assert_eq!(
             node_exporter_args(9, &["cpu".into(), "uname".into()]),
-            vec![
-                "--web.listen-address=127.0.0.1:9",
-                "--collector.disable-defaults",
-                "--collector.cpu",
-                "--collector.uname"
+            [
+                vec![
+                    "--web.listen-address=127.0.0.1:9",
+                    "--collector.disable-defaults",
+                ],
+                UPSTREAM_DEFAULTS.to_vec(),
+                vec!["--collector.cpu", "--collector.uname"]
             ]
+            .concat()
         );
     }
 }
