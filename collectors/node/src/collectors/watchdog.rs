@@ -52,9 +52,12 @@ impl Collector for WatchdogCollector {
         for name in list_dir(&root)? {
             dogs.push(read_watchdog(&root.join(&name), name)?);
         }
+        let mut info_written = false;
         for (i, (file, metric)) in NUMERIC.iter().enumerate() {
-            if i == 3 {
+            // Families go out in name order; `info` sorts among the numeric ones.
+            if !info_written && *metric > "node_watchdog_info" {
                 write_info(enc, &dogs);
+                info_written = true;
             }
             let help = format!("Value of /sys/class/watchdog/<watchdog>/{file}");
             let mut fam = enc.family(metric, &help, Kind::Gauge);
@@ -68,7 +71,7 @@ impl Collector for WatchdogCollector {
     }
 }
 
-/// `node_watchdog_info` sorts between `fw_version` and `nowayout`.
+/// Writes `node_watchdog_info`: the text attributes as labels.
 fn write_info(enc: &mut Encoder<'_>, dogs: &[Watchdog]) {
     let mut fam = enc.family(
         "node_watchdog_info",
