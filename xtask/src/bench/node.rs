@@ -10,6 +10,7 @@
 //! 2-core machine are noisy.
 
 use super::{Measure, Options, Side, Target, TempDir};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Debian's node_exporter (package `prometheus-node-exporter`).
@@ -93,7 +94,44 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     );
     let result = super::compare(&ours, &theirs, &opts)?;
     result.print("bench node", &TARGETS);
+
+    // Where the time goes: each side's own node_scrape_collector_duration_seconds, averaged.
+    const SAMPLES: usize = 20;
+    let mut sums: BTreeMap<String, [f64; 2]> = BTreeMap::new();
+    for _ in 0..SAMPLES {
+        for (i, side) in [&ours, &theirs].into_iter().enumerate() {
+            for (c, v) in collector_durations(&side.fetch("/metrics")?)? {
+                sums.entry(c).or_default()[i] += v / SAMPLES as f64;
+            }
+        }
+    }
+    let mut rows: Vec<(String, [f64; 2])> = sums.into_iter().collect();
+    rows.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]));
+    println!(
+        "\nper collector (node_scrape_collector_duration_seconds, mean of {SAMPLES} scrapes):"
+    );
+    println!("{:<18} {:>12} {:>14}", "", "eos-agent", "node_exporter");
+    for (c, [o, t]) in rows {
+        println!("{c:<18} {:>9.3} ms {:>11.3} ms", o * 1e3, t * 1e3);
+    }
     Ok(())
+}
+
+/// `(collector, seconds)` from the `node_scrape_collector_duration_seconds` series.
+fn collector_durations(metrics: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("node_scrape_collector_duration_seconds{") else {
+            continue;
+        };
+        let parsed = rest.split_once("collector=\"").and_then(|(_, v)| {
+            let (name, tail) = v.split_once('"')?;
+            let value = tail.rsplit_once('}')?.1.split_whitespace().next()?;
+            Some((name.to_string(), value.parse::<f64>().ok()?))
+        });
+        out.push(parsed.ok_or_else(|| format!("unreadable duration line {line:?}"))?);
+    }
+    Ok(out)
 }
 
 /// The module names of this agent build, from the `modules in this build:` line of `--help`.
@@ -277,6 +315,22 @@ mod tests {
             vec!["arp".to_string(), "thermal_zone".to_string()]
         );
         assert!(parse_exporter_collectors("").is_empty());
+    }
+
+    #[test]
+    fn durations_from_metrics() {
+        let m = "node_scrape_collector_duration_seconds{collector=\"cpu\"} 0.25\n\
+                 node_scrape_collector_success{collector=\"cpu\"} 1\n\
+                 node_scrape_collector_duration_seconds{collector=\"os\"} 1e-05\n";
+        assert_eq!(
+            collector_durations(m),
+            Ok(vec![("cpu".into(), 0.25), ("os".into(), 1e-5)])
+        );
+        assert_eq!(collector_durations("node_load1 1\n"), Ok(vec![]));
+        let bad = "node_scrape_collector_duration_seconds{collector=\"cpu\"} x\n";
+        assert!(collector_durations(bad).is_err());
+        let cut = "node_scrape_collector_duration_seconds{collector=\"cpu";
+        assert!(collector_durations(cut).is_err());
     }
 
     #[test]
