@@ -1,10 +1,17 @@
 //! `netclass`: interface properties from `/sys/class/net/<iface>/` (`node_network_info`,
 //! `node_network_up`, MTU, speed, carrier, ...). `--collector.netclass.ignored-devices`
 //! drops interfaces; `--collector.netclass.ignore-invalid-speed` drops negative speeds.
+//!
+//! Reading sysfs costs a few system calls per attribute, and a Kubernetes node has an
+//! interface per pod, so the attributes the kernel fixes when an interface is created
+//! (`addr_assign_type`, `dev_id`, `iflink`, `name_assign_type`, `type`) are read once per
+//! interface and kept while its `ifindex` stays the same.
 
 use eos_exposition::{Encoder, Kind};
 
+use std::collections::HashMap;
 use std::ffi::CStr;
+use std::sync::Mutex;
 
 use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
 use crate::config::Pattern;
@@ -16,34 +23,48 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
         Ok(Box::new(NetclassCollector {
             ignored: config.netclass.ignored_devices.clone(),
             ignore_invalid_speed: config.netclass.ignore_invalid_speed,
+            fixed: Mutex::new(HashMap::new()),
         }))
     },
 };
 
-/// (sysfs attribute, metric suffix, counter?), in node_exporter's output set.
-const PROPS: [(&CStr, &str, bool); 16] = [
-    (c"addr_assign_type", "address_assign_type", false),
-    (c"carrier", "carrier", false),
-    (c"carrier_changes", "carrier_changes_total", true),
-    (c"carrier_up_count", "carrier_up_changes_total", true),
-    (c"carrier_down_count", "carrier_down_changes_total", true),
-    (c"dev_id", "device_id", false),
-    (c"dormant", "dormant", false),
-    (c"flags", "flags", false),
-    (c"ifindex", "iface_id", false),
-    (c"iflink", "iface_link", false),
-    (c"link_mode", "iface_link_mode", false),
-    (c"mtu", "mtu_bytes", false),
-    (c"name_assign_type", "name_assign_type", false),
-    (c"netdev_group", "net_dev_group", false),
-    (c"type", "protocol_type", false),
-    (c"tx_queue_len", "transmit_queue_length", false),
+/// (sysfs attribute, metric suffix, counter?, fixed for the interface's life?), in
+/// node_exporter's output set.
+const PROPS: [(&CStr, &str, bool, bool); 16] = [
+    (c"addr_assign_type", "address_assign_type", false, true),
+    (c"carrier", "carrier", false, false),
+    (c"carrier_changes", "carrier_changes_total", true, false),
+    (c"carrier_up_count", "carrier_up_changes_total", true, false),
+    (
+        c"carrier_down_count",
+        "carrier_down_changes_total",
+        true,
+        false,
+    ),
+    (c"dev_id", "device_id", false, true),
+    (c"dormant", "dormant", false, false),
+    (c"flags", "flags", false, false),
+    (c"ifindex", "iface_id", false, false),
+    (c"iflink", "iface_link", false, true),
+    (c"link_mode", "iface_link_mode", false, false),
+    (c"mtu", "mtu_bytes", false, false),
+    (c"name_assign_type", "name_assign_type", false, true),
+    (c"netdev_group", "net_dev_group", false, false),
+    (c"type", "protocol_type", false, true),
+    (c"tx_queue_len", "transmit_queue_length", false, false),
 ];
 const SPEED: usize = PROPS.len();
+const IFINDEX: usize = 8;
+
+/// Values of [`PROPS`], then the speed in bytes/s; `None` when absent or unreadable.
+type Values = [Option<f64>; PROPS.len() + 1];
 
 struct NetclassCollector {
     ignored: Pattern,
     ignore_invalid_speed: bool,
+    /// Per interface name: its ifindex and the values read for it (of which the fixed ones
+    /// are reused).
+    fixed: Mutex<HashMap<String, (f64, Values)>>,
 }
 
 /// What one interface directory says.
@@ -54,8 +75,7 @@ struct Iface {
     duplex: String,
     ifalias: String,
     operstate: String,
-    /// Values of [`PROPS`], then the speed in bytes/s; `None` when absent or unreadable.
-    values: [Option<f64>; PROPS.len() + 1],
+    values: Values,
 }
 
 impl Collector for NetclassCollector {
@@ -63,6 +83,10 @@ impl Collector for NetclassCollector {
         let base = ctx.sys_path("class/net");
         let mut ifaces = Vec::new();
         let mut buf = Vec::with_capacity(4096);
+        let mut fixed = self
+            .fixed
+            .lock()
+            .map_err(|_| "netclass state poisoned".to_string())?;
         for name in list_dir(&base)? {
             if self.ignored.is_match(&name) {
                 continue;
@@ -83,8 +107,22 @@ impl Collector for NetclassCollector {
                 values: [None; PROPS.len() + 1],
                 name,
             };
-            for (slot, (attr, _, _)) in iface.values.iter_mut().zip(PROPS) {
-                *slot = dir.read(attr, &mut buf)?.and_then(parse_sysfs_number);
+            let ifindex = dir.read(c"ifindex", &mut buf)?.and_then(parse_sysfs_number);
+            let known = match (ifindex, fixed.get(&iface.name)) {
+                (Some(now), Some((then, values))) if now == *then => Some(values),
+                _ => None,
+            };
+            for (i, (slot, (attr, _, _, is_fixed))) in
+                iface.values.iter_mut().zip(PROPS).enumerate()
+            {
+                *slot = match known {
+                    _ if i == IFINDEX => ifindex,
+                    Some(values) if is_fixed => values.get(i).copied().flatten(),
+                    _ => dir.read(attr, &mut buf)?.and_then(parse_sysfs_number),
+                };
+            }
+            if let Some(ifindex) = ifindex {
+                fixed.insert(iface.name.clone(), (ifindex, iface.values));
             }
             if let Some(speed) = dir.read(c"speed", &mut buf)?.and_then(parse_sysfs_number) {
                 if speed >= 0.0 || !self.ignore_invalid_speed {
@@ -93,6 +131,8 @@ impl Collector for NetclassCollector {
             }
             ifaces.push(iface);
         }
+        fixed.retain(|name, _| ifaces.iter().any(|i| &i.name == name));
+        drop(fixed);
 
         let mut f = enc.family(
             "node_network_info",
@@ -125,7 +165,7 @@ impl Collector for NetclassCollector {
         let mut help = String::with_capacity(64);
         let props = PROPS
             .iter()
-            .map(|(_, m, c)| (*m, *c))
+            .map(|(_, m, c, _)| (*m, *c))
             .chain([("speed_bytes", false)]);
         for (col, (metric, counter)) in props.enumerate() {
             name.clear();
@@ -157,6 +197,62 @@ fn parse_sysfs_number(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_attributes_are_reread_when_the_interface_is_recreated() {
+        let tree = crate::collector::TempTree::new("netclass-fixed");
+        let w = |rel: &str, v: &str| tree.write(&format!("class/net/{rel}"), v);
+        for (attr, v) in [
+            ("ifindex", "3"),
+            ("type", "1"),
+            ("mtu", "1500"),
+            ("operstate", "up"),
+        ] {
+            w(&format!("eth0/{attr}"), v);
+        }
+        w("gone0/ifindex", "9");
+        let paths = eos_module::HostPaths {
+            sysfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let c = NetclassCollector {
+            ignored: Pattern::new("^$").unwrap(),
+            ignore_invalid_speed: false,
+            fixed: Mutex::new(HashMap::new()),
+        };
+        let scrape = || {
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(scrape().contains("node_network_protocol_type{device=\"eth0\"} 1\n"));
+        assert!(c.fixed.lock().unwrap().contains_key("gone0"));
+        std::fs::remove_dir_all(tree.path().join("class/net/gone0")).unwrap();
+        // Same interface: the fixed attribute is not read again; the others are.
+        w("eth0/type", "772");
+        w("eth0/mtu", "9000");
+        let out = scrape();
+        assert!(
+            out.contains("node_network_protocol_type{device=\"eth0\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("node_network_mtu_bytes{device=\"eth0\"} 9000\n"),
+            "{out}"
+        );
+        assert!(!c.fixed.lock().unwrap().contains_key("gone0"));
+        // Recreated (new ifindex): read again.
+        w("eth0/ifindex", "4");
+        let out = scrape();
+        assert!(
+            out.contains("node_network_protocol_type{device=\"eth0\"} 772\n"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn numbers() {
