@@ -23,6 +23,9 @@
 //! result.print("bench mine", &[Target::new(Measure::CpuPerRun, 0.3)]);
 //! ```
 //!
+//! To add one: `mod <module>;` below, an arm in [`run`] and a line in `HELP`. Module-specific
+//! flags come back in [`Options::rest`].
+//!
 //! CPU per run is the process's whole CPU time from the first measured run to the last,
 //! divided by the number of runs: work a server does after answering (garbage collection,
 //! background threads) counts against it, as it does on a real node.
