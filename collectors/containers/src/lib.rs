@@ -1,1 +1,238 @@
-//! (being written)
+//! The containers module: the kubelet's `/metrics/cadvisor` families read straight from the
+//! node's cgroups, without cAdvisor.
+//!
+//! At start the module finds the cgroup hierarchies ([`layout`]: v2, v1 or hybrid), then in
+//! every round walks the kubelet's `kubepods` tree ([`discover`]: both cgroup drivers, QoS
+//! classes, containerd/cri-o/docker scopes), reads each cgroup's files ([`stats`]), names the
+//! rows from the kubelet's pod list ([`eos_kube`]) and writes the kubelet's families
+//! ([`export`]).
+//!
+//! Rounds run on a housekeeping interval (10 s by default, as the kubelet's cAdvisor does),
+//! and scrapes serve the last round with its timestamp, so a scrape costs only the encoding.
+//! `housekeeping_interval: 0` reads at scrape time instead. See `cargo xtask bench containers`
+//! for the numbers behind this choice.
+
+mod collector;
+mod config;
+mod discover;
+mod export;
+mod layout;
+mod machine;
+mod parse;
+mod stats;
+
+#[cfg(test)]
+mod golden;
+
+pub use config::ContainersConfig;
+
+use collector::{Collector, Settings, Snapshot};
+use eos_exposition::{Encoder, Kind};
+use eos_kube::PodMetadata;
+use eos_module::http::{Request, Response};
+use eos_module::{BoxFuture, Module, ModuleContext, ModuleDef, Scrape};
+use machine::Machine;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// The `containers` module definition, registered by the agent.
+pub struct ContainersModule;
+
+impl ModuleDef for ContainersModule {
+    const NAME: &'static str = "containers";
+    type Config = ContainersConfig;
+
+    fn start(config: &ContainersConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, String> {
+        let layout = match &config.cgroup_root {
+            Some(root) => layout::from_root(root)?,
+            None => {
+                let own = ctx.host.procfs.join("self/mountinfo");
+                let text = std::fs::read_to_string(&own)
+                    .or_else(|_| std::fs::read_to_string("/proc/self/mountinfo"))
+                    .map_err(|e| format!("reading {}: {e}", own.display()))?;
+                layout::from_mountinfo(&text, &ctx.host.sysfs.join("fs/cgroup"))?
+            }
+        };
+        let meta = config
+            .kubelet
+            .enabled
+            .then(|| PodMetadata::start(config.kubelet.clone()));
+        let collector = Arc::new(Collector::new(
+            Settings {
+                layout,
+                procfs: ctx.host.procfs.clone(),
+                sysfs: ctx.host.sysfs.clone(),
+                kubelet_root: config.kubelet_cgroup_root.clone(),
+                spec_every: config.spec_every,
+                pod_labels: config.pod_labels.clone(),
+                workload_labels: config.workload_labels,
+            },
+            meta.clone(),
+        ));
+        let latest = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let interval = config.housekeeping_interval.get();
+        let task = (!interval.is_zero()).then(|| {
+            let (collector, latest) = (collector.clone(), latest.clone());
+            tokio::spawn(async move {
+                loop {
+                    let c = collector.clone();
+                    if let Ok(snap) = tokio::task::spawn_blocking(move || c.collect()).await {
+                        if let Ok(mut l) = latest.lock() {
+                            *l = Arc::new(snap);
+                        }
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            })
+        });
+        Ok(Box::new(Containers {
+            collector,
+            meta,
+            machine: Machine::read(&ctx.host),
+            latest,
+            task: Mutex::new(task),
+        }))
+    }
+}
+
+/// The running module.
+struct Containers {
+    collector: Arc<Collector>,
+    meta: Option<PodMetadata>,
+    machine: Machine,
+    /// The last housekeeping round (unused when reading at scrape time).
+    latest: Arc<Mutex<Arc<Snapshot>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Containers {
+    fn housekeeping(&self) -> bool {
+        self.task.lock().map(|t| t.is_some()).unwrap_or(false)
+    }
+
+    fn last(&self) -> Arc<Snapshot> {
+        match self.latest.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl Module for Containers {
+    fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
+        let timestamps = self.housekeeping();
+        let snap = if timestamps {
+            self.last()
+        } else {
+            let s = Arc::new(self.collector.collect());
+            if let Ok(mut l) = self.latest.lock() {
+                *l = s.clone();
+            }
+            s
+        };
+        export::write(enc, &snap, self.collector.extra_names(), timestamps);
+        self.machine.write(enc);
+        write_self_metrics(enc, &snap, self.meta.as_ref());
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let snap = self.last();
+        let mut v = vec![
+            ("cgroups".into(), self.collector.layout().describe()),
+            ("rows".into(), snap.rows.len().to_string()),
+            (
+                "last round".into(),
+                format!("{:.1} ms, {} files", snap.duration * 1e3, snap.files),
+            ),
+            (
+                "cgroups with read errors".into(),
+                snap.errors.len().to_string(),
+            ),
+        ];
+        if let Some(m) = &self.meta {
+            let s = m.stats();
+            v.push((
+                "kubelet".into(),
+                match s.last_error {
+                    Some(e) => format!("{} pods, failing: {e}", m.snapshot().len()),
+                    None => format!("{} pods, {} refreshes", m.snapshot().len(), s.successes),
+                },
+            ));
+        }
+        v
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<Response> {
+        let snap = self.last();
+        let resp = match req.path.as_str() {
+            "" | "/" => {
+                let mut s = String::new();
+                for (k, v) in self.status() {
+                    s.push_str(&format!("{k}: {v}\n"));
+                }
+                s.push_str("\nerrors of the last round:\n");
+                for (cg, errs) in &snap.errors {
+                    for e in errs {
+                        s.push_str(&format!("{cg}: {e}\n"));
+                    }
+                }
+                Response::text(200, s)
+            }
+            _ => Response::not_found(),
+        };
+        Box::pin(async move { resp })
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        if let Ok(mut t) = self.task.lock() {
+            if let Some(t) = t.take() {
+                t.abort();
+            }
+        }
+        if let Some(m) = &self.meta {
+            m.shutdown();
+        }
+        Box::pin(async {})
+    }
+}
+
+fn write_self_metrics(enc: &mut Encoder<'_>, snap: &Snapshot, meta: Option<&PodMetadata>) {
+    enc.single(
+        "eos_agent_containers_cgroups",
+        "Cgroups (containers, sandboxes, pods, QoS classes) in the last collection.",
+        Kind::Gauge,
+        &[],
+        snap.rows.len() as f64,
+    );
+    enc.single(
+        "eos_agent_containers_read_errors",
+        "Cgroups with unreadable or malformed files in the last collection (see /debug/containers/).",
+        Kind::Gauge,
+        &[],
+        snap.errors.len() as f64,
+    );
+    enc.single(
+        "eos_agent_containers_collection_duration_seconds",
+        "How long the last collection of all cgroups took.",
+        Kind::Gauge,
+        &[],
+        snap.duration,
+    );
+    if let Some(m) = meta {
+        let s = m.stats();
+        let mut fam = enc.family(
+            "eos_agent_containers_kubelet_refreshes_total",
+            "Pod list requests to the kubelet, by result.",
+            Kind::Counter,
+        );
+        fam.sample(&[("result", "success")], s.successes as f64);
+        fam.sample(&[("result", "failure")], s.failures as f64);
+        enc.single(
+            "eos_agent_containers_kubelet_pods",
+            "Pods known from the kubelet, including recently deleted ones.",
+            Kind::Gauge,
+            &[],
+            m.snapshot().len() as f64,
+        );
+    }
+}

@@ -121,12 +121,7 @@ impl PodMetadata {
         };
         match result {
             Ok(pods) => {
-                let old = self.snapshot();
-                let next = Arc::new(old.next(pods, Instant::now(), cfg.grace_period.get()));
-                match self.inner.cache.write() {
-                    Ok(mut c) => *c = next,
-                    Err(poisoned) => *poisoned.into_inner() = next,
-                }
+                self.set_pods(pods);
                 stats.successes += 1;
                 stats.last_error = None;
                 stats.last_success = Some(SystemTime::now());
@@ -137,6 +132,17 @@ impl PodMetadata {
                 stats.last_error = Some(e.clone());
                 Err(e)
             }
+        }
+    }
+
+    /// Installs a pod list obtained elsewhere (a test, a recorded file) as if the kubelet had
+    /// returned it.
+    pub fn set_pods(&self, pods: Vec<Pod>) {
+        let grace = self.inner.config.grace_period.get();
+        let next = Arc::new(self.snapshot().next(pods, Instant::now(), grace));
+        match self.inner.cache.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
     }
 

@@ -1,0 +1,281 @@
+//! Fixture trees (`testdata/*.ttar`: pure v2 with the systemd driver, v1 with cgroupfs)
+//! collected end to end and compared with golden output. `EOS_UPDATE_GOLDEN=1` rewrites the
+//! golden files; review the diff.
+
+use crate::collector::{Collector, Settings};
+use crate::{export, layout, machine::Machine};
+use eos_exposition::{Encoder, Format};
+use eos_kube::{parse_pod_list, KubeletConfig, PodMetadata};
+use eos_module::HostPaths;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const PODS: &[u8] = include_bytes!("../../kube/testdata/pods.json");
+
+/// A fixture tree expanded into a temp directory, removed on drop.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn expand(ttar: &str) -> Tree {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "eos-containers-fixture-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let tree = Tree(dir);
+        let mut current: Option<(PathBuf, String)> = None;
+        let flush = |cur: &mut Option<(PathBuf, String)>| {
+            if let Some((p, text)) = cur.take() {
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+        };
+        for line in ttar.lines() {
+            if let Some(path) = line.strip_prefix("--- ") {
+                flush(&mut current);
+                current = Some((tree.0.join(path), String::new()));
+            } else if let Some((_, text)) = current.as_mut() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        flush(&mut current);
+        tree
+    }
+
+    fn host(&self) -> HostPaths {
+        HostPaths {
+            procfs: self.0.join("proc"),
+            sysfs: self.0.join("sys"),
+            rootfs: self.0.join("rootfs"),
+            ..HostPaths::default()
+        }
+    }
+
+    fn collector(
+        &self,
+        meta: Option<PodMetadata>,
+        pod_labels: &[&str],
+        workload: bool,
+    ) -> Collector {
+        let host = self.host();
+        Collector::new(
+            Settings {
+                layout: layout::from_root(&host.sysfs.join("fs/cgroup")).unwrap(),
+                procfs: host.procfs,
+                sysfs: host.sysfs,
+                kubelet_root: "/".into(),
+                spec_every: 6,
+                pod_labels: pod_labels.iter().map(|s| s.to_string()).collect(),
+                workload_labels: workload,
+            },
+            meta,
+        )
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn recorded_pods() -> PodMetadata {
+    let meta = PodMetadata::idle(KubeletConfig {
+        enabled: false,
+        ..KubeletConfig::default()
+    });
+    meta.set_pods(parse_pod_list(PODS).unwrap());
+    meta
+}
+
+/// The exposition without the families whose values depend on the clock.
+fn render(tree: &Tree, c: &Collector) -> (String, crate::collector::Snapshot) {
+    let snap = c.collect();
+    let mut buf = Vec::new();
+    let mut enc = Encoder::new(&mut buf, Format::Text);
+    export::write(&mut enc, &snap, c.extra_names(), false);
+    Machine::read(&tree.host()).write(&mut enc);
+    let text = String::from_utf8(buf).unwrap();
+    let stable = text
+        .lines()
+        .filter(|l| {
+            !l.contains("container_last_seen") && !l.contains("container_start_time_seconds")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (stable, snap)
+}
+
+fn check_golden(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name);
+    if std::env::var_os("EOS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if want != got {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "{name} differs ({} vs {} lines); first differences:\n{}",
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn v2_systemd_golden() {
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let c = tree.collector(Some(recorded_pods()), &[], false);
+    let (text, snap) = render(&tree, &c);
+    eos_exposition::parse_text(&text).unwrap();
+    check_golden("v2-systemd.golden", &text);
+
+    // the truncated memory.stat and io.stat of one container: errors name the files, and
+    // that container's other values are still there
+    let report = "/kubepods.slice/kubepods-pod33333333_aaaa_4bbb_8ccc_dddddddddddd.slice/cri-containerd-7777777777777777777777777777777777777777777777777777777777777777.scope";
+    let errs = &snap
+        .errors
+        .iter()
+        .find(|(p, _)| p == report)
+        .expect("errors recorded")
+        .1;
+    assert!(
+        errs.iter().any(|e| e.contains("memory.stat: line 2")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("io.stat: line 1")),
+        "{errs:?}"
+    );
+    assert_eq!(snap.errors.len(), 1, "{:?}", snap.errors);
+    let row = snap.rows.iter().find(|r| r.labels.id == report).unwrap();
+    assert_eq!(row.labels.container, "report");
+    assert_eq!(row.stats.cpu_usage_ns, Some(299_000_000_000));
+    assert!(row.stats.mem_working_set.is_some());
+
+    // rows: kubepods, 2 QoS, 3 pods, 5 containers (3 in web, 1 report, 1 cri-o); conmon and
+    // system.slice are not rows
+    assert_eq!(snap.rows.len(), 11);
+    let sandbox: Vec<_> = snap.rows.iter().filter(|r| r.sandbox).collect();
+    assert_eq!(sandbox.len(), 1);
+    assert_eq!(
+        sandbox[0].labels.container, "",
+        "containerd sandboxes have no container name"
+    );
+    assert_eq!(sandbox[0].labels.pod, "web-7d9f8b6c5-abcde");
+    for r in &snap.rows {
+        assert!(r.start_time > 0.0, "{}", r.labels.id);
+    }
+}
+
+#[test]
+fn v1_cgroupfs_golden() {
+    let tree = Tree::expand(include_str!("../testdata/v1-cgroupfs.ttar"));
+    let c = tree.collector(Some(recorded_pods()), &[], false);
+    let (text, snap) = render(&tree, &c);
+    eos_exposition::parse_text(&text).unwrap();
+    check_golden("v1-cgroupfs.golden", &text);
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    assert_eq!(snap.rows.len(), 7);
+}
+
+#[test]
+fn without_the_kubelet_rows_keep_their_ids() {
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let c = tree.collector(None, &[], false);
+    let (text, snap) = render(&tree, &c);
+    assert_eq!(snap.rows.len(), 11);
+    let id = "3".repeat(64);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("container_memory_working_set_bytes{") && l.contains(&id))
+        .unwrap();
+    assert!(line.contains(&format!("name=\"{id}\"")), "{line}");
+    assert!(line.contains("pod=\"\""), "{line}");
+    // the sandbox is still found by its pause process, and carries the network counters
+    assert!(text.contains("container_network_receive_bytes_total{container=\"\",id=\"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8a2e4c1b_5d6f_4a7b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-9999999999999999999999999999999999999999999999999999999999999999.scope\""), "{text}");
+}
+
+#[test]
+fn pod_labels_and_workload() {
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let c = tree.collector(Some(recorded_pods()), &["app", "tier"], true);
+    let (text, _) = render(&tree, &c);
+    let p = eos_exposition::parse_text(&text).unwrap();
+    let nginx = p
+        .samples
+        .iter()
+        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["container"] == "nginx")
+        .unwrap();
+    assert_eq!(nginx.labels["label_app"], "web");
+    assert_eq!(nginx.labels["label_tier"], "frontend");
+    assert_eq!(nginx.labels["workload"], "web");
+    assert_eq!(nginx.labels["workload_kind"], "Deployment");
+    let job = p
+        .samples
+        .iter()
+        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["container"] == "report")
+        .unwrap();
+    assert_eq!(
+        (
+            job.labels["workload_kind"].as_str(),
+            job.labels["workload"].as_str()
+        ),
+        ("Job", "report-28391440")
+    );
+    // every sample of a family has the same label names
+    let qos = p
+        .samples
+        .iter()
+        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["id"] == "/kubepods.slice")
+        .unwrap();
+    assert_eq!(
+        qos.labels.keys().collect::<Vec<_>>(),
+        nginx.labels.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn odd_files_never_panic() {
+    // every file of the v2 tree cut at every few bytes: collecting must not panic
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let c = tree.collector(Some(recorded_pods()), &[], false);
+    let container = tree.0.join("sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8a2e4c1b_5d6f_4a7b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-3333333333333333333333333333333333333333333333333333333333333333.scope");
+    for entry in std::fs::read_dir(&container).unwrap() {
+        let path = entry.unwrap().path();
+        let full = std::fs::read(&path).unwrap();
+        for cut in (0..full.len())
+            .step_by(7)
+            .chain([full.len().saturating_sub(1)])
+        {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let snap = c.collect();
+            assert_eq!(snap.rows.len(), 11);
+        }
+        std::fs::write(&path, b"\xff\xfe garbage \x00\n").unwrap();
+        let snap = c.collect();
+        assert!(
+            !snap.errors.is_empty() || path.ends_with("cgroup.procs"),
+            "{}",
+            path.display()
+        );
+        std::fs::write(&path, &full).unwrap();
+    }
+    let errs = c.collect().errors;
+    assert!(
+        errs.iter().all(|(p, _)| !p.contains(&"3".repeat(64))),
+        "{errs:?}"
+    );
+}
