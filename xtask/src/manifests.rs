@@ -1001,9 +1001,9 @@ fn check_k8s_sd(job: &str, sd: &Value) -> Vec<String> {
 /// Placeholders the fleet overlay's init container fills in, replaced with sample values so
 /// promtool can check the template.
 const PROMETHEUS_TEMPLATE_VALUES: &[(&str, &str)] = &[
-    ("$(SHARD)", "0"),
+    ("__SHARD__", "0"),
     (
-        "$(REMOTE_WRITE_URL)",
+        "__REMOTE_WRITE_URL__",
         "https://remote-write.invalid/api/v1/push",
     ),
 ];
@@ -1704,6 +1704,7 @@ fn check_rendered(docs: &[Value]) -> Vec<String> {
             );
         }
     }
+    errors.extend(check_shard_count(docs));
     for s in docs
         .iter()
         .filter(|d| get_str(d, &["kind"]) == Some("Service"))
@@ -1738,6 +1739,54 @@ fn check_rendered(docs: &[Value]) -> Vec<String> {
                 if !found {
                     errors.push(format!(
                         "Service {name}: targetPort {tp} is no container port name"
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// A sharded Prometheus (`hashmod` relabelling) must have as many replicas as its modulus, or
+/// some targets are scraped by no replica.
+fn check_shard_count(docs: &[Value]) -> Vec<String> {
+    let replicas = docs
+        .iter()
+        .find(|d| {
+            get_str(d, &["kind"]) == Some("StatefulSet")
+                && get_str(d, &["metadata", "name"]) == Some("prometheus")
+        })
+        .map(|d| {
+            get(d, &["spec", "replicas"])
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+        });
+    let mut errors = Vec::new();
+    for cm in docs
+        .iter()
+        .filter(|d| get_str(d, &["kind"]) == Some("ConfigMap"))
+    {
+        let Some(text) = get_str(cm, &["data", "prometheus.yml"]) else {
+            continue;
+        };
+        let name = get_str(cm, &["metadata", "name"]).unwrap_or("");
+        let cfg: Value = match serde_yaml_ng::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("ConfigMap {name} prometheus.yml: {e}"));
+                continue;
+            }
+        };
+        for job in seq(cfg.get("scrape_configs")) {
+            let jname = get_str(job, &["job_name"]).unwrap_or("?");
+            for r in seq(job.get("relabel_configs")) {
+                if get_str(r, &["action"]) != Some("hashmod") {
+                    continue;
+                }
+                let modulus = get(r, &["modulus"]).and_then(Value::as_u64);
+                if modulus != replicas {
+                    errors.push(format!(
+                        "ConfigMap {name} job {jname}: hashmod modulus {modulus:?} but StatefulSet prometheus has {replicas:?} replicas"
                     ));
                 }
             }
@@ -1995,6 +2044,31 @@ metadata: {name: r}
         assert!(e.iter().any(|x| x.contains("ServiceAccount web")));
         assert!(e.iter().any(|x| x.contains("ConfigMap missing")));
         assert!(e.iter().any(|x| x.contains("targetPort http")));
+    }
+
+    #[test]
+    fn shard_count_must_match_replicas() {
+        let docs = |replicas: u32| {
+            parse_yaml_docs(&format!(
+                r#"
+kind: StatefulSet
+metadata: {{name: prometheus}}
+spec: {{replicas: {replicas}}}
+---
+kind: ConfigMap
+metadata: {{name: prometheus-config}}
+data:
+  prometheus.yml: |
+    scrape_configs:
+      - job_name: a
+        relabel_configs:
+          - {{source_labels: [__address__], modulus: 8, target_label: __tmp_hash, action: hashmod}}
+"#
+            ))
+            .expect("fixture parses")
+        };
+        assert_eq!(check_shard_count(&docs(8)), Vec::<String>::new());
+        assert_eq!(check_shard_count(&docs(4)).len(), 1);
     }
 
     #[test]
