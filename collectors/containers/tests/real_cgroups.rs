@@ -1,0 +1,326 @@
+//! The module against real cgroups on this machine (root required): a kubepods-style tree in
+//! the v1 hierarchies and in the cgroup2 mount, a busy process moved in, and the exported CPU
+//! and memory compared with what the kernel says about that process.
+
+use eos_containers::{ContainersConfig, ContainersModule};
+use eos_exposition::{parse_text, Encoder, Format, Parsed};
+use eos_module::{HostPaths, Module, ModuleContext, ModuleDef, Scrape};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CGROUP: &str = "/sys/fs/cgroup";
+const UID: &str = "0a1b2c3d-1111-4222-8333-444455556666";
+const CID: &str = "e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e05e";
+
+/// A cgroup tree and the processes in it; kills and removes everything on drop.
+struct Sandbox {
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+    files: Vec<PathBuf>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        // deepest first; a cgroup can be removed once its processes are gone
+        for d in self.dirs.iter().rev() {
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Sandbox {
+    /// Creates `<hierarchy>/<base>/kubepods/burstable/pod<uid>/<cid>` in each hierarchy.
+    fn new(hierarchies: &[PathBuf], base: &str) -> Sandbox {
+        let mut sb = Sandbox {
+            dirs: Vec::new(),
+            children: Vec::new(),
+            files: Vec::new(),
+        };
+        for h in hierarchies {
+            let mut p = h.join(base.trim_start_matches('/'));
+            for part in ["", "kubepods", "burstable", &format!("pod{UID}"), CID] {
+                if !part.is_empty() {
+                    p = p.join(part);
+                }
+                std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+                sb.dirs.push(p.clone());
+            }
+        }
+        sb
+    }
+
+    /// Starts `script` held at a `read` until it has been moved into the container cgroups.
+    fn run_inside(&mut self, hierarchies: &[PathBuf], base: &str, script: &str) -> u32 {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("read go; {script}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        for h in hierarchies {
+            let procs = h
+                .join(base.trim_start_matches('/'))
+                .join(format!("kubepods/burstable/pod{UID}/{CID}/cgroup.procs"));
+            std::fs::write(&procs, pid.to_string())
+                .unwrap_or_else(|e| panic!("{}: {e}", procs.display()));
+        }
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        self.children.push(child);
+        pid
+    }
+}
+
+fn module(root: &Path, base: &str) -> Box<dyn Module> {
+    let cfg: ContainersConfig = serde_yaml_ng::from_str(&format!(
+        "housekeeping_interval: 0\ncgroup_root: {}\nkubelet_cgroup_root: {base}\nkubelet: {{enabled: false}}\n",
+        root.display()
+    ))
+    .unwrap();
+    ContainersModule::start(&cfg, &ctx()).unwrap()
+}
+
+fn ctx() -> ModuleContext {
+    ModuleContext {
+        node_name: "test".into(),
+        host: HostPaths::default(),
+        state_dir: std::env::temp_dir(),
+        version: "test",
+        revision: "test",
+    }
+}
+
+fn scrape(m: &dyn Module) -> Parsed {
+    let mut buf = Vec::new();
+    let mut enc = Encoder::new(&mut buf, Format::Text);
+    m.collect(
+        &mut enc,
+        &Scrape {
+            params: &[],
+            deadline: Instant::now() + Duration::from_secs(10),
+        },
+    );
+    parse_text(&String::from_utf8(buf).unwrap()).unwrap()
+}
+
+fn value(p: &Parsed, name: &str, id_suffix: &str) -> Option<f64> {
+    p.samples
+        .iter()
+        .find(|s| s.name == name && s.labels.get("id").is_some_and(|i| i.ends_with(id_suffix)))
+        .map(|s| s.value)
+}
+
+/// user+system CPU seconds of a process, from `/proc/<pid>/stat`.
+fn proc_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn busy_until(pid: u32, secs: f64) {
+    for _ in 0..400 {
+        if proc_cpu(pid) >= secs {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("busy process {pid} did not reach {secs}s of CPU");
+}
+
+/// Exported usage follows the process's own CPU time (10 ms tick resolution in /proc).
+fn assert_cpu_in_step(m: &dyn Module, pid: u32) {
+    let id = format!("/{CID}");
+    for target in [0.3, 0.6] {
+        busy_until(pid, target);
+        let before = proc_cpu(pid);
+        let usage = value(&scrape(m), "container_cpu_usage_seconds_total", &id).unwrap();
+        let after = proc_cpu(pid);
+        assert!(
+            usage >= before - 0.05 && usage <= after + 0.05 + 0.05 * after,
+            "cgroup usage {usage} s, process CPU {before}..{after} s"
+        );
+    }
+}
+
+fn v1_hierarchies() -> Vec<PathBuf> {
+    ["cpu", "cpuacct", "memory", "blkio", "pids"]
+        .iter()
+        .map(|c| Path::new(CGROUP).join(c))
+        .collect()
+}
+
+#[test]
+fn v1_cpu_memory_and_limit() {
+    if !Path::new(CGROUP).join("memory/memory.stat").exists() {
+        eprintln!("skipped: no cgroup v1 memory hierarchy at {CGROUP}/memory");
+        return;
+    }
+    let base = format!("/eos-test-v1-{}", std::process::id());
+    let hs = v1_hierarchies();
+    let mut sb = Sandbox::new(&hs, &base);
+    let mem_dir = Path::new(CGROUP)
+        .join("memory")
+        .join(base.trim_start_matches('/'))
+        .join(format!("kubepods/burstable/pod{UID}/{CID}"));
+    std::fs::write(
+        mem_dir.join("memory.limit_in_bytes"),
+        (256u64 << 20).to_string(),
+    )
+    .unwrap();
+
+    let m = module(Path::new(CGROUP), &base);
+    let id = format!("/{CID}");
+    let p = scrape(&*m);
+    assert_eq!(
+        value(&p, "container_spec_memory_limit_bytes", &id),
+        Some((256u64 << 20) as f64)
+    );
+    let idle_usage = value(&p, "container_memory_usage_bytes", &id).unwrap();
+    let full_id = format!("{base}/kubepods/burstable/pod{UID}/{CID}");
+    let row = p
+        .samples
+        .iter()
+        .find(|s| s.name == "container_memory_usage_bytes" && s.labels["id"] == full_id)
+        .expect("the container row has the cgroup path as id");
+    assert_eq!(row.labels["name"], CID);
+    assert!(
+        value(&p, "container_memory_usage_bytes", &format!("/pod{UID}")).is_some(),
+        "pod row"
+    );
+
+    let pid = sb.run_inside(&hs, &base, "while :; do :; done");
+    assert_cpu_in_step(&*m, pid);
+    let p = scrape(&*m);
+    assert_eq!(value(&p, "container_processes", &id), Some(1.0));
+    assert_eq!(value(&p, "container_threads", &id), Some(1.0));
+    let pod_usage = value(
+        &p,
+        "container_cpu_usage_seconds_total",
+        &format!("/pod{UID}"),
+    )
+    .unwrap();
+    let usage = value(&p, "container_cpu_usage_seconds_total", &id).unwrap();
+    assert!(
+        pod_usage >= usage,
+        "the pod row includes its containers ({pod_usage} < {usage})"
+    );
+
+    // 64 MiB written to tmpfs by a process in the cgroup is charged to it
+    let shm = PathBuf::from(format!("/dev/shm/eos-test-v1-{}", std::process::id()));
+    sb.files.push(shm.clone());
+    let pid2 = sb.run_inside(
+        &hs,
+        &base,
+        &format!(
+            "dd if=/dev/zero of={} bs=1M count=64 2>/dev/null; exec sleep 600",
+            shm.display()
+        ),
+    );
+    let mut usage = 0.0;
+    for _ in 0..200 {
+        usage = value(&scrape(&*m), "container_memory_usage_bytes", &id).unwrap();
+        if usage >= idle_usage + (60u64 << 20) as f64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        usage >= idle_usage + (60u64 << 20) as f64,
+        "usage {usage} after writing 64 MiB (pid {pid2})"
+    );
+    let p = scrape(&*m);
+    let ws = value(&p, "container_memory_working_set_bytes", &id).unwrap();
+    assert!(
+        ws > 0.0 && ws <= usage + (1u64 << 20) as f64,
+        "working set {ws}, usage {usage}"
+    );
+    assert!(value(&p, "container_memory_cache", &id).unwrap() >= (60u64 << 20) as f64);
+}
+
+#[test]
+fn v2_unified_mount_cpu() {
+    let root = Path::new(CGROUP).join("unified");
+    let Ok(controllers) = std::fs::read_to_string(root.join("cgroup.controllers")) else {
+        eprintln!("skipped: no cgroup2 mount at {}", root.display());
+        return;
+    };
+    let base = format!("/eos-test-v2-{}", std::process::id());
+    let hs = vec![root.clone()];
+    let mut sb = Sandbox::new(&hs, &base);
+    let m = module(&root, &base);
+    let pid = sb.run_inside(&hs, &base, "while :; do :; done");
+    // cpu.stat's usage, user and system are kept by the cgroup core, controller or not
+    assert_cpu_in_step(&*m, pid);
+    let p = scrape(&*m);
+    let id = format!("/{CID}");
+    let user = value(&p, "container_cpu_user_seconds_total", &id).unwrap();
+    let system = value(&p, "container_cpu_system_seconds_total", &id).unwrap();
+    let total = value(&p, "container_cpu_usage_seconds_total", &id).unwrap();
+    assert!(
+        (user + system - total).abs() < 0.05 + 0.05 * total,
+        "{user} + {system} vs {total}"
+    );
+    assert_eq!(value(&p, "container_processes", &id), Some(1.0));
+    if root.join("cpu.pressure").exists() {
+        assert!(value(&p, "container_pressure_cpu_waiting_seconds_total", &id).is_some());
+    }
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        assert!(value(&p, "container_memory_usage_bytes", &id).is_some());
+    } else {
+        eprintln!(
+            "v2 memory sub-check skipped: the memory controller is bound to v1 here \
+             (unified cgroup.controllers: {:?})",
+            controllers.trim()
+        );
+        assert_eq!(
+            value(&p, "container_memory_usage_bytes", &id),
+            None,
+            "no file, no sample"
+        );
+    }
+}
+
+#[test]
+fn detects_this_hosts_cgroups_from_mountinfo() {
+    let cfg: ContainersConfig =
+        serde_yaml_ng::from_str("housekeeping_interval: 0\nkubelet: {enabled: false}\n").unwrap();
+    let m = ContainersModule::start(&cfg, &ctx()).unwrap();
+    let status = m.status();
+    let layout = &status.iter().find(|(k, _)| k == "cgroups").unwrap().1;
+    let v2_only = Path::new(CGROUP).join("cgroup.controllers").exists();
+    if v2_only {
+        assert!(layout.contains("cgroup v2"), "{layout}");
+    } else {
+        assert!(layout.contains("cgroup v1"), "{layout}");
+        assert!(
+            layout.contains("memory at /sys/fs/cgroup/memory"),
+            "{layout}"
+        );
+    }
+    let p = scrape(&*m);
+    assert!(p
+        .samples
+        .iter()
+        .any(|s| s.name == "machine_cpu_cores" && s.value >= 1.0));
+    assert!(p
+        .samples
+        .iter()
+        .any(|s| s.name == "machine_memory_bytes" && s.value > 0.0));
+}
