@@ -58,6 +58,7 @@ macro_rules! modules {
 
 modules! {
     node => eos_node::NodeModule,
+    containers => eos_containers::ContainersModule,
 }
 
 /// What the supervisor needs of one module kind, without knowing its config type.
