@@ -25,8 +25,11 @@
 //!    build, and the rendered objects are cross-checked (namespaces, ConfigMap volumes, service
 //!    accounts, Service selectors, the agent DaemonSet again).
 //!
-//! The same validation runs as a unit test (`manifests::tests::repository_manifests_validate`),
-//! so `cargo test --workspace` covers it.
+//! 8. Live (skipped with `--no-live`): the built agent and node_exporter scraped by a real
+//!    Prometheus; the dashboards' queries must return data and the rules evaluate (`live.rs`).
+//!
+//! The same validation runs as unit tests (`manifests::tests::repository_manifests_validate`
+//! and `manifests::tests::live_dashboards_and_rules`), so `cargo test --workspace` covers it.
 
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
@@ -35,15 +38,31 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod live;
+
 pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(bad) = args.first() {
+    let with_live = !args.iter().any(|a| a == "--no-live");
+    if let Some(bad) = args.iter().find(|a| a.as_str() != "--no-live") {
         return Err(format!(
-            "manifests: unexpected argument {bad:?} (takes none)"
+            "manifests: unknown argument {bad:?} (known: --no-live)"
         ));
     }
     let root = repo_root();
-    let report = validate(&root)?;
+    let mut report = validate(&root)?;
+    if with_live {
+        live_into(&root, &mut report)?;
+    }
     print!("{report}");
+    Ok(())
+}
+
+/// Runs the live check (see `live.rs`) and adds its lines to `report`.
+fn live_into(root: &Path, report: &mut Report) -> Result<(), String> {
+    match live::run(root) {
+        Ok(lines) => lines.into_iter().for_each(|l| report.ok(l)),
+        Err(Skip(why)) => report.skipped(why),
+        Err(Fail(e)) => return Err(format!("live dashboards and rules:\n  {e}")),
+    }
     Ok(())
 }
 
@@ -729,6 +748,26 @@ fn find_agent_binary(root: &Path) -> Option<PathBuf> {
         .map(|(_, p)| p)
 }
 
+/// The modules a built agent has, from the "modules in this build:" line of its `--help`
+/// (`None` when it does not say).
+fn agent_modules(bin: &Path) -> Result<Option<Vec<String>>, String> {
+    let help = Command::new(bin)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("running {} --help: {e}", bin.display()))?;
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    Ok(help
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("modules in this build:"))
+        .map(|l| {
+            l.split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }))
+}
+
 /// `eos-agent check-config agent.yaml <DaemonSet flags>` with a built agent. Module sections
 /// for modules this build does not have yet are taken out first (and named in the report).
 fn agent_check_config(root: &Path, config: &Path, ds_args: &[String]) -> Result<String, Outcome> {
@@ -737,21 +776,7 @@ fn agent_check_config(root: &Path, config: &Path, ds_args: &[String]) -> Result<
             "eos-agent check-config: no built agent in target/ (cargo build -p eos-agent)".into(),
         ));
     };
-    let help = Command::new(&bin)
-        .arg("--help")
-        .output()
-        .map_err(|e| Fail(format!("running {} --help: {e}", bin.display())))?;
-    let help =
-        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
-    let built: Option<Vec<String>> = help
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("modules in this build:"))
-        .map(|l| {
-            l.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        });
+    let built = agent_modules(&bin).map_err(Fail)?;
     let text = std::fs::read_to_string(config)
         .map_err(|e| Fail(format!("reading {}: {e}", config.display())))?;
     let mut v: Value =
@@ -1338,6 +1363,12 @@ fn label_values_selector(q: &str) -> Option<&str> {
 /// Substitutes Grafana's variables so the text is plain PromQL: interval variables become a
 /// duration, the others a plain value.
 fn grafana_to_promql(e: &str) -> String {
+    substitute_variables(e, "5m", &|_| "var".to_string())
+}
+
+/// Replaces Grafana's interval variables with `interval` and every other `$var`/`${var}` with
+/// `value(var)`.
+fn substitute_variables(e: &str, interval: &str, value: &dyn Fn(&str) -> String) -> String {
     let mut s = e.to_string();
     for v in [
         "$__rate_interval",
@@ -1346,7 +1377,7 @@ fn grafana_to_promql(e: &str) -> String {
         "${__rate_interval}",
         "${__interval}",
     ] {
-        s = s.replace(v, "5m");
+        s = s.replace(v, interval);
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
@@ -1355,21 +1386,21 @@ fn grafana_to_promql(e: &str) -> String {
             out.push(c);
             continue;
         }
+        let mut name = String::new();
         if chars.peek() == Some(&'{') {
+            chars.next();
             for c in chars.by_ref() {
                 if c == '}' {
                     break;
                 }
+                name.push(c);
             }
         } else {
-            while chars
-                .peek()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
-                chars.next();
+            while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                name.push(c);
             }
         }
-        out.push_str("var");
+        out.push_str(&value(&name));
     }
     out
 }
@@ -1842,6 +1873,16 @@ mod tests {
     fn repository_manifests_validate() {
         match validate(&repo_root()) {
             Ok(report) => print!("{report}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The dashboards and rules against a live agent, node_exporter and Prometheus.
+    #[test]
+    fn live_dashboards_and_rules() {
+        let mut report = Report::default();
+        match live_into(&repo_root(), &mut report) {
+            Ok(()) => print!("{report}"),
             Err(e) => panic!("{e}"),
         }
     }

@@ -1,0 +1,396 @@
+//! The dashboards and alert rules against live data: the built agent (node module) and, when
+//! installed, Debian's node_exporter, both scraped every second by a real Prometheus that also
+//! loads `dashboards/rules`.
+//!
+//! - `eos / Node`: every variable and panel query runs once with `job="eos-agent"` and once with
+//!   `job="node"` (node_exporter). A query that returns data for node_exporter must return data
+//!   for the agent: that is the drop-in promise, seen through the dashboard. A query empty on
+//!   both sides fails too, unless this host has no series for a metric it uses (e.g. no
+//!   conntrack), which the report lists.
+//! - `eos / Agent`: every query must return data, except the panels in [`MAY_BE_EMPTY`], which
+//!   list problems and are empty on a healthy agent.
+//! - Rules: every rule evaluates without error.
+//!
+//! `eos / Containers` is left out: its series need pods that a kubelet names, and there is
+//! none here. Its queries are covered by the offline checks (syntax and metric names).
+
+use super::{
+    agent_modules, collect_panels, find_agent_binary, label_values_selector, metric_names, rel,
+    substitute_variables, Fail, Outcome, Skip,
+};
+use crate::bench::{free_port, get, Side, TempDir};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Panels (dashboard uid, title) that list problems, so they are empty when all is well.
+const MAY_BE_EMPTY: &[(&str, &str)] = &[("eos-agent", "Failing node collectors")];
+
+/// The node name the agent and node_exporter are labelled with.
+const INSTANCE: &str = "testnode";
+
+/// What Grafana's `$__rate_interval` becomes with a 1 s scrape interval.
+const RATE_INTERVAL: &str = "10s";
+
+/// Samples of `up` to wait for before querying, so every `rate()` has points to work with.
+const WARM_SAMPLES: u32 = 12;
+
+/// Runs the live check; `Skip` when the agent or Prometheus is not available here.
+pub(super) fn run(root: &Path) -> Result<Vec<String>, Outcome> {
+    let Some(agent) = find_agent_binary(root) else {
+        return Err(Skip(
+            "live dashboards: no built agent in target/ (cargo build -p eos-agent)".into(),
+        ));
+    };
+    if !installed("prometheus") {
+        return Err(Skip(
+            "live dashboards: `prometheus` is not installed (Debian package prometheus)".into(),
+        ));
+    }
+    let node_exporter = ["prometheus-node-exporter", "node_exporter"]
+        .into_iter()
+        .find(|p| installed(p));
+    let dir = TempDir::new("manifests-live").map_err(Fail)?;
+    let (agent_port, ne_port, prom_port) = (
+        free_port().map_err(Fail)?,
+        free_port().map_err(Fail)?,
+        free_port().map_err(Fail)?,
+    );
+
+    // The agent with only the node module.
+    let mut config = format!(
+        "listen_address: 127.0.0.1:{agent_port}\nnode_name: {INSTANCE}\nstate_dir: {}\nmodules:\n  node:\n    enabled: true\n",
+        dir.path().join("state").display()
+    );
+    for m in agent_modules(&agent).map_err(Fail)?.unwrap_or_default() {
+        if m != "node" {
+            config.push_str(&format!("  {m}:\n    enabled: false\n"));
+        }
+    }
+    let agent_cfg = dir.path().join("agent.yaml");
+    write(&agent_cfg, &config)?;
+    let _agent = Side::new("eos-agent", &agent)
+        .args(["--config".to_string(), agent_cfg.display().to_string()])
+        .listen(agent_port)
+        .start(&dir)
+        .map_err(Fail)?;
+    let _node_exporter = match node_exporter {
+        Some(p) => Some(
+            Side::new("node_exporter", p)
+                .args([format!("--web.listen-address=127.0.0.1:{ne_port}")])
+                .listen(ne_port)
+                .start(&dir)
+                .map_err(Fail)?,
+        ),
+        None => None,
+    };
+
+    let rules = root.join("dashboards/rules").join("*.yaml");
+    let scrape_job = |job: &str, port: u16| {
+        format!(
+            "  - job_name: {job}
+    static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]
+    relabel_configs: [{{target_label: instance, replacement: {INSTANCE}}}]
+"
+        )
+    };
+    let mut prom_cfg = format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
+rule_files: [{:?}]
+scrape_configs:
+",
+        rules.display().to_string()
+    );
+    prom_cfg.push_str(&scrape_job("eos-agent", agent_port));
+    if node_exporter.is_some() {
+        prom_cfg.push_str(&scrape_job("node", ne_port));
+    }
+    let prom_file = dir.path().join("prometheus.yml");
+    write(&prom_file, &prom_cfg)?;
+    let prom_addr = format!("127.0.0.1:{prom_port}");
+    let _prometheus = Side::new("prometheus", "prometheus")
+        .args([
+            format!("--config.file={}", prom_file.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address={prom_addr}"),
+        ])
+        .listen(prom_port)
+        .ready_path("/-/ready")
+        .start(&dir)
+        .map_err(Fail)?;
+
+    let prom = Prom { addr: prom_addr };
+    let jobs: Vec<&str> = if node_exporter.is_some() {
+        vec!["eos-agent", "node"]
+    } else {
+        vec!["eos-agent"]
+    };
+    prom.wait_for_samples(&jobs)?;
+
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    // eos / Node, the agent against node_exporter.
+    let node = load(root, "eos-node.json")?;
+    let mut compared = 0;
+    let mut non_empty = 0;
+    let mut host_lacks = Vec::new();
+    for (origin, expr) in queries(&node) {
+        let counts: Vec<usize> = jobs
+            .iter()
+            .map(|job| prom.count(&fill(&expr, job)))
+            .collect::<Result<_, _>>()?;
+        let ours = counts.first().copied().unwrap_or(0);
+        let theirs = counts.get(1).copied();
+        compared += 1;
+        non_empty += usize::from(ours > 0);
+        match theirs {
+            Some(t) if t > 0 && ours == 0 => errors.push(format!(
+                "eos-node.json {origin}: no data from the agent, {t} series from node_exporter"
+            )),
+            _ if ours == 0 => {
+                // Empty on both sides: the query is wrong, unless this host lacks a metric it
+                // needs (no conntrack module, no disk the device filter knows).
+                let reference = jobs.last().copied().unwrap_or("eos-agent");
+                let mut missing = Vec::new();
+                for name in metric_names(&expr) {
+                    if prom.count(&format!("{name}{{job=\"{reference}\"}}"))? == 0 {
+                        missing.push(name);
+                    }
+                }
+                if missing.is_empty() {
+                    errors.push(format!(
+                        "eos-node.json {origin}: no data, although every metric it uses has series"
+                    ));
+                } else {
+                    host_lacks.push(format!("{origin} ({})", missing.join(", ")));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !host_lacks.is_empty() {
+        lines.push(format!(
+            "live eos-node.json: no data on this host for lack of metrics: {}",
+            host_lacks.join("; ")
+        ));
+    }
+    lines.push(match node_exporter {
+        Some(ne) => format!(
+            "live eos-node.json: {non_empty}/{compared} queries return agent data, none empty where {ne} has data"
+        ),
+        None => format!(
+            "live eos-node.json: {non_empty}/{compared} queries return agent data (node_exporter not installed: no comparison)"
+        ),
+    });
+    // eos / Agent.
+    let agent_dash = load(root, "eos-agent.json")?;
+    let uid = agent_dash.get("uid").and_then(|u| u.as_str()).unwrap_or("");
+    let mut total = 0;
+    for (origin, expr) in queries(&agent_dash) {
+        total += 1;
+        let n = prom.count(&fill(&expr, "eos-agent"))?;
+        let allowed = MAY_BE_EMPTY
+            .iter()
+            .any(|(u, title)| *u == uid && origin.contains(&format!("{title:?}")));
+        if n == 0 && !allowed {
+            errors.push(format!("eos-agent.json {origin}: no data"));
+        }
+    }
+    lines.push(format!(
+        "live eos-agent.json: {total} queries return data ({} may be empty when healthy)",
+        MAY_BE_EMPTY.len()
+    ));
+    // Rules.
+    let (rules_ok, rules_total, rule_errors) = prom.rule_health()?;
+    errors.extend(rule_errors);
+    lines.push(format!(
+        "live rules: {rules_ok}/{rules_total} rules from {} evaluate without error",
+        rel(root, &root.join("dashboards/rules"))
+    ));
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(Fail(errors.join("\n  ")))
+    }
+}
+
+fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Outcome> {
+    std::fs::write(path, text).map_err(|e| Fail(format!("writing {}: {e}", path.display())))
+}
+
+fn load(root: &Path, name: &str) -> Result<serde_json::Value, Outcome> {
+    let path = root.join("dashboards").join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Fail(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Fail(format!("{}: {e}", path.display())))
+}
+
+/// Every variable selector and panel query of a dashboard, with where it came from.
+fn queries(d: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let vars = d
+        .pointer("/templating/list")
+        .and_then(|v| v.as_array())
+        .unwrap_or(&empty);
+    for v in vars {
+        let q = v
+            .pointer("/query/query")
+            .and_then(|q| q.as_str())
+            .unwrap_or("");
+        if let Some(sel) = label_values_selector(q) {
+            let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+            out.push((format!("variable {name}"), sel.to_string()));
+        }
+    }
+    let mut panels = Vec::new();
+    collect_panels(d.get("panels"), &mut panels);
+    for p in panels {
+        let title = p.get("title").and_then(|t| t.as_str()).unwrap_or("?");
+        let id = p.get("id").and_then(|i| i.as_i64()).unwrap_or(0);
+        for t in p
+            .get("targets")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(e) = t.get("expr").and_then(|e| e.as_str()) {
+                let r = t.get("refId").and_then(|r| r.as_str()).unwrap_or("?");
+                out.push((format!("panel {id} {title:?} target {r}"), e.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// A query with the dashboard's variables set for `job` and [`INSTANCE`].
+fn fill(expr: &str, job: &str) -> String {
+    substitute_variables(expr, RATE_INTERVAL, &|var| match var {
+        "job" => job.to_string(),
+        "instance" => INSTANCE.to_string(),
+        _ => ".+".to_string(),
+    })
+}
+
+/// The Prometheus HTTP API, just what this check needs.
+struct Prom {
+    addr: String,
+}
+
+impl Prom {
+    fn api(&self, path: &str) -> Result<serde_json::Value, Outcome> {
+        let (status, body) =
+            get(&self.addr, path, false).map_err(|e| Fail(format!("GET {path}: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Fail(format!("GET {path}: status {status}, not JSON: {e}")))?;
+        if status != 200 || v.get("status").and_then(|s| s.as_str()) != Some("success") {
+            return Err(Fail(format!("GET {path}: status {status}: {v}")));
+        }
+        Ok(v)
+    }
+
+    /// How many series an instant query returns.
+    fn count(&self, promql: &str) -> Result<usize, Outcome> {
+        let v = self.api(&format!("/api/v1/query?query={}", url_encode(promql)))?;
+        Ok(v.pointer("/data/result")
+            .and_then(|r| r.as_array())
+            .map_or(0, Vec::len))
+    }
+
+    /// Waits (up to 60 s) until every job has [`WARM_SAMPLES`] samples of `up == 1`.
+    fn wait_for_samples(&self, jobs: &[&str]) -> Result<(), Outcome> {
+        let end = Instant::now() + Duration::from_secs(60);
+        for job in jobs {
+            let q = format!("sum_over_time(up{{job=\"{job}\"}}[1m]) >= {WARM_SAMPLES}");
+            while self.count(&q)? == 0 {
+                if Instant::now() >= end {
+                    return Err(Fail(format!(
+                        "live dashboards: job {job} did not reach {WARM_SAMPLES} successful scrapes in 60 s"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(())
+    }
+
+    /// (healthy rules, all rules, one line per unhealthy rule).
+    fn rule_health(&self) -> Result<(usize, usize, Vec<String>), Outcome> {
+        let v = self.api("/api/v1/rules")?;
+        let mut ok = 0;
+        let mut total = 0;
+        let mut errors = Vec::new();
+        let empty = Vec::new();
+        let groups = v
+            .pointer("/data/groups")
+            .and_then(|g| g.as_array())
+            .unwrap_or(&empty);
+        for g in groups {
+            for r in g
+                .get("rules")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
+                total += 1;
+                let health = r.get("health").and_then(|h| h.as_str()).unwrap_or("");
+                if health == "ok" {
+                    ok += 1;
+                } else {
+                    errors.push(format!(
+                        "rule {}: health {health:?}: {}",
+                        r.get("name").and_then(|n| n.as_str()).unwrap_or("?"),
+                        r.get("lastError").and_then(|e| e.as_str()).unwrap_or("")
+                    ));
+                }
+            }
+        }
+        if total == 0 {
+            errors.push("Prometheus loaded no rules".into());
+        }
+        Ok((ok, total, errors))
+    }
+}
+
+/// Percent-encodes a query-string value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding() {
+        assert_eq!(
+            url_encode(r#"up{job="a b"} > 0"#),
+            "up%7Bjob%3D%22a%20b%22%7D%20%3E%200"
+        );
+    }
+
+    #[test]
+    fn variables_filled_for_a_job() {
+        assert_eq!(
+            fill(
+                r#"rate(x{job="$job", instance="$instance", pod=~"${pod}"}[$__rate_interval])"#,
+                "node"
+            ),
+            r#"rate(x{job="node", instance="testnode", pod=~".+"}[10s])"#
+        );
+    }
+}
