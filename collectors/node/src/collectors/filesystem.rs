@@ -2,8 +2,9 @@
 //! the mount table of PID 1 (`<procfs>/1/mounts`, falling back to `<procfs>/mounts`) and a
 //! `statfs(2)` of `<rootfs>/<mountpoint>`.
 //!
-//! A `statfs` on a dead NFS server blocks in the kernel, possibly forever. So `statfs` runs
-//! on a helper thread and the scrape waits at most `mount_timeout` (and never past the scrape
+//! A `statfs` on a dead NFS server blocks in the kernel, possibly forever. So, except for
+//! local filesystems that answer from memory (ext4, xfs, tmpfs, ...), `statfs` runs on a
+//! helper thread and the scrape waits at most `mount_timeout` (and never past the scrape
 //! deadline). A mount that times out is reported with `node_filesystem_device_error 1` and
 //! skipped in later scrapes (the blocked helper is abandoned and a fresh one takes over)
 //! until its `statfs` finally returns; then it is measured again.
@@ -130,7 +131,8 @@ impl FilesystemCollector {
     /// is marked stuck, its helper abandoned, and the rest of the batch goes to a new helper.
     fn stat_all(&self, state: &mut State, rows: &mut [Row], deadline: Instant) {
         let mut pending: Vec<usize> = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
+        for i in 0..rows.len() {
+            let Some(row) = rows.get(i) else { break };
             if let Some(done) = state.stuck.get(&row.mount_point) {
                 if !done.load(Ordering::Acquire) {
                     continue;
@@ -140,6 +142,12 @@ impl FilesystemCollector {
                     "filesystem: mount point answers again"
                 );
                 state.stuck.remove(&row.mount_point);
+            }
+            if answers_from_memory(rows, row) {
+                // Answered from counters in memory: no need for the helper's round trip.
+                let path = rootfs_join(&self.rootfs, &row.mount_point);
+                row_usage(rows, i, (self.stat_fn)(&path));
+                continue;
             }
             pending.push(i);
         }
@@ -206,6 +214,35 @@ impl FilesystemCollector {
             state.worker = None; // abandon the blocked helper
             next = k + 1;
         }
+    }
+}
+
+/// Local filesystems whose `statfs` reads counters kept in memory (no I/O, no server), so it
+/// cannot hang the way a network or FUSE filesystem can: these skip the helper thread.
+const IN_MEMORY_STATFS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "tmpfs", "ramfs",
+];
+
+/// Whether `row` can be stat'ed on the scrape thread: its filesystem answers from memory and
+/// no mount it lies beneath needs the helper (the path walk could wait on that one).
+fn answers_from_memory(rows: &[Row], row: &Row) -> bool {
+    let local = |r: &Row| IN_MEMORY_STATFS.contains(&r.fs_type.as_str());
+    local(row)
+        && !rows
+            .iter()
+            .any(|r| !local(r) && is_beneath(&row.mount_point, &r.mount_point))
+}
+
+/// Whether `path` is strictly beneath the directory `dir`.
+fn is_beneath(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+}
+
+fn row_usage(rows: &mut [Row], i: usize, usage: Result<Usage, String>) {
+    if let Some(row) = rows.get_mut(i) {
+        row.usage = usage.ok();
     }
 }
 
@@ -467,6 +504,27 @@ mod tests {
         assert!(parse_mounts("/dev/vda /\n", Path::new("/"))
             .unwrap_err()
             .contains("line 1"));
+    }
+
+    #[test]
+    fn local_mounts_beneath_network_mounts_use_the_helper() {
+        let row = |mp: &str, fs: &str| Row {
+            device: "d".into(),
+            mount_point: mp.into(),
+            fs_type: fs.into(),
+            read_only: false,
+            usage: None,
+        };
+        let rows = [
+            row("/", "ext4"),
+            row("/srv/nfs", "nfs4"),
+            row("/srv/nfs/disk", "ext4"),
+            row("/srv/nfsx", "xfs"),
+        ];
+        let inline: Vec<bool> = rows.iter().map(|r| answers_from_memory(&rows, r)).collect();
+        assert_eq!(inline, [true, false, false, true]);
+        assert!(is_beneath("/a/b", "/a") && is_beneath("/a", "/") && !is_beneath("/", "/"));
+        assert!(!is_beneath("/ab", "/a"));
     }
 
     #[test]
