@@ -88,6 +88,12 @@ impl<'a> Encoder<'a> {
         Encoder { buf, format }
     }
 
+    /// Appends whole families that an encoder of the same [`Format`] wrote earlier, e.g. in a
+    /// background round between scrapes, so the scrape copies bytes instead of formatting.
+    pub fn extend_encoded(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+    }
+
     /// The format being written.
     pub fn format(&self) -> Format {
         self.format
@@ -368,6 +374,20 @@ mod tests {
             e.rollback(m);
         });
         assert_eq!(out, "# HELP a h\n# TYPE a gauge\na 1\n");
+    }
+
+    #[test]
+    fn extend_encoded_appends_verbatim() {
+        let mut early = Vec::new();
+        Encoder::new(&mut early, Format::Text).single("a", "h", Kind::Gauge, &[], 1.0);
+        let out = text(|e| {
+            e.extend_encoded(&early);
+            e.single("b", "h", Kind::Gauge, &[], 2.0);
+        });
+        assert_eq!(
+            out,
+            "# HELP a h\n# TYPE a gauge\na 1\n# HELP b h\n# TYPE b gauge\nb 2\n"
+        );
     }
 
     #[test]
