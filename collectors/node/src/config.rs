@@ -47,17 +47,27 @@ pub struct NodeConfig {
     /// Per-collector on/off over the defaults, e.g. `{processes: true, cpufreq: false}`.
     #[serde(deserialize_with = "collector_switches")]
     pub collectors: BTreeMap<String, bool>,
+    /// `cpu` collector settings.
     pub cpu: CpuConfig,
+    /// `stat` collector settings.
     pub stat: StatConfig,
+    /// `filesystem` collector settings.
     pub filesystem: FilesystemConfig,
+    /// `diskstats` collector settings.
     pub diskstats: DiskstatsConfig,
+    /// `netclass` collector settings.
     pub netclass: NetclassConfig,
+    /// `netdev` collector settings.
     pub netdev: NetdevConfig,
     /// `arp` device selection, like netdev's (`--collector.arp.device-include/exclude`).
     pub arp: NetdevConfig,
+    /// `vmstat` collector settings.
     pub vmstat: FieldsConfig,
+    /// `netstat` collector settings.
     pub netstat: FieldsConfig,
+    /// `textfile` collector settings.
     pub textfile: TextfileConfig,
+    /// `powersupplyclass` collector settings.
     pub powersupplyclass: PowersupplyConfig,
 }
 
@@ -140,7 +150,9 @@ impl Default for FilesystemConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiskstatsConfig {
+    /// Devices not reported (default: partitions, ram, loop and floppy devices).
     pub device_exclude: Option<Pattern>,
+    /// Only these devices are reported; replaces `device_exclude`.
     pub device_include: Option<Pattern>,
 }
 
@@ -176,7 +188,9 @@ impl Default for NetclassConfig {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetdevConfig {
+    /// Only these devices are reported.
     pub device_include: Option<Pattern>,
+    /// Devices not reported.
     pub device_exclude: Option<Pattern>,
 }
 

@@ -63,7 +63,6 @@ struct Mount<'a> {
     mount_point: String,
     fs_type: &'a str,
     read_only: bool,
-    _options: &'a str,
 }
 
 /// What `statfs` says, in bytes and inodes.
@@ -361,7 +360,6 @@ fn parse_mounts<'t>(text: &'t str, rootfs: &Path) -> Result<Vec<Mount<'t>>, Stri
             mount_point,
             fs_type,
             read_only: options.split(',').any(|o| o == "ro"),
-            _options: options,
         });
     }
     Ok(out)
