@@ -237,7 +237,17 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles `src`; the error says what is wrong with it.
     pub fn new(src: &str) -> Result<Self, String> {
-        let re = Regex::new(src).map_err(|e| format!("invalid regex {src:?}: {e}"))?;
+        let re = Regex::new(src).map_err(|e| {
+            // The syntax error's Display draws a caret under the pattern over several lines;
+            // keep its last line, the reason, so the message fits on the `file:line:` line.
+            let msg = e.to_string();
+            let reason = msg
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            format!("invalid regex {src:?}: {reason}")
+        })?;
         Ok(Pattern {
             src: src.to_string(),
             re,
@@ -603,7 +613,7 @@ mod tests {
         let e = yaml("collectors: {nosuch: true}\n").unwrap_err();
         assert!(e.contains("unknown node collector \"nosuch\""), "{e}");
         let e = yaml("filesystem: {fs_types_exclude: '('}\n").unwrap_err();
-        assert!(e.contains("invalid regex"), "{e}");
+        assert!(e.contains("invalid regex \"(\": unclosed group"), "{e}");
         assert!(yaml("bogus: 1\n").is_err());
         assert!(yaml("cpu: {guest: true, nope: 1}\n").is_err());
     }
