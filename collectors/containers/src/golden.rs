@@ -279,3 +279,72 @@ fn odd_files_never_panic() {
         "{errs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_serves_the_last_round_with_timestamps() {
+    use eos_module::{Module, ModuleContext, ModuleDef, Scrape};
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let cfg: crate::ContainersConfig = serde_yaml_ng::from_str(&format!(
+        "housekeeping_interval: 1h\ncgroup_root: {}\nkubelet: {{enabled: false}}\n",
+        tree.0.join("sys/fs/cgroup").display()
+    ))
+    .unwrap();
+    let ctx = ModuleContext {
+        node_name: "n".into(),
+        host: tree.host(),
+        state_dir: tree.0.clone(),
+        version: "t",
+        revision: "t",
+    };
+    let m = crate::ContainersModule::start(&cfg, &ctx).unwrap();
+    let scrape = |m: &dyn Module, format| {
+        let mut buf = Vec::new();
+        let mut enc = Encoder::new(&mut buf, format);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        m.collect(
+            &mut enc,
+            &Scrape {
+                params: &[],
+                deadline,
+            },
+        );
+        String::from_utf8(buf).unwrap()
+    };
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&*m, Format::Text);
+        if text.contains("container_cpu_usage_seconds_total{") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("container_cpu_usage_seconds_total{"))
+        .unwrap();
+    let ts = line.rsplit(' ').next().unwrap();
+    assert!(
+        ts.len() >= 13 && ts.bytes().all(|b| b.is_ascii_digit()),
+        "{line}"
+    );
+    eos_exposition::parse_text(&text).unwrap();
+    assert_eq!(
+        text,
+        scrape(&*m, Format::Text),
+        "the same round until the next one"
+    );
+    let om = scrape(&*m, Format::OpenMetrics);
+    assert!(
+        om.contains("# TYPE container_cpu_usage_seconds counter\n"),
+        "{om}"
+    );
+    let om_line = om
+        .lines()
+        .find(|l| l.starts_with("container_cpu_usage_seconds_total{"))
+        .unwrap();
+    assert!(
+        om_line.rsplit(' ').next().unwrap().contains('.'),
+        "{om_line}"
+    );
+    m.shutdown().await;
+}

@@ -27,7 +27,7 @@ mod golden;
 pub use config::ContainersConfig;
 
 use collector::{Collector, Settings, Snapshot};
-use eos_exposition::{Encoder, Kind};
+use eos_exposition::{Encoder, Format, Kind};
 use eos_kube::PodMetadata;
 use eos_module::http::{Request, Response};
 use eos_module::{BoxFuture, Module, ModuleContext, ModuleDef, Scrape};
@@ -69,16 +69,29 @@ impl ModuleDef for ContainersModule {
             },
             meta.clone(),
         ));
-        let latest = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let latest = Arc::new(Mutex::new(Latest::default()));
         let interval = config.housekeeping_interval.get();
         let task = (!interval.is_zero()).then(|| {
             let (collector, latest) = (collector.clone(), latest.clone());
             tokio::spawn(async move {
+                let mut size_hint = 0;
                 loop {
                     let c = collector.clone();
-                    if let Ok(snap) = tokio::task::spawn_blocking(move || c.collect()).await {
+                    let round = tokio::task::spawn_blocking(move || {
+                        let snap = c.collect();
+                        // encoded here, once per round, so that scrapes only copy bytes
+                        let mut text = Vec::with_capacity(size_hint + size_hint / 8);
+                        let mut enc = Encoder::new(&mut text, Format::Text);
+                        export::write(&mut enc, &snap, c.extra_names(), true);
+                        (snap, text)
+                    });
+                    if let Ok((snap, text)) = round.await {
+                        size_hint = text.len();
                         if let Ok(mut l) = latest.lock() {
-                            *l = Arc::new(snap);
+                            *l = Latest {
+                                snap: Arc::new(snap),
+                                text: Some(Arc::new(text)),
+                            };
                         }
                     }
                     tokio::time::sleep(interval).await;
@@ -95,13 +108,20 @@ impl ModuleDef for ContainersModule {
     }
 }
 
+/// The last round: its values, and (with housekeeping) its families already encoded as text.
+#[derive(Default)]
+struct Latest {
+    snap: Arc<Snapshot>,
+    text: Option<Arc<Vec<u8>>>,
+}
+
 /// The running module.
 struct Containers {
     collector: Arc<Collector>,
     meta: Option<PodMetadata>,
     machine: Machine,
-    /// The last housekeeping round (unused when reading at scrape time).
-    latest: Arc<Mutex<Arc<Snapshot>>>,
+    /// The last round.
+    latest: Arc<Mutex<Latest>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -110,33 +130,41 @@ impl Containers {
         self.task.lock().map(|t| t.is_some()).unwrap_or(false)
     }
 
-    fn last(&self) -> Arc<Snapshot> {
-        match self.latest.lock() {
-            Ok(l) => l.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    fn last(&self) -> (Arc<Snapshot>, Option<Arc<Vec<u8>>>) {
+        let l = match self.latest.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (l.snap.clone(), l.text.clone())
     }
 }
 
 impl Module for Containers {
     fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
-        let timestamps = self.housekeeping();
-        let snap = if timestamps {
-            self.last()
-        } else {
-            let s = Arc::new(self.collector.collect());
-            if let Ok(mut l) = self.latest.lock() {
-                *l = s.clone();
+        let snap = if self.housekeeping() {
+            let (snap, text) = self.last();
+            match text {
+                Some(text) if enc.format() == Format::Text => enc.extend_encoded(&text),
+                _ => export::write(enc, &snap, self.collector.extra_names(), true),
             }
-            s
+            snap
+        } else {
+            let snap = Arc::new(self.collector.collect());
+            export::write(enc, &snap, self.collector.extra_names(), false);
+            if let Ok(mut l) = self.latest.lock() {
+                *l = Latest {
+                    snap: snap.clone(),
+                    text: None,
+                };
+            }
+            snap
         };
-        export::write(enc, &snap, self.collector.extra_names(), timestamps);
         self.machine.write(enc);
         write_self_metrics(enc, &snap, self.meta.as_ref());
     }
 
     fn status(&self) -> Vec<(String, String)> {
-        let snap = self.last();
+        let (snap, _) = self.last();
         let mut v = vec![
             ("cgroups".into(), self.collector.layout().describe()),
             ("rows".into(), snap.rows.len().to_string()),
@@ -163,7 +191,7 @@ impl Module for Containers {
     }
 
     fn handle(&self, req: Request) -> BoxFuture<Response> {
-        let snap = self.last();
+        let (snap, _) = self.last();
         let resp = match req.path.as_str() {
             "" | "/" => {
                 let mut s = String::new();
