@@ -31,8 +31,12 @@
 //!
 //! Rules:
 //! - Paths come from [`Ctx::paths`] (`procfs`, `sysfs`, `rootfs`, `udev_data`); never
-//!   hard-code `/proc`. Use [`Ctx::read_proc`] / [`Ctx::read`] / [`Ctx::read_optional`], which read
-//!   into a buffer reused across scrapes, and [`read_trimmed`] / [`list_dir`] for sysfs trees.
+//!   hard-code `/proc`. Use [`Ctx::read_proc`] / [`Ctx::read`] / [`Ctx::read_optional`], which
+//!   read into a buffer reused across scrapes. For sysfs trees, [`list_dir`] and [`SysDir`]
+//!   (open the device directory once, then read its attributes relative to it: one `openat`
+//!   and one `read` each), or [`read_trimmed`] for a single attribute.
+//! - Parse from the borrowed text; name the file and line in errors with [`At`]. Selecting
+//!   keys by a configured regex every scrape? [`MatchCache`] runs it once per key.
 //! - Write each family in one go (all its samples between one `enc.family(..)` and the next):
 //!   the text format does not allow a family to be split. So parse everything first, then
 //!   write family by family.
@@ -40,7 +44,8 @@
 //!   drops everything this collector wrote in this scrape, reports
 //!   `node_scrape_collector_success{collector="<name>"} 0` and logs a warning; the other
 //!   collectors are unaffected. A file that legitimately does not exist on this kernel (no
-//!   such subsystem) is not an error: write nothing and return `Ok`, like node_exporter.
+//!   such subsystem) is not an error: write nothing and return `Ok`. (node_exporter reports
+//!   "no data" as a failure; here `success 0` always means something is wrong.)
 //! - No `unwrap()`/`expect()`/slice indexing on data read from the host.
 //! - Check `ctx.deadline` in loops that may be long.
 
