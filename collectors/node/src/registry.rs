@@ -25,6 +25,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     time::DEF,
     timex::DEF,
     uname::DEF,
+    selinux::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

@@ -24,6 +24,7 @@ pub(crate) mod powersupplyclass;
 pub(crate) mod pressure;
 pub(crate) mod processes;
 pub(crate) mod schedstat;
+pub(crate) mod selinux;
 pub(crate) mod sockstat;
 pub(crate) mod softnet;
 pub(crate) mod stat;
