@@ -1761,6 +1761,30 @@ fn check_rendered(docs: &[Value]) -> Vec<String> {
                 }
             }
         }
+        // Every mount names a volume of the pod or a claim template of the StatefulSet.
+        let mut volume_names: BTreeSet<&str> = seq(pod.get("volumes"))
+            .iter()
+            .filter_map(|v| get_str(v, &["name"]))
+            .collect();
+        volume_names.extend(
+            seq(get(w, &["spec", "volumeClaimTemplates"]))
+                .iter()
+                .filter_map(|v| get_str(v, &["metadata", "name"])),
+        );
+        for c in seq(pod.get("containers"))
+            .iter()
+            .chain(seq(pod.get("initContainers")))
+        {
+            for m in seq(c.get("volumeMounts")) {
+                let vname = get_str(m, &["name"]).unwrap_or("");
+                if !volume_names.contains(vname) {
+                    errors.push(format!(
+                        "{wname}: container {} mounts volume {vname:?}, which the pod does not have",
+                        get_str(c, &["name"]).unwrap_or("?")
+                    ));
+                }
+            }
+        }
         let selector = get(w, &["spec", "selector", "matchLabels"]);
         let labels = get(w, &["spec", "template", "metadata", "labels"]);
         if !labels_match(selector, labels) {
@@ -2112,7 +2136,7 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       serviceAccountName: web
-      containers: [{name: web, ports: [{name: metrics, containerPort: 80}]}]
+      containers: [{name: web, ports: [{name: metrics, containerPort: 80}], volumeMounts: [{name: c, mountPath: /c}, {name: nope, mountPath: /n}]}]
       volumes: [{name: c, configMap: {name: missing}}, {name: o, configMap: {name: gone, optional: true}}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -2122,7 +2146,8 @@ metadata: {name: r}
         )
         .expect("fixture parses");
         let e = check_rendered(&docs);
-        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e.iter().any(|x| x.contains("volume \"nope\"")));
         assert!(e.iter().any(|x| x.contains("ServiceAccount web")));
         assert!(e.iter().any(|x| x.contains("ConfigMap missing")));
         assert!(e.iter().any(|x| x.contains("targetPort http")));
