@@ -31,6 +31,7 @@
 //! background threads) counts against it, as it does on a real node.
 //! Everything here is std only, so building xtask stays quick.
 
+mod containers;
 mod node;
 
 use std::fmt::Write as _;
@@ -44,7 +45,8 @@ const HELP: &str = "\
 usage: cargo xtask bench <module> [options]
 
 modules:
-  node      eos-agent (node module only) vs prometheus-node-exporter, same collectors
+  node        eos-agent (node module only) vs prometheus-node-exporter, same collectors
+  containers  the containers module on 500 real cgroups vs the open+read+close floor
 
 options:
   --runs N          measured runs per side, alternating A B A B (default 2000)
@@ -61,6 +63,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     match module.as_str() {
         "node" => node::run(rest),
+        "containers" => containers::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
