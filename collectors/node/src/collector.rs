@@ -189,9 +189,9 @@ impl SysDir {
     }
 
     /// Reads the file `name` (relative to this directory) into `buf` and returns it without
-    /// surrounding whitespace. `Ok(None)` when it does not exist or the driver does not
+    /// surrounding whitespace. `Ok(None)` when it does not exist, the driver does not
     /// implement it (ENODEV, EINVAL, EOPNOTSUPP, as sysfs answers for e.g. `speed` of a
-    /// link that is down).
+    /// link that is down), or it is readable by root only and we are not root (EACCES).
     pub(crate) fn read<'b>(
         &self,
         name: &std::ffi::CStr,
@@ -215,11 +215,10 @@ impl SysDir {
         };
         if fd < 0 {
             let e = std::io::Error::last_os_error();
-            return if is_not_found(&e) || e.raw_os_error() == Some(libc::EINVAL) {
-                Ok(None)
-            } else {
-                Err(err(e))
-            };
+            let absent = is_not_found(&e)
+                || e.raw_os_error() == Some(libc::EINVAL)
+                || e.raw_os_error() == Some(libc::EACCES);
+            return if absent { Ok(None) } else { Err(err(e)) };
         }
         // SAFETY: `fd` was just opened and is owned by nobody else.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };

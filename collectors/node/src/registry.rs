@@ -26,6 +26,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     timex::DEF,
     uname::DEF,
     selinux::DEF,
+    dmi::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

@@ -6,6 +6,7 @@ pub(crate) mod conntrack;
 pub(crate) mod cpu;
 pub(crate) mod cpufreq;
 pub(crate) mod diskstats;
+pub(crate) mod dmi;
 pub(crate) mod edac;
 pub(crate) mod entropy;
 pub(crate) mod filefd;
