@@ -28,7 +28,7 @@ impl Drop for Sandbox {
             let _ = c.wait();
         }
         for f in &self.files {
-            let _ = std::fs::remove_file(f);
+            let _ = std::fs::remove_file(f).or_else(|_| std::fs::remove_dir(f));
         }
         // deepest first; a cgroup can be removed once its processes are gone
         for d in self.dirs.iter().rev() {
@@ -323,4 +323,79 @@ fn detects_this_hosts_cgroups_from_mountinfo() {
         .samples
         .iter()
         .any(|s| s.name == "machine_memory_bytes" && s.value > 0.0));
+}
+
+#[test]
+fn v1_sandbox_network_comes_from_its_namespace() {
+    if !Path::new(CGROUP).join("memory/memory.stat").exists() {
+        eprintln!("skipped: no cgroup v1 memory hierarchy at {CGROUP}/memory");
+        return;
+    }
+    let base = format!("/eos-test-net-{}", std::process::id());
+    let hs = v1_hierarchies();
+    let mut sb = Sandbox::new(&hs, &base);
+    // a sandbox's process is the pause binary: a copy of sleep named `pause`, in its own
+    // network namespace with a veth pair in it
+    let pause = std::env::temp_dir().join(format!("eos-test-net-{}", std::process::id()));
+    std::fs::create_dir_all(&pause).unwrap();
+    sb.files.push(pause.join("pause"));
+    sb.files.push(pause.clone());
+    std::fs::copy("/bin/sleep", pause.join("pause")).unwrap();
+    let pid = sb.run_inside(
+        &hs,
+        &base,
+        &format!(
+            "exec unshare --net sh -c 'ip link add eth0 type veth peer name eth1 && \
+             ip link set eth0 up && ip link set eth1 up && exec {}/pause 600'",
+            pause.display()
+        ),
+    );
+    for _ in 0..200 {
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pause") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let m = module(Path::new(CGROUP), &base);
+    let p = scrape(&*m);
+    let id = format!("/{CID}");
+    let mut ifaces: Vec<&str> = p
+        .samples
+        .iter()
+        .filter(|s| {
+            s.name == "container_network_receive_bytes_total" && s.labels["id"].ends_with(&id)
+        })
+        .map(|s| s.labels["interface"].as_str())
+        .collect();
+    ifaces.sort();
+    assert_eq!(
+        ifaces,
+        ["eth0", "eth1"],
+        "the sandbox's own interfaces, without lo"
+    );
+    let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap();
+    let eth0_tx_after: f64 = dev
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("eth0:"))
+        .and_then(|r| r.split_whitespace().nth(9))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let exported = p
+        .samples
+        .iter()
+        .find(|s| {
+            s.name == "container_network_transmit_packets_total"
+                && s.labels["id"].ends_with(&id)
+                && s.labels["interface"] == "eth0"
+        })
+        .unwrap()
+        .value;
+    assert!(exported <= eth0_tx_after, "{exported} > {eth0_tx_after}");
+    // only the sandbox row carries network counters: the pod row has none
+    assert!(!p
+        .samples
+        .iter()
+        .any(|s| s.name.starts_with("container_network_")
+            && s.labels["id"].ends_with(&format!("pod{UID}"))));
 }
