@@ -27,6 +27,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     uname::DEF,
     selinux::DEF,
     dmi::DEF,
+    ipvs::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

@@ -13,6 +13,7 @@ pub(crate) mod filefd;
 pub(crate) mod filesystem;
 pub(crate) mod hwmon;
 pub(crate) mod interrupts;
+pub(crate) mod ipvs;
 pub(crate) mod loadavg;
 pub(crate) mod mdadm;
 pub(crate) mod meminfo;
