@@ -120,8 +120,9 @@ impl Collector {
         &self.settings.layout
     }
 
-    /// Runs one round.
-    pub fn collect(&self) -> Snapshot {
+    /// Runs one round. With a deadline, stops reading when it passes and says so in the
+    /// snapshot's errors (the rows read so far are kept).
+    pub fn collect(&self, deadline: Option<Instant>) -> Snapshot {
         let started = Instant::now();
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -149,7 +150,15 @@ impl Collector {
         };
         let mut seen = HashSet::with_capacity(st.cgroups.len());
         let mut want_refresh = false;
-        for cg in &st.cgroups {
+        let mut complete = true;
+        for (i, cg) in st.cgroups.iter().enumerate() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let n = st.cgroups.len();
+                let msg = format!("scrape deadline reached after {i} of {n} cgroups");
+                snap.errors.push((String::new(), vec![msg]));
+                complete = false;
+                break;
+            }
             let known = st.known.entry(cg.path.clone()).or_insert_with(|| Known {
                 labels: Arc::new(Labels::default()),
                 labels_gen: u64::MAX,
@@ -215,7 +224,9 @@ impl Collector {
                 sandbox,
             });
         }
-        st.known.retain(|k, _| seen.contains(k));
+        if complete {
+            st.known.retain(|k, _| seen.contains(k));
+        }
         if want_refresh {
             if let Some(m) = &self.meta {
                 m.request_refresh();

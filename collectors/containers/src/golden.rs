@@ -92,7 +92,7 @@ fn recorded_pods() -> PodMetadata {
 
 /// The exposition without the families whose values depend on the clock.
 fn render(tree: &Tree, c: &Collector) -> (String, crate::collector::Snapshot) {
-    let snap = c.collect();
+    let snap = c.collect(None);
     let mut buf = Vec::new();
     let mut enc = Encoder::new(&mut buf, Format::Text);
     export::write(&mut enc, &snap, c.extra_names(), false);
@@ -261,11 +261,11 @@ fn odd_files_never_panic() {
             .chain([full.len().saturating_sub(1)])
         {
             std::fs::write(&path, &full[..cut]).unwrap();
-            let snap = c.collect();
+            let snap = c.collect(None);
             assert_eq!(snap.rows.len(), 11);
         }
         std::fs::write(&path, b"\xff\xfe garbage \x00\n").unwrap();
-        let snap = c.collect();
+        let snap = c.collect(None);
         assert!(
             !snap.errors.is_empty() || path.ends_with("cgroup.procs"),
             "{}",
@@ -273,7 +273,7 @@ fn odd_files_never_panic() {
         );
         std::fs::write(&path, &full).unwrap();
     }
-    let errs = c.collect().errors;
+    let errs = c.collect(None).errors;
     assert!(
         errs.iter().all(|(p, _)| !p.contains(&"3".repeat(64))),
         "{errs:?}"
@@ -347,4 +347,17 @@ async fn housekeeping_serves_the_last_round_with_timestamps() {
         "{om_line}"
     );
     m.shutdown().await;
+}
+
+#[test]
+fn a_passed_deadline_stops_the_round_and_says_so() {
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let c = tree.collector(None, &[], false);
+    let snap = c.collect(Some(std::time::Instant::now()));
+    assert!(snap.rows.is_empty());
+    assert_eq!(
+        snap.errors[0].1,
+        ["scrape deadline reached after 0 of 11 cgroups"]
+    );
+    assert_eq!(c.collect(None).rows.len(), 11);
 }

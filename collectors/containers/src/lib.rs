@@ -78,7 +78,7 @@ impl ModuleDef for ContainersModule {
                 loop {
                     let c = collector.clone();
                     let round = tokio::task::spawn_blocking(move || {
-                        let snap = c.collect();
+                        let snap = c.collect(None);
                         // encoded here, once per round, so that scrapes only copy bytes
                         let mut text = Vec::with_capacity(size_hint + size_hint / 8);
                         let mut enc = Encoder::new(&mut text, Format::Text);
@@ -140,7 +140,7 @@ impl Containers {
 }
 
 impl Module for Containers {
-    fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
+    fn collect(&self, enc: &mut Encoder<'_>, scrape: &Scrape<'_>) {
         let snap = if self.housekeeping() {
             let (snap, text) = self.last();
             match text {
@@ -149,7 +149,7 @@ impl Module for Containers {
             }
             snap
         } else {
-            let snap = Arc::new(self.collector.collect());
+            let snap = Arc::new(self.collector.collect(Some(scrape.deadline)));
             export::write(enc, &snap, self.collector.extra_names(), false);
             if let Ok(mut l) = self.latest.lock() {
                 *l = Latest {
