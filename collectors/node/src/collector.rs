@@ -95,6 +95,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// An error once the scrape deadline has passed, for loops over many devices: the
+    /// collector then fails (and its partial output is dropped) instead of overrunning.
+    pub(crate) fn check_deadline(&self, what: &str) -> Result<(), String> {
+        if Instant::now() >= self.deadline {
+            return Err(format!("scrape deadline passed while reading {what}"));
+        }
+        Ok(())
+    }
+
     /// `<procfs>/<rel>`.
     pub(crate) fn proc_path(&self, rel: &str) -> PathBuf {
         self.paths.procfs.join(rel)
@@ -398,6 +407,20 @@ mod tests {
         assert!(err.contains("missing"), "{err}");
         std::fs::write(dir.join("bad"), [0xff, 0xfe]).unwrap();
         assert!(read_text(&mut buf, &dir.join("bad")).is_err());
+    }
+
+    #[test]
+    fn deadline_check() {
+        let paths = HostPaths::default();
+        let mut buf = Vec::new();
+        let past = Ctx::new(&paths, Instant::now(), &mut buf);
+        let e = past.check_deadline("CPUs").unwrap_err();
+        assert_eq!(e, "scrape deadline passed while reading CPUs");
+        let mut buf = Vec::new();
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(Ctx::new(&paths, later, &mut buf)
+            .check_deadline("x")
+            .is_ok());
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl CpuCollector {
         let mut seen_core: BTreeSet<(String, String)> = BTreeSet::new();
         let mut seen_pkg: BTreeSet<String> = BTreeSet::new();
         for name in list_dir(&base)? {
+            ctx.check_deadline("CPUs")?;
             let Some(id) = name.strip_prefix("cpu") else {
                 continue;
             };

@@ -61,6 +61,7 @@ impl Collector for CpufreqCollector {
         let base = ctx.sys_path("devices/system/cpu");
         let mut cpus = Vec::new();
         for name in list_dir(&base)? {
+            ctx.check_deadline("CPUs")?;
             let Some(id) = name.strip_prefix("cpu") else {
                 continue;
             };

@@ -228,6 +228,7 @@ impl Collector for DiskstatsCollector {
 
         let mut infos = Vec::with_capacity(disks.len());
         for d in &disks {
+            ctx.check_deadline("udev data of block devices")?;
             let file = ctx
                 .paths
                 .udev_data

@@ -88,6 +88,7 @@ impl Collector for NetclassCollector {
             .lock()
             .map_err(|_| "netclass state poisoned".to_string())?;
         for name in list_dir(&base)? {
+            ctx.check_deadline("network interfaces")?;
             if self.ignored.is_match(&name) {
                 continue;
             }
