@@ -1,16 +1,34 @@
 //! The containers module: the kubelet's `/metrics/cadvisor` families read straight from the
 //! node's cgroups, without cAdvisor.
 //!
-//! At start the module finds the cgroup hierarchies ([`layout`]: v2, v1 or hybrid), then in
-//! every round walks the kubelet's `kubepods` tree ([`discover`]: both cgroup drivers, QoS
-//! classes, containerd/cri-o/docker scopes), reads each cgroup's files ([`stats`]), names the
+//! At start the module finds the cgroup hierarchies (`layout.rs`: v2, v1 or hybrid), then in
+//! every round walks the kubelet's `kubepods` tree (`discover.rs`: both cgroup drivers, QoS
+//! classes, containerd/cri-o/docker scopes), reads each cgroup's files (`stats.rs`), names the
 //! rows from the kubelet's pod list ([`eos_kube`]) and writes the kubelet's families
-//! ([`export`]).
+//! (`export.rs`).
 //!
-//! Rounds run on a housekeeping interval (10 s by default, as the kubelet's cAdvisor does),
-//! and scrapes serve the last round with its timestamp, so a scrape costs only the encoding.
-//! `housekeeping_interval: 0` reads at scrape time instead. See `cargo xtask bench containers`
-//! for the numbers behind this choice.
+//! Rows follow the kubelet: one per container (`container`, `image`, `name` = runtime ID),
+//! one per pod sandbox (no image; `container="POD"` under cri-o and docker, empty under
+//! containerd; the only row with `container_network_*`, read from `/proc/<pid>/net/dev` of its
+//! pause process), one per pod cgroup and one per QoS/kubepods cgroup (only `id`). Without
+//! the kubelet, rows keep `id` and `name`, and sandboxes are still found by their `pause`
+//! process.
+//!
+//! # Design: housekeeping rounds, encoded once
+//! Rounds run on a housekeeping interval (10 s by default, as the kubelet's cAdvisor does).
+//! Each round is encoded as text once, and scrapes copy those bytes with the round's
+//! timestamp. `housekeeping_interval: 0` reads at scrape time instead. Limits and shares are
+//! re-read every `spec_every` rounds, start times once per cgroup.
+//!
+//! `cargo xtask bench containers` on this 2-core VM, 500 containers (602 cgroups) in real v1
+//! cgroups: opening, reading and closing the same 7224 files in a tight loop (the floor)
+//! takes about 77 ms of CPU. A round takes 1.2x that, and a whole scrape-time scrape (round,
+//! encoding, HTTP, gzip) 1.26x, so reading every file is the cost and there is little left
+//! to save in the parsing. Reading at scrape time would make every scrape wait about 90 ms;
+//! with housekeeping a scrape answers in about 3.7 ms, and costs about 3.4 ms of CPU.
+//! The price is memory: the encoded round (3.2 MB of text for 500 containers) is kept,
+//! and the module's RSS before any scrape is about 4.9 MiB over the agent without it.
+//! cAdvisor's own DaemonSet requests 400 MiB.
 
 mod collector;
 mod config;
