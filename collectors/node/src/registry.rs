@@ -28,6 +28,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     selinux::DEF,
     dmi::DEF,
     ipvs::DEF,
+    nfs::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

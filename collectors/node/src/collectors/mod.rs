@@ -20,6 +20,7 @@ pub(crate) mod meminfo;
 pub(crate) mod netclass;
 pub(crate) mod netdev;
 pub(crate) mod netstat;
+pub(crate) mod nfs;
 pub(crate) mod nvme;
 pub(crate) mod os;
 pub(crate) mod powersupplyclass;
