@@ -2,8 +2,8 @@
 //! keep the result as a [`Snapshot`] for the exporter.
 
 use crate::discover::{self, Cgroup, Kind, Runtime};
+use crate::fsusage;
 use crate::layout::Layout;
-use crate::parse::Io;
 use crate::stats::{Reader, Spec, Stats};
 use eos_kube::{PodCache, PodMetadata};
 use std::collections::{HashMap, HashSet};
@@ -35,6 +35,8 @@ pub struct Row {
     pub start_time: f64,
     /// Whether this is a pod sandbox (the only row with network counters).
     pub sandbox: bool,
+    /// Bytes used by the writable layer, and its device.
+    pub fs_usage: Option<(u64, Arc<str>)>,
 }
 
 /// The result of one round.
@@ -56,6 +58,8 @@ pub struct Settings {
     pub layout: Layout,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
+    /// The host's root, where the runtime's snapshot directories are.
+    pub rootfs: PathBuf,
     pub kubelet_root: String,
     pub spec_every: u32,
     pub pod_labels: Vec<String>,
@@ -88,6 +92,7 @@ struct Known {
     sandbox: Option<bool>,
     asked_refresh: bool,
     stats: Stats,
+    fs_usage: Option<(u64, Arc<str>)>,
 }
 
 impl Collector {
@@ -168,14 +173,15 @@ impl Collector {
                 sandbox: None,
                 asked_refresh: false,
                 stats: Stats::default(),
+                fs_usage: None,
             });
             if !st.reader.stats(&s.layout, &cg.path, &mut known.stats) {
                 continue; // removed while we looked
             }
             seen.insert(cg.path.clone());
-            if known.spec_round == 0
-                || st.round - known.spec_round >= u64::from(s.spec_every.max(1))
-            {
+            let slow_round = known.spec_round == 0
+                || st.round - known.spec_round >= u64::from(s.spec_every.max(1));
+            if slow_round {
                 known.spec = st.reader.spec(&s.layout, &cg.path);
                 known.spec_round = st.round;
             }
@@ -199,6 +205,11 @@ impl Collector {
                     if let Some(pid) = known.stats.first_pid {
                         st.reader.net(&s.procfs, pid, &mut known.stats.net);
                     }
+                } else if slow_round {
+                    known.fs_usage = known
+                        .stats
+                        .first_pid
+                        .and_then(|pid| writable_layer(s, &mut st.devices, pid));
                 }
             }
             if known.labels_gen != pods.generation() {
@@ -209,7 +220,7 @@ impl Collector {
                 .stats
                 .io
                 .iter()
-                .map(|d| device_name(&mut st.devices, &s.sysfs, d))
+                .map(|d| device_name(&mut st.devices, &s.sysfs, (d.major, d.minor)))
                 .collect();
             if !st.reader.errors.is_empty() {
                 snap.errors
@@ -222,6 +233,7 @@ impl Collector {
                 io_devices,
                 start_time: known.start_time,
                 sandbox,
+                fs_usage: known.fs_usage.clone(),
             });
         }
         if complete {
@@ -317,12 +329,29 @@ fn start_time(root: &Path, rel: &str) -> f64 {
     }
 }
 
+/// The writable layer's disk usage of the container whose process is `pid`, when its
+/// overlay upper directory is reachable under the host root.
+fn writable_layer(
+    s: &Settings,
+    devices: &mut HashMap<(u32, u32), Arc<str>>,
+    pid: u32,
+) -> Option<(u64, Arc<str>)> {
+    let mountinfo = std::fs::read_to_string(s.procfs.join(format!("{pid}/mountinfo"))).ok()?;
+    let upper = fsusage::upperdir(&mountinfo)?;
+    let (bytes, dev) = fsusage::disk_usage(&s.rootfs.join(upper.trim_start_matches('/'))).ok()?;
+    Some((bytes, device_name(devices, &s.sysfs, dev)))
+}
+
 /// `/dev/<name>` of a block device from `<sysfs>/dev/block/M:m/uevent`, else `M:m`.
-fn device_name(cache: &mut HashMap<(u32, u32), Arc<str>>, sysfs: &Path, d: &Io) -> Arc<str> {
+fn device_name(
+    cache: &mut HashMap<(u32, u32), Arc<str>>,
+    sysfs: &Path,
+    (major, minor): (u32, u32),
+) -> Arc<str> {
     cache
-        .entry((d.major, d.minor))
+        .entry((major, minor))
         .or_insert_with(|| {
-            let p = sysfs.join(format!("dev/block/{}:{}/uevent", d.major, d.minor));
+            let p = sysfs.join(format!("dev/block/{major}:{minor}/uevent"));
             std::fs::read_to_string(p)
                 .ok()
                 .and_then(|t| {
@@ -330,7 +359,7 @@ fn device_name(cache: &mut HashMap<(u32, u32), Arc<str>>, sysfs: &Path, d: &Io) 
                         .find_map(|l| l.strip_prefix("DEVNAME="))
                         .map(|n| format!("/dev/{n}"))
                 })
-                .unwrap_or_else(|| format!("{}:{}", d.major, d.minor))
+                .unwrap_or_else(|| format!("{major}:{minor}"))
                 .into()
         })
         .clone()

@@ -184,6 +184,17 @@ pub fn write(enc: &mut Encoder<'_>, snap: &Snapshot, extra_names: &[String], tim
         }
     }
     let mut fam = enc.family(
+        "container_fs_usage_bytes",
+        "Number of bytes that are consumed by the container on this filesystem.",
+        Kind::Gauge,
+    );
+    for r in &snap.rows {
+        if let Some((bytes, dev)) = &r.fs_usage {
+            row_labels(r, extra_names).fill(Some(("device", dev)), &mut labels);
+            emit(&mut fam, &labels, *bytes as f64, ts);
+        }
+    }
+    let mut fam = enc.family(
         "container_start_time_seconds",
         "Start time of the container since unix epoch in seconds.",
         Kind::Gauge,

@@ -65,6 +65,7 @@ impl Tree {
                 layout: layout::from_root(&host.sysfs.join("fs/cgroup")).unwrap(),
                 procfs: host.procfs,
                 sysfs: host.sysfs,
+                rootfs: host.rootfs,
                 kubelet_root: "/".into(),
                 spec_every: 6,
                 pod_labels: pod_labels.iter().map(|s| s.to_string()).collect(),
@@ -101,7 +102,14 @@ fn render(tree: &Tree, c: &Collector) -> (String, crate::collector::Snapshot) {
     let stable = text
         .lines()
         .filter(|l| {
-            !l.contains("container_last_seen") && !l.contains("container_start_time_seconds")
+            // clock- and filesystem-dependent values are checked by the tests themselves
+            ![
+                "container_last_seen",
+                "container_start_time_seconds",
+                "container_fs_usage_bytes",
+            ]
+            .iter()
+            .any(|f| l.contains(f))
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -178,6 +186,14 @@ fn v2_systemd_golden() {
     for r in &snap.rows {
         assert!(r.start_time > 0.0, "{}", r.labels.id);
     }
+
+    // the nginx container's writable layer, found from its root overlay mount
+    let with_layer: Vec<_> = snap.rows.iter().filter(|r| r.fs_usage.is_some()).collect();
+    assert_eq!(with_layer.len(), 1);
+    assert_eq!(with_layer[0].labels.container, "nginx");
+    let (bytes, dev) = with_layer[0].fs_usage.clone().unwrap();
+    assert!(bytes >= 5000, "{bytes}");
+    assert!(!dev.is_empty());
 }
 
 #[test]

@@ -12,7 +12,10 @@
 //! containerd; the only row with `container_network_*`, read from `/proc/<pid>/net/dev` of its
 //! pause process), one per pod cgroup and one per QoS/kubepods cgroup (only `id`). Without
 //! the kubelet, rows keep `id` and `name`, and sandboxes are still found by their `pause`
-//! process.
+//! process. Beyond cAdvisor: `container_fs_usage_bytes{device}` for each container's writable
+//! layer (the `upperdir` of its root overlay, found under the host root and summed like `du`
+//! every `spec_every` rounds), and optional pod labels (`pod_labels`) and owning workload
+//! (`workload_labels`) as extra labels on every row of a pod.
 //!
 //! # Design: housekeeping rounds, encoded once
 //! Rounds run on a housekeeping interval (10 s by default, as the kubelet's cAdvisor does).
@@ -34,6 +37,7 @@ mod collector;
 mod config;
 mod discover;
 mod export;
+mod fsusage;
 mod layout;
 mod machine;
 mod parse;
@@ -80,6 +84,7 @@ impl ModuleDef for ContainersModule {
                 layout,
                 procfs: ctx.host.procfs.clone(),
                 sysfs: ctx.host.sysfs.clone(),
+                rootfs: ctx.host.rootfs.clone(),
                 kubelet_root: config.kubelet_cgroup_root.clone(),
                 spec_every: config.spec_every,
                 pod_labels: config.pod_labels.clone(),
