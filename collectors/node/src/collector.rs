@@ -138,10 +138,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Whether an I/O error means "not there" (missing file, or a sysfs attribute that the
-/// driver does not implement).
+/// Whether an I/O error means "not there" (missing file, a path through something that is not
+/// a directory, or a sysfs attribute that the driver does not implement).
 pub(crate) fn is_not_found(e: &std::io::Error) -> bool {
-    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+    e.kind() == ErrorKind::NotFound
+        || e.raw_os_error() == Some(libc::ENODEV)
+        || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 /// Formats an I/O error with the path it happened on.

@@ -29,6 +29,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     dmi::DEF,
     ipvs::DEF,
     nfs::DEF,
+    xfs::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

@@ -41,3 +41,4 @@ pub(crate) mod udp_queues;
 pub(crate) mod uname;
 pub(crate) mod vmstat;
 pub(crate) mod watchdog;
+pub(crate) mod xfs;
