@@ -108,10 +108,13 @@ impl Collector {
             extra_names.push("workload_kind".into());
         }
         Collector {
-            settings,
             extra_names,
+            state: Mutex::new(State {
+                reader: Reader::new(&settings.procfs),
+                ..State::default()
+            }),
+            settings,
             meta,
-            state: Mutex::new(State::default()),
         }
     }
 
@@ -256,7 +259,7 @@ impl Collector {
             ..Labels::default()
         };
         let uid = match &cg.kind {
-            Kind::Kubepods | Kind::Qos => return l,
+            Kind::Root | Kind::Kubepods | Kind::Qos => return l,
             Kind::Pod { uid } => uid,
             Kind::Container { uid, id, runtime } => {
                 l.name = id.clone();

@@ -16,6 +16,8 @@ pub enum Runtime {
 /// What a cgroup is in the kubelet's tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// The hierarchy's root (`id="/"`): the whole node.
+    Root,
     Kubepods,
     Qos,
     Pod {
@@ -35,11 +37,15 @@ pub struct Cgroup {
     pub kind: Kind,
 }
 
-/// Walks `<root><kubelet_root>/kubepods[.slice]` and returns every cgroup of interest, parents
-/// before children. A missing tree is an empty list (no pods yet); unreadable directories
-/// are skipped.
+/// Returns the root cgroup and every cgroup under `<root><kubelet_root>/kubepods[.slice]`,
+/// parents before children. A missing tree gives only the root (no pods yet); unreadable
+/// directories are skipped.
 pub fn walk(root: &Path, kubelet_root: &str, out: &mut Vec<Cgroup>) {
     out.clear();
+    out.push(Cgroup {
+        path: "/".into(),
+        kind: Kind::Root,
+    });
     let base = kubelet_root.trim_end_matches('/');
     for top in ["kubepods.slice", "kubepods"] {
         let rel = format!("{base}/{top}");

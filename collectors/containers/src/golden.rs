@@ -173,9 +173,9 @@ fn v2_systemd_golden() {
     assert_eq!(row.stats.cpu_usage_ns, Some(299_000_000_000));
     assert!(row.stats.mem_working_set.is_some());
 
-    // rows: kubepods, 2 QoS, 3 pods, 5 containers (3 in web, 1 report, 1 cri-o); conmon and
-    // system.slice are not rows
-    assert_eq!(snap.rows.len(), 11);
+    // rows: the root, kubepods, 2 QoS, 3 pods, 5 containers (3 in web, 1 report, 1 cri-o);
+    // conmon and system.slice are not rows
+    assert_eq!(snap.rows.len(), 12);
     let sandbox: Vec<_> = snap.rows.iter().filter(|r| r.sandbox).collect();
     assert_eq!(sandbox.len(), 1);
     assert_eq!(
@@ -204,7 +204,7 @@ fn v1_cgroupfs_golden() {
     eos_exposition::parse_text(&text).unwrap();
     check_golden("v1-cgroupfs.golden", &text);
     assert!(snap.errors.is_empty(), "{:?}", snap.errors);
-    assert_eq!(snap.rows.len(), 7);
+    assert_eq!(snap.rows.len(), 8);
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn without_the_kubelet_rows_keep_their_ids() {
     let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
     let c = tree.collector(None, &[], false);
     let (text, snap) = render(&tree, &c);
-    assert_eq!(snap.rows.len(), 11);
+    assert_eq!(snap.rows.len(), 12);
     let id = "3".repeat(64);
     let line = text
         .lines()
@@ -278,7 +278,7 @@ fn odd_files_never_panic() {
         {
             std::fs::write(&path, &full[..cut]).unwrap();
             let snap = c.collect(None);
-            assert_eq!(snap.rows.len(), 11);
+            assert_eq!(snap.rows.len(), 12);
         }
         std::fs::write(&path, b"\xff\xfe garbage \x00\n").unwrap();
         let snap = c.collect(None);
@@ -373,7 +373,7 @@ fn a_passed_deadline_stops_the_round_and_says_so() {
     assert!(snap.rows.is_empty());
     assert_eq!(
         snap.errors[0].1,
-        ["scrape deadline reached after 0 of 11 cgroups"]
+        ["scrape deadline reached after 0 of 12 cgroups"]
     );
-    assert_eq!(c.collect(None).rows.len(), 11);
+    assert_eq!(c.collect(None).rows.len(), 12);
 }

@@ -9,12 +9,15 @@
 //!
 //! Rows follow the kubelet: one per container (`container`, `image`, `name` = runtime ID),
 //! one per pod sandbox (no image; `container="POD"` under cri-o and docker, empty under
-//! containerd; the only row with `container_network_*`, read from `/proc/<pid>/net/dev` of its
-//! pause process), one per pod cgroup and one per QoS/kubepods cgroup (only `id`). Without
-//! the kubelet, rows keep `id` and `name`, and sandboxes are still found by their `pause`
-//! process. Beyond cAdvisor: `container_fs_usage_bytes{device}` for each container's writable
-//! layer (the `upperdir` of its root overlay, found under the host root and summed like `du`
-//! every `spec_every` rounds), and optional pod labels (`pod_labels`) and owning workload
+//! containerd; the only row with `container_network_*`, read from `/proc/<pid>/net/dev` of
+//! its pause process), one per pod cgroup, one per QoS/kubepods cgroup and one for the root
+//! (`id="/"`, the whole node; on cgroup v2 its memory usage is `MemTotal - MemFree`, as runc
+//! reports it); these carry only `id`, plus `pod` and `namespace` on pod rows. Without the
+//! kubelet, rows keep `id` and `name`, and sandboxes are still found by their `pause` process.
+//!
+//! Beyond cAdvisor: `container_fs_usage_bytes{device}` for each container's writable layer
+//! (the `upperdir` of its root overlay, found under the host root and summed like `du` every
+//! `spec_every` rounds), and optional pod labels (`pod_labels`) and owning workload
 //! (`workload_labels`) as extra labels on every row of a pod.
 //!
 //! # Design: housekeeping rounds, encoded once

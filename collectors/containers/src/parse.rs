@@ -313,16 +313,26 @@ pub fn cpu_list_len(text: &str) -> Result<u64, String> {
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
 pub fn mem_total(text: &str) -> Result<u64, String> {
+    meminfo_bytes(text, "MemTotal")
+}
+
+/// Memory in use by the whole node (`MemTotal - MemFree`), as runc reports the v2 root
+/// cgroup, which has no `memory.current`.
+pub fn mem_used(text: &str) -> Result<u64, String> {
+    Ok(meminfo_bytes(text, "MemTotal")?.saturating_sub(meminfo_bytes(text, "MemFree")?))
+}
+
+fn meminfo_bytes(text: &str, key: &str) -> Result<u64, String> {
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("MemTotal:") {
+        if let Some(rest) = line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
             let kb = rest.trim().trim_end_matches("kB").trim();
             return kb
                 .parse::<u64>()
                 .map(|k| k * 1024)
-                .map_err(|_| format!("MemTotal: expected a number, found {:?}", clip(kb)));
+                .map_err(|_| format!("{key}: expected a number, found {:?}", clip(kb)));
         }
     }
-    Err("no MemTotal line".into())
+    Err(format!("no {key} line"))
 }
 
 fn clip(s: &str) -> &str {
@@ -449,6 +459,10 @@ mod tests {
             Ok(16 << 20)
         );
         assert!(mem_total("MemFree: 1 kB").is_err());
+        assert_eq!(mem_used("MemTotal: 10 kB\nMemFree: 4 kB\n"), Ok(6 << 10));
+        assert!(mem_used("MemTotal: 10 kB\n")
+            .unwrap_err()
+            .contains("MemFree"));
         assert_eq!(clip("ééééééééééééééééééééééééé").len(), 40);
     }
 }

@@ -46,6 +46,8 @@ pub struct Spec {
 
 /// Reads cgroup files with one reused buffer and path.
 pub struct Reader {
+    /// The host's procfs (for the v2 root's memory, from `meminfo`).
+    procfs: PathBuf,
     buf: String,
     path: PathBuf,
     /// Errors of the current cgroup, `file: message`.
@@ -61,6 +63,7 @@ const USER_HZ_NS: u64 = 10_000_000; // cpuacct.stat ticks are USER_HZ (100 on Li
 impl Default for Reader {
     fn default() -> Self {
         Reader {
+            procfs: PathBuf::from("/proc"),
             buf: String::with_capacity(4096),
             path: PathBuf::with_capacity(256),
             errors: Vec::new(),
@@ -71,6 +74,14 @@ impl Default for Reader {
 }
 
 impl Reader {
+    /// A reader for a host whose procfs is at `procfs`.
+    pub fn new(procfs: &Path) -> Reader {
+        Reader {
+            procfs: procfs.to_path_buf(),
+            ..Reader::default()
+        }
+    }
+
     /// Reads `<dir><rel>/<file>` into the buffer. `None` when it doesn't exist.
     fn read(&mut self, dir: &Path, rel: &str, file: &str) -> Option<&str> {
         self.path.clear();
@@ -147,6 +158,10 @@ impl Reader {
             })
         });
         st.mem_usage = self.with(root, rel, "memory.current", parse::single_u64);
+        if st.mem_usage.is_none() && rel == "/" {
+            let procfs = self.procfs.clone();
+            st.mem_usage = self.with(&procfs, "", "meminfo", parse::mem_used);
+        }
         let mut inactive_file = None;
         self.with(root, rel, "memory.stat", |t| {
             parse::flat_keyed(t, |k, v| match k {

@@ -129,7 +129,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs(30);
     while !housekeeping
         .fetch("/debug/containers/")?
-        .contains(&format!("rows: {}", tree.cgroups.len()))
+        .contains(&format!("rows: {}", tree.cgroups.len() + 1))
     {
         if Instant::now() > end {
             return Err("housekeeping agent: no complete round after 30 s".into());
@@ -149,14 +149,14 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     );
     let hk = compare(&housekeeping, &baseline, &opts)?;
     let round = collection_seconds(&housekeeping.fetch("/metrics")?);
-    let round_files = tree.cgroups.len() * tree.files.len();
+    let round_files = (tree.cgroups.len() + 1) * tree.files.len();
 
     let ms = |s: f64| format!("{:.2} ms", s * 1e3);
     let mib = |b: f64| format!("{:.1} MiB", b / (1024.0 * 1024.0));
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
-        "bench containers: {containers} containers, {} cgroups with pods and QoS rows, {} ({} files per cgroup)",
-        tree.cgroups.len(),
+        "bench containers: {containers} containers, {} cgroups with the root, pods and QoS rows, {} ({} files per cgroup)",
+        tree.cgroups.len() + 1,
         tree.describe,
         tree.files.len()
     );
@@ -324,9 +324,9 @@ struct Floor {
 
 /// Opens, reads and closes every file of every cgroup, as a round does, in a tight loop.
 fn floor(tree: &Tree) -> Result<Floor, String> {
-    let paths: Vec<PathBuf> = tree
-        .cgroups
-        .iter()
+    // the module also reads the root cgroup (the kubelet's `id="/"` row)
+    let paths: Vec<PathBuf> = std::iter::once(&"/".to_string())
+        .chain(&tree.cgroups)
         .flat_map(|cg| {
             tree.files
                 .iter()
