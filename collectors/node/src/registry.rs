@@ -30,6 +30,7 @@ pub(crate) const ALL: &[CollectorDef] = &[
     ipvs::DEF,
     nfs::DEF,
     xfs::DEF,
+    rapl::DEF,
     arp::DEF,
     bonding::DEF,
     edac::DEF,

@@ -85,8 +85,11 @@ fn scrape() -> String {
     String::from_utf8(buf).unwrap()
 }
 
-/// Drops the lines (samples and headers) of volatile families.
+/// Drops the lines (samples and headers) of volatile families, and writes the fixture
+/// directory (which some labels contain, e.g. RAPL zone paths) as `<fixtures>`.
 fn stable(text: &str) -> String {
+    let root = fixtures().display().to_string();
+    let text = text.replace(&root, "<fixtures>");
     let mut out = String::new();
     for line in text.lines() {
         let name = line

@@ -25,6 +25,7 @@ pub(crate) mod nvme;
 pub(crate) mod os;
 pub(crate) mod powersupplyclass;
 pub(crate) mod pressure;
+pub(crate) mod rapl;
 pub(crate) mod processes;
 pub(crate) mod schedstat;
 pub(crate) mod selinux;
