@@ -59,6 +59,16 @@ impl Tree {
         pod_labels: &[&str],
         workload: bool,
     ) -> Collector {
+        self.collector_reading_spec_every(meta, pod_labels, workload, 6)
+    }
+
+    fn collector_reading_spec_every(
+        &self,
+        meta: Option<PodMetadata>,
+        pod_labels: &[&str],
+        workload: bool,
+        spec_every: u32,
+    ) -> Collector {
         let host = self.host();
         Collector::new(
             Settings {
@@ -67,7 +77,7 @@ impl Tree {
                 sysfs: host.sysfs,
                 rootfs: host.rootfs,
                 kubelet_root: "/".into(),
-                spec_every: 6,
+                spec_every,
                 pod_labels: pod_labels.iter().map(|s| s.to_string()).collect(),
                 workload_labels: workload,
             },
@@ -265,35 +275,62 @@ fn pod_labels_and_workload() {
 
 #[test]
 fn odd_files_never_panic() {
-    // every file of the v2 tree cut at every few bytes: collecting must not panic
-    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
-    let c = tree.collector(Some(recorded_pods()), &[], false);
-    let container = tree.0.join("sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8a2e4c1b_5d6f_4a7b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-3333333333333333333333333333333333333333333333333333333333333333.scope");
-    for entry in std::fs::read_dir(&container).unwrap() {
-        let path = entry.unwrap().path();
-        let full = std::fs::read(&path).unwrap();
-        for cut in (0..full.len())
-            .step_by(7)
-            .chain([full.len().saturating_sub(1)])
-        {
-            std::fs::write(&path, &full[..cut]).unwrap();
-            let snap = c.collect(None);
-            assert_eq!(snap.rows.len(), 12);
+    // every file of one container cut at every few bytes, then garbage: collecting must not
+    // panic, and the damage shows as that container's errors
+    let v2 = "sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8a2e4c1b_5d6f_4a7b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-3333333333333333333333333333333333333333333333333333333333333333.scope".to_string();
+    let v1: Vec<String> = ["cpu", "cpuacct", "memory", "blkio", "pids"]
+        .iter()
+        .map(|h| {
+            format!(
+                "sys/fs/cgroup/{h}/kubepods/burstable/pod1f0e2d3c-4b5a-4968-8776-655443322110/{}",
+                "5".repeat(64)
+            )
+        })
+        .collect();
+    let cases = [
+        (
+            include_str!("../testdata/v2-systemd.ttar"),
+            vec![v2],
+            12,
+            "3".repeat(64),
+        ),
+        (
+            include_str!("../testdata/v1-cgroupfs.ttar"),
+            v1,
+            8,
+            "5".repeat(64),
+        ),
+    ];
+    for (ttar, dirs, rows, id) in cases {
+        let tree = Tree::expand(ttar);
+        let c = tree.collector_reading_spec_every(Some(recorded_pods()), &[], false, 1);
+        for dir in dirs {
+            for entry in std::fs::read_dir(tree.0.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let full = std::fs::read(&path).unwrap();
+                for cut in (0..full.len())
+                    .step_by(7)
+                    .chain([full.len().saturating_sub(1)])
+                {
+                    std::fs::write(&path, &full[..cut]).unwrap();
+                    assert_eq!(c.collect(None).rows.len(), rows);
+                }
+                std::fs::write(&path, b"\xff\xfe garbage \x00\n").unwrap();
+                let errs = c.collect(None).errors;
+                assert!(
+                    errs.iter().any(|(p, e)| p.contains(&id)
+                        && e.iter()
+                            .any(|e| e.contains(path.file_name().unwrap().to_str().unwrap())))
+                        || path.ends_with("cgroup.procs"),
+                    "{}: {errs:?}",
+                    path.display()
+                );
+                std::fs::write(&path, &full).unwrap();
+            }
         }
-        std::fs::write(&path, b"\xff\xfe garbage \x00\n").unwrap();
-        let snap = c.collect(None);
-        assert!(
-            !snap.errors.is_empty() || path.ends_with("cgroup.procs"),
-            "{}",
-            path.display()
-        );
-        std::fs::write(&path, &full).unwrap();
+        let errs = c.collect(None).errors;
+        assert!(errs.iter().all(|(p, _)| !p.contains(&id)), "{errs:?}");
     }
-    let errs = c.collect(None).errors;
-    assert!(
-        errs.iter().all(|(p, _)| !p.contains(&"3".repeat(64))),
-        "{errs:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
