@@ -192,11 +192,17 @@ impl Collector {
             let mut sandbox = known.sandbox.unwrap_or(false);
             if let Kind::Container { uid, id, .. } = &cg.kind {
                 let in_cache = pods.container(id).is_some();
-                if !in_cache && known.sandbox.is_none() {
+                // a sandbox is not in the pod list; it runs `pause` (asked again on slow
+                // rounds, in case the first look caught the runtime still starting it)
+                let undecided =
+                    known.sandbox.is_none() || (known.sandbox == Some(false) && slow_round);
+                if !in_cache && undecided {
                     if let Some(pid) = known.stats.first_pid {
                         sandbox = st.reader.is_pause(&s.procfs, pid);
-                        known.sandbox = Some(sandbox);
-                        known.labels_gen = u64::MAX;
+                        if known.sandbox != Some(sandbox) {
+                            known.sandbox = Some(sandbox);
+                            known.labels_gen = u64::MAX;
+                        }
                     }
                 }
                 let missing = !in_cache && !sandbox || pods.pod(uid).is_none();

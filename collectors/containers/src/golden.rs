@@ -414,3 +414,25 @@ fn a_passed_deadline_stops_the_round_and_says_so() {
     );
     assert_eq!(c.collect(None).rows.len(), 12);
 }
+
+#[test]
+fn a_sandbox_caught_while_starting_is_recognised_later() {
+    let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
+    let comm = tree.0.join("proc/1101/comm");
+    std::fs::write(&comm, "runc:[2:INIT]\n").unwrap();
+    let c = tree.collector_reading_spec_every(Some(recorded_pods()), &[], false, 2);
+    assert!(c.collect(None).rows.iter().all(|r| !r.sandbox));
+    std::fs::write(&comm, "pause\n").unwrap();
+    assert!(
+        c.collect(None).rows.iter().all(|r| !r.sandbox),
+        "not a slow round"
+    );
+    let snap = c.collect(None);
+    let sandbox: Vec<_> = snap.rows.iter().filter(|r| r.sandbox).collect();
+    assert_eq!(sandbox.len(), 1);
+    assert!(sandbox[0]
+        .labels
+        .id
+        .ends_with(&format!("cri-containerd-{}.scope", "9".repeat(64))));
+    assert!(!sandbox[0].stats.net.is_empty());
+}
