@@ -38,6 +38,11 @@ fn status_page_health_and_config() {
         cfg.contains(&format!("listen_address: {}", agent.addr)),
         "{cfg}"
     );
+    // Every running module has a /debug/<name>/ index, its own or the agent's JSON view.
+    let (status, body) = agent.get("/debug/node/").expect("debug/node");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"module\": \"node\""), "{body}");
+    assert!(body.contains("\"up\": true"), "{body}");
     let (status, _) = agent.get("/no/such/page").expect("404");
     assert_eq!(status, 404);
 }

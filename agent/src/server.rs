@@ -105,7 +105,16 @@ async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
             text(StatusCode::OK, status_page::effective_config(state))
         }
         _ => match state.supervisor.route(&path) {
-            Some((module, sub)) => module_request(module, sub, req).await,
+            Some((module, sub)) => {
+                let index = sub == "/";
+                let r = module_request(module, sub, req).await;
+                if index && r.status() == StatusCode::NOT_FOUND {
+                    // A module without its own index still gets one: its state as JSON.
+                    module_index(state, &path)
+                } else {
+                    r
+                }
+            }
             None => text(
                 StatusCode::NOT_FOUND,
                 "not found; see / for what is served\n",
@@ -238,6 +247,36 @@ async fn module_request(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     resp
+}
+
+/// `/debug/<module>/` for a module that serves no index itself: what the status page shows.
+fn module_index(state: &AgentState, path: &str) -> Resp {
+    let name = path.trim_start_matches("/debug/").trim_end_matches('/');
+    let view = state
+        .supervisor
+        .views()
+        .into_iter()
+        .find(|v| v.name == name);
+    let Some(v) = view else {
+        return text(StatusCode::NOT_FOUND, "no such module\n");
+    };
+    let status: serde_json::Map<String, serde_json::Value> = v
+        .status
+        .into_iter()
+        .map(|(k, val)| (k, serde_json::Value::String(val)))
+        .collect();
+    let body = serde_json::json!({
+        "module": v.name,
+        "enabled": v.enabled,
+        "up": v.up,
+        "problem": v.problem,
+        "status": status,
+        "paths": v.paths,
+    });
+    let mut r = Response::new(Full::new(Bytes::from(format!("{body:#}\n"))));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Resp {

@@ -23,9 +23,8 @@ impl std::str::FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid duration {s:?}: use a number with a unit, e.g. 500ms, 15s, 1m30s")
-        };
+        let bad =
+            || format!("invalid duration {s:?}: use a number with a unit, e.g. 500ms, 15s, 1m30s");
         if s == "0" {
             return Ok(Duration::default());
         }
@@ -125,9 +124,21 @@ mod tests {
             ("0", 0),
         ];
         for (s, ms) in ok {
-            assert_eq!(s.parse::<Duration>().unwrap(), Duration::from_millis(*ms), "{s}");
+            assert_eq!(
+                s.parse::<Duration>().unwrap(),
+                Duration::from_millis(*ms),
+                "{s}"
+            );
         }
-        for s in ["", "15", "1.5s", "s", "10x", "-1s", "99999999999999999999999h"] {
+        for s in [
+            "",
+            "15",
+            "1.5s",
+            "s",
+            "10x",
+            "-1s",
+            "99999999999999999999999h",
+        ] {
             assert!(s.parse::<Duration>().is_err(), "{s:?} should fail");
         }
     }
@@ -136,7 +147,9 @@ mod tests {
     fn from_yaml() {
         let d: Duration = serde_yaml_ng::from_str("90s").unwrap();
         assert_eq!(d, Duration::from_secs(90));
-        let e = serde_yaml_ng::from_str::<Duration>("5").unwrap_err().to_string();
+        let e = serde_yaml_ng::from_str::<Duration>("5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("add a unit"), "{e}");
     }
 }

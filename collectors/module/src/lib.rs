@@ -152,7 +152,9 @@ pub trait Module: Send + Sync + 'static {
 ///
 /// Use `#[serde(deny_unknown_fields)]` so that typos are reported with their line. The
 /// `Debug` output is what `/debug/config` shows: keep secrets in [`Secret`].
-pub trait ModuleConfig: DeserializeOwned + Default + PartialEq + Debug + Send + Sync + 'static {
+pub trait ModuleConfig:
+    DeserializeOwned + Default + PartialEq + Debug + Send + Sync + 'static
+{
     /// The section's `enabled` key.
     fn enabled(&self) -> bool;
 

@@ -20,7 +20,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<secret>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<secret>"
+        })
     }
 }
 
