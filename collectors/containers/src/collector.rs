@@ -91,7 +91,6 @@ struct Known {
     start_time: f64,
     sandbox: Option<bool>,
     asked_refresh: bool,
-    stats: Stats,
     fs_usage: Option<(u64, Arc<str>)>,
 }
 
@@ -175,10 +174,11 @@ impl Collector {
                 start_time: start_time(root, &cg.path),
                 sandbox: None,
                 asked_refresh: false,
-                stats: Stats::default(),
                 fs_usage: None,
             });
-            if !st.reader.stats(&s.layout, &cg.path, &mut known.stats) {
+            // a fresh value per round, moved into the row: nothing is kept twice
+            let mut stats = Stats::default();
+            if !st.reader.stats(&s.layout, &cg.path, &mut stats) {
                 continue; // removed while we looked
             }
             seen.insert(cg.path.clone());
@@ -197,7 +197,7 @@ impl Collector {
                 let undecided =
                     known.sandbox.is_none() || (known.sandbox == Some(false) && slow_round);
                 if !in_cache && undecided {
-                    if let Some(pid) = known.stats.first_pid {
+                    if let Some(pid) = stats.first_pid {
                         sandbox = st.reader.is_pause(&s.procfs, pid);
                         if known.sandbox != Some(sandbox) {
                             known.sandbox = Some(sandbox);
@@ -211,12 +211,11 @@ impl Collector {
                     want_refresh = true;
                 }
                 if sandbox {
-                    if let Some(pid) = known.stats.first_pid {
-                        st.reader.net(&s.procfs, pid, &mut known.stats.net);
+                    if let Some(pid) = stats.first_pid {
+                        st.reader.net(&s.procfs, pid, &mut stats.net);
                     }
                 } else if slow_round {
-                    known.fs_usage = known
-                        .stats
+                    known.fs_usage = stats
                         .first_pid
                         .and_then(|pid| writable_layer(s, &mut st.devices, pid));
                 }
@@ -225,8 +224,7 @@ impl Collector {
                 known.labels = Arc::new(self.labels(cg, &pods, sandbox));
                 known.labels_gen = pods.generation();
             }
-            let io_devices = known
-                .stats
+            let io_devices = stats
                 .io
                 .iter()
                 .map(|d| device_name(&mut st.devices, &s.sysfs, (d.major, d.minor)))
@@ -237,7 +235,7 @@ impl Collector {
             }
             snap.rows.push(Row {
                 labels: known.labels.clone(),
-                stats: known.stats.clone(),
+                stats,
                 spec: known.spec.clone(),
                 io_devices,
                 start_time: known.start_time,

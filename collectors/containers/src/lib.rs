@@ -109,6 +109,7 @@ impl ModuleDef for ContainersModule {
                         let mut text = Vec::with_capacity(size_hint + size_hint / 8);
                         let mut enc = Encoder::new(&mut text, Format::Text);
                         export::write(&mut enc, &snap, c.extra_names(), true);
+                        text.shrink_to_fit(); // held until the next round: no slack
                         (snap, text)
                     });
                     if let Ok((snap, text)) = round.await {
