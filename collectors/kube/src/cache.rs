@@ -117,11 +117,6 @@ impl PodCache {
     pub fn generation(&self) -> u64 {
         self.generation
     }
-
-    /// Every pod held, in no particular order.
-    pub fn pods(&self) -> impl Iterator<Item = &Arc<Pod>> {
-        self.pods.values().map(|e| &e.pod)
-    }
 }
 
 #[cfg(test)]
