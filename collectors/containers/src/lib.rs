@@ -26,15 +26,15 @@
 //! timestamp. `housekeeping_interval: 0` reads at scrape time instead. Limits and shares are
 //! re-read every `spec_every` rounds, start times once per cgroup.
 //!
-//! `cargo xtask bench containers` on this 2-core VM, 500 containers (602 cgroups) in real v1
-//! cgroups: opening, reading and closing the same 7224 files in a tight loop (the floor)
-//! takes about 77 ms of CPU. A round takes 1.2x that, and a whole scrape-time scrape (round,
-//! encoding, HTTP, gzip) 1.26x, so reading every file is the cost and there is little left
-//! to save in the parsing. Reading at scrape time would make every scrape wait about 90 ms;
-//! with housekeeping a scrape answers in about 3.7 ms, and costs about 3.4 ms of CPU.
-//! The price is memory: the encoded round (3.2 MB of text for 500 containers) is kept,
-//! and the module's RSS before any scrape is about 4.9 MiB over the agent without it.
-//! cAdvisor's own DaemonSet requests 400 MiB.
+//! `cargo xtask bench containers` on this 2-core VM, 500 containers (603 cgroups with the
+//! root, pods and QoS classes) in real v1 cgroups: opening, reading and closing the same 7236
+//! files in a tight loop (the floor) takes about 78 ms of CPU. A round takes 1.05-1.2x that,
+//! and a whole scrape-time scrape (round, encoding, HTTP, gzip) 1.15-1.26x, so reading every
+//! file is the cost and there is little left to save in the parsing. Reading at scrape time
+//! would make every scrape wait about 90 ms; with housekeeping a scrape answers in 3.4-3.9 ms
+//! (5.7 ms before rounds were encoded ahead). The price is memory: the encoded round (3.2 MB
+//! of text for 500 containers) is kept, and the module's RSS before any scrape is 4.6-5 MiB
+//! over the agent without it. cAdvisor's own DaemonSet requests 400 MiB.
 
 mod collector;
 mod config;
