@@ -4,6 +4,7 @@
 //! `reload` keeps it current, `supervisor` starts and stops the modules listed in `modules`,
 //! and `server` answers HTTP. Run `eos-agent --help` for the command line.
 
+mod body;
 mod cli;
 mod config;
 mod modules;

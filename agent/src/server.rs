@@ -1,11 +1,12 @@
 //! The HTTP server: one port for `/metrics`, health, reload, the status page, and the routes
 //! modules own (`/probe`, `/debug/<module>/...`).
 
+use crate::body::Body;
 use crate::reload::{AgentState, Trigger};
 use crate::{selfmetrics, status_page};
 use bytes::Bytes;
 use eos_exposition::{Encoder, Format};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
@@ -20,7 +21,7 @@ use tracing::{debug, info, warn};
 /// Request bodies larger than this are refused (modules get small JSON/form posts at most).
 const MAX_BODY: usize = 1 << 20;
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Body>;
 
 /// Accepts connections until `shutdown` resolves, then waits (bounded) for open requests.
 pub async fn serve(
@@ -94,7 +95,7 @@ async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
         ),
         (Method::GET | Method::HEAD, "/") => {
             let body = status_page::render(state);
-            let mut r = Response::new(Full::new(Bytes::from(body)));
+            let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
@@ -138,23 +139,27 @@ async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
         cfg.server.scrape_timeout_offset.get(),
     );
     let params: Arc<[(String, String)]> = parse_query(req.uri().query().unwrap_or("")).into();
-    let mut body = state
+    let mut chunks = state
         .supervisor
         .collect(format, params, Instant::now() + budget)
         .await;
-    let mut enc = Encoder::new(&mut body, format);
+    let mut own = Vec::with_capacity(8192);
+    let mut enc = Encoder::new(&mut own, format);
     selfmetrics::encode(state, &mut enc);
-    body.extend_from_slice(format.trailer());
+    own.extend_from_slice(format.trailer());
+    chunks.push(Bytes::from(own));
     let gzip = req
         .headers()
         .get(hyper::header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
-    let (body, encoded) = match gzip.then(|| gzip_bytes(&body)).flatten() {
-        Some(z) => (z, true),
-        None => (body, false),
+    let compressed = if gzip { gzip_chunks(&chunks) } else { None };
+    let encoded = compressed.is_some();
+    let body = match compressed {
+        Some(z) => Body::from(z),
+        None => Body::from_chunks(chunks),
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -185,13 +190,16 @@ fn accepts_gzip(header: &str) -> bool {
 }
 
 /// Compresses a scrape body; Prometheus asks for gzip, which cuts node metrics about tenfold.
-fn gzip_bytes(body: &[u8]) -> Option<Vec<u8>> {
+fn gzip_chunks(chunks: &[Bytes]) -> Option<Vec<u8>> {
     use std::io::Write;
+    let total: usize = chunks.iter().map(Bytes::len).sum();
     let mut z = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 6 + 64),
+        Vec::with_capacity(total / 6 + 64),
         flate2::Compression::fast(),
     );
-    z.write_all(body).ok()?;
+    for c in chunks {
+        z.write_all(c).ok()?;
+    }
     z.finish().ok()
 }
 
@@ -241,7 +249,7 @@ async fn module_request(
             body,
         })
         .await;
-    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() =
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -273,14 +281,14 @@ fn module_index(state: &AgentState, path: &str) -> Resp {
         "status": status,
         "paths": v.paths,
     });
-    let mut r = Response::new(Full::new(Bytes::from(format!("{body:#}\n"))));
+    let mut r = Response::new(Body::from(format!("{body:#}\n")));
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    let mut r = Response::new(Body::from(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -350,7 +358,7 @@ mod tests {
         assert!(accepts_gzip("*"));
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("identity"));
-        let z = gzip_bytes(b"node_load1 0.5\n").expect("gzip");
+        let z = gzip_chunks(&[Bytes::from_static(b"node_load1 0.5\n")]).expect("gzip");
         assert_eq!(&z[..2], &[0x1f, 0x8b]);
     }
 

@@ -1,9 +1,11 @@
 //! The module supervisor: starts, stops and restarts modules as their config sections change,
 //! and gathers their samples for a scrape without letting one slow module hold up the others.
 
+use crate::body::SharedOwner;
 use crate::config::Config;
 use crate::modules::Registered;
-use eos_exposition::{Encoder, Format, Kind};
+use bytes::Bytes;
+use eos_exposition::{Encoder, Format, Kind, SharedChunks};
 use eos_module::{Health, Module, Scrape};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,8 +33,8 @@ struct Slot {
     reg: Box<dyn Registered>,
     state: Mutex<SlotState>,
     collecting: Arc<AtomicBool>,
-    /// Buffers kept between scrapes so a steady-state scrape allocates nothing for them.
-    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// The size of the module's last output, to size the next buffer in one allocation.
+    last_size: AtomicU64,
     last_duration_us: AtomicU64,
     errors: [AtomicU64; 3],
 }
@@ -59,7 +61,6 @@ pub struct ModuleView {
 pub struct Supervisor {
     slots: Vec<Slot>,
     ready: AtomicBool,
-    last_size: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,13 +78,12 @@ impl Supervisor {
                     reg,
                     state: Mutex::default(),
                     collecting: Arc::default(),
-                    pool: Arc::default(),
+                    last_size: AtomicU64::new(0),
                     last_duration_us: AtomicU64::new(0),
                     errors: Default::default(),
                 })
                 .collect(),
             ready: AtomicBool::new(false),
-            last_size: AtomicU64::new(16 * 1024),
         }
     }
 
@@ -172,14 +172,16 @@ impl Supervisor {
         })
     }
 
-    /// Runs every module's `collect` on blocking threads, in parallel, and concatenates what
-    /// came back before `deadline`. A module that misses the deadline is left out and counted.
+    /// Runs every module's `collect` on blocking threads, in parallel, and returns what came
+    /// back before `deadline`, as chunks in module order. A module that misses the deadline is
+    /// left out and counted. Module buffers become response chunks without a copy, and
+    /// chunks a module shares from a background round are passed along as they are.
     pub async fn collect(
         &self,
         format: Format,
         params: Arc<[(String, String)]>,
         deadline: Instant,
-    ) -> Vec<u8> {
+    ) -> Vec<Bytes> {
         let mut pending = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(module) = lock(&slot.state).running.clone() else {
@@ -194,13 +196,14 @@ impl Supervisor {
                 continue;
             }
             let guard = CollectingGuard(slot.collecting.clone());
-            let mut buf = lock(&slot.pool).pop().unwrap_or_default();
+            let capacity = slot.last_size.load(Ordering::Relaxed) as usize + 1024;
             let params = params.clone();
             let task = tokio::task::spawn_blocking(move || {
                 let _guard = guard;
-                buf.clear();
+                let mut buf = Vec::with_capacity(capacity);
+                let mut shared = SharedChunks::new();
                 let started = Instant::now();
-                let mut enc = Encoder::new(&mut buf, format);
+                let mut enc = Encoder::with_shared(&mut buf, format, &mut shared);
                 module.collect(
                     &mut enc,
                     &Scrape {
@@ -208,22 +211,19 @@ impl Supervisor {
                         deadline,
                     },
                 );
-                (buf, started.elapsed())
+                (buf, shared, started.elapsed())
             });
             pending.push((i, task));
         }
-        let mut out = Vec::with_capacity(self.last_size.load(Ordering::Relaxed) as usize + 4096);
+        let mut out = Vec::with_capacity(pending.len() * 2);
         for (i, task) in pending {
             let slot = &self.slots[i];
             match tokio::time::timeout_at(deadline.into(), task).await {
-                Ok(Ok((buf, took))) => {
-                    out.extend_from_slice(&buf);
+                Ok(Ok((buf, shared, took))) => {
+                    slot.last_size.store(buf.len() as u64, Ordering::Relaxed);
                     slot.last_duration_us
                         .store(took.as_micros() as u64, Ordering::Relaxed);
-                    let mut pool = lock(&slot.pool);
-                    if pool.len() < 4 {
-                        pool.push(buf);
-                    }
+                    interleave(&mut out, buf, shared);
                 }
                 Ok(Err(e)) => {
                     count(slot, ScrapeError::Panic);
@@ -238,7 +238,6 @@ impl Supervisor {
                 }
             }
         }
-        self.last_size.store(out.len() as u64, Ordering::Relaxed);
         out
     }
 
@@ -319,6 +318,23 @@ impl Supervisor {
                 f.sample(&[("module", slot.reg.name()), ("reason", reason)], n as f64);
             }
         }
+    }
+}
+
+/// Appends a module's buffer to `out`, split around the shared chunks at their offsets.
+fn interleave(out: &mut Vec<Bytes>, buf: Vec<u8>, shared: SharedChunks) {
+    let buf = Bytes::from(buf);
+    let mut pos = 0;
+    for (at, chunk) in shared {
+        let at = at.clamp(pos, buf.len());
+        if at > pos {
+            out.push(buf.slice(pos..at));
+            pos = at;
+        }
+        out.push(Bytes::from_owner(SharedOwner(chunk)));
+    }
+    if pos < buf.len() {
+        out.push(buf.slice(pos..));
     }
 }
 
@@ -428,7 +444,20 @@ mod tests {
         let out = s
             .collect(Format::Text, Arc::from(Vec::new()), Instant::now() + budget)
             .await;
-        String::from_utf8(out).expect("utf-8")
+        String::from_utf8(out.concat()).expect("utf-8")
+    }
+
+    #[test]
+    fn interleaves_shared_chunks_at_their_offsets() {
+        let mut out = Vec::new();
+        let shared: SharedChunks = vec![
+            (0, Arc::new(b"<0>".to_vec())),
+            (2, Arc::new(b"<2>".to_vec())),
+            (2, Arc::new(b"<2b>".to_vec())),
+            (9, Arc::new(b"<end>".to_vec())),
+        ];
+        interleave(&mut out, b"abcd".to_vec(), shared);
+        assert_eq!(out.concat(), b"<0>ab<2><2b>cd<end>".to_vec());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

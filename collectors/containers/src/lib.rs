@@ -171,7 +171,7 @@ impl Module for Containers {
         let snap = if self.housekeeping() {
             let (snap, text) = self.last();
             match text {
-                Some(text) if enc.format() == Format::Text => enc.extend_encoded(&text),
+                Some(text) if enc.format() == Format::Text => enc.extend_shared(&text),
                 _ => export::write(enc, &snap, self.collector.extra_names(), true),
             }
             snap

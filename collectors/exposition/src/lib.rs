@@ -76,22 +76,59 @@ impl Format {
     }
 }
 
+/// Bytes encoded ahead of a scrape and shared with it, e.g. a background round's output.
+pub type Shared = std::sync::Arc<Vec<u8>>;
+
+/// Where [`Shared`] chunks go in the output: (offset in the buffer, chunk), in order.
+pub type SharedChunks = Vec<(usize, Shared)>;
+
 /// Writes metric families into a byte buffer.
 pub struct Encoder<'a> {
     buf: &'a mut Vec<u8>,
     format: Format,
+    shared: Option<&'a mut SharedChunks>,
+}
+
+/// A position in the output, for [`Encoder::rollback`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    len: usize,
+    shared: usize,
 }
 
 impl<'a> Encoder<'a> {
     /// An encoder that appends to `buf`.
     pub fn new(buf: &'a mut Vec<u8>, format: Format) -> Self {
-        Encoder { buf, format }
+        Encoder {
+            buf,
+            format,
+            shared: None,
+        }
+    }
+
+    /// An encoder that also accepts [`Shared`] chunks without copying them: they are listed
+    /// in `shared` with their offset in `buf`, and the caller sends the pieces in order.
+    pub fn with_shared(buf: &'a mut Vec<u8>, format: Format, shared: &'a mut SharedChunks) -> Self {
+        Encoder {
+            buf,
+            format,
+            shared: Some(shared),
+        }
     }
 
     /// Appends whole families that an encoder of the same [`Format`] wrote earlier, e.g. in a
     /// background round between scrapes, so the scrape copies bytes instead of formatting.
     pub fn extend_encoded(&mut self, encoded: &[u8]) {
         self.buf.extend_from_slice(encoded);
+    }
+
+    /// Like [`Encoder::extend_encoded`], but without copying when the encoder was made
+    /// [`Encoder::with_shared`]: a large pre-encoded output then costs no memory per scrape.
+    pub fn extend_shared(&mut self, encoded: &Shared) {
+        match self.shared.as_deref_mut() {
+            Some(list) => list.push((self.buf.len(), Shared::clone(encoded))),
+            None => self.buf.extend_from_slice(encoded),
+        }
     }
 
     /// The format being written.
@@ -111,14 +148,20 @@ impl<'a> Encoder<'a> {
     }
 
     /// A position in the output, for [`Encoder::rollback`].
-    pub fn mark(&self) -> usize {
-        self.buf.len()
+    pub fn mark(&self) -> Mark {
+        Mark {
+            len: self.buf.len(),
+            shared: self.shared.as_deref().map_or(0, Vec::len),
+        }
     }
 
     /// Drops everything written since `mark` (e.g. the partial output of a failed collector),
     /// so the exposition stays well-formed.
-    pub fn rollback(&mut self, mark: usize) {
-        self.buf.truncate(mark);
+    pub fn rollback(&mut self, mark: Mark) {
+        self.buf.truncate(mark.len);
+        if let Some(list) = self.shared.as_deref_mut() {
+            list.truncate(mark.shared);
+        }
     }
 
     /// Shorthand for a family with exactly one sample.
@@ -363,6 +406,28 @@ mod tests {
         assert!(s.contains("# TYPE a counter\na_total 1\n"), "{s}");
         assert!(s.contains("# TYPE b unknown\n"), "{s}");
         assert!(s.contains("# TYPE c unknown\n"), "{s}");
+    }
+
+    #[test]
+    fn shared_chunks_are_listed_not_copied() {
+        let early: Shared = std::sync::Arc::new(b"a 1\n".to_vec());
+        let mut buf = Vec::new();
+        let mut shared = SharedChunks::new();
+        let mut e = Encoder::with_shared(&mut buf, Format::Text, &mut shared);
+        e.single("b", "h", Kind::Gauge, &[], 2.0);
+        let m = e.mark();
+        e.extend_shared(&early);
+        e.rollback(m);
+        e.extend_shared(&early);
+        e.single("c", "h", Kind::Gauge, &[], 3.0);
+        let first = "# HELP b h\n# TYPE b gauge\nb 2\n".len();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].0, first);
+        assert!(std::sync::Arc::ptr_eq(&shared[0].1, &early));
+        // Without a shared list the bytes are copied in place.
+        let mut plain = Vec::new();
+        Encoder::new(&mut plain, Format::Text).extend_shared(&early);
+        assert_eq!(plain, b"a 1\n");
     }
 
     #[test]
