@@ -7,6 +7,7 @@
 mod body;
 mod cli;
 mod config;
+mod memory;
 mod modules;
 mod reload;
 mod selfmetrics;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> ExitCode {
+    memory::tune();
     tracing_subscriber::fmt()
         .with_max_level(cli.log_level)
         .with_ansi(false)
