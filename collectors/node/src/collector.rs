@@ -352,50 +352,14 @@ pub(crate) fn parse_f64(s: &str, what: &dyn std::fmt::Display) -> Result<f64, St
         .map_err(|_| format!("{what}: invalid number {s:?}"))
 }
 
-/// A temporary directory for tests, unique per process and name, removed on drop (also when
-/// the test fails).
-#[cfg(test)]
-pub(crate) struct TempTree(PathBuf);
-
-#[cfg(test)]
-impl TempTree {
-    /// Creates `$TMPDIR/eos-node-<name>-<pid>`, empty.
-    pub(crate) fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("eos-node-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempTree(dir)
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes a file (creating parent directories) under the directory.
-    pub(crate) fn write(&self, rel: &str, content: &str) {
-        let p = self.0.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(p, content).unwrap();
-    }
-}
-
-#[cfg(test)]
-impl Drop for TempTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::test_tree::TestTree;
 
     #[test]
     fn read_helpers() {
-        let tmp = TempTree::new("collector");
+        let tmp = TestTree::new("collector");
         let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a"), "  42\n").unwrap();
@@ -427,7 +391,7 @@ mod tests {
 
     #[test]
     fn sysdir_reads_relative_files() {
-        let tmp = TempTree::new("sysdir");
+        let tmp = TestTree::new("sysdir");
         tmp.write("iface/mtu", "1500\n");
         let dir = SysDir::open(&tmp.path().join("iface")).unwrap().unwrap();
         let mut buf = Vec::new();

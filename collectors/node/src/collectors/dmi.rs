@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn labels_only_what_the_firmware_provides() {
-        let tree = crate::collector::TempTree::new("dmi");
+        let tree = crate::collectors::test_tree::TestTree::new("dmi");
         tree.write("class/dmi/id/sys_vendor", "QEMU\n");
         tree.write(
             "class/dmi/id/product_name",

@@ -570,7 +570,7 @@ mod tests {
 
     #[test]
     fn hung_mount_is_skipped_until_it_answers() {
-        let tree = crate::collector::TempTree::new("fs-hung");
+        let tree = crate::collectors::test_tree::TestTree::new("fs-hung");
         tree.write(
             "proc/1/mounts",
             "/dev/vda / ext4 rw 0 0\nsrv:/x /hung nfs4 rw 0 0\n/dev/vdb /broken xfs ro 0 0\nproc /proc proc rw 0 0\n",

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn fixed_attributes_are_reread_when_the_interface_is_recreated() {
-        let tree = crate::collector::TempTree::new("netclass-fixed");
+        let tree = crate::collectors::test_tree::TestTree::new("netclass-fixed");
         let w = |rel: &str, v: &str| tree.write(&format!("class/net/{rel}"), v);
         for (attr, v) in [
             ("ifindex", "3"),
