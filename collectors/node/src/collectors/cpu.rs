@@ -127,10 +127,7 @@ impl CpuCollector {
         let mut seen_pkg: BTreeSet<String> = BTreeSet::new();
         for name in list_dir(&base)? {
             ctx.check_deadline("CPUs")?;
-            let Some(id) = name.strip_prefix("cpu") else {
-                continue;
-            };
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            if sysfs_cpu_id(&name).is_none() {
                 continue;
             }
             let dir = base.join(&name);
@@ -179,6 +176,13 @@ impl CpuCollector {
         }
         Ok(())
     }
+}
+
+/// The number of a `/sys/devices/system/cpu/cpuN` entry; `None` for the directory's other
+/// entries (`cpufreq`, `cpuidle`, `possible`, ...).
+pub(super) fn sysfs_cpu_id(name: &str) -> Option<&str> {
+    let id = name.strip_prefix("cpu")?;
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then_some(id)
 }
 
 /// Folds freshly read times into the last exported ones, keeping counters monotonic.
@@ -262,6 +266,15 @@ mod tests {
         t[IDLE] = idle;
         t[0] = user;
         t
+    }
+
+    #[test]
+    fn sysfs_cpu_entries() {
+        assert_eq!(sysfs_cpu_id("cpu0"), Some("0"));
+        assert_eq!(sysfs_cpu_id("cpu12"), Some("12"));
+        for other in ["cpu", "cpufreq", "cpuidle", "cpu1a", "possible", "online"] {
+            assert_eq!(sysfs_cpu_id(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use super::cpu::sysfs_cpu_id;
 use crate::collector::{list_dir, read_trimmed, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -62,12 +63,9 @@ impl Collector for CpufreqCollector {
         let mut cpus = Vec::new();
         for name in list_dir(&base)? {
             ctx.check_deadline("CPUs")?;
-            let Some(id) = name.strip_prefix("cpu") else {
+            let Some(id) = sysfs_cpu_id(&name) else {
                 continue;
             };
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
             let dir = base.join(&name).join("cpufreq");
             if !dir.is_dir() {
                 continue;
