@@ -42,13 +42,7 @@ pub fn flat_keyed(text: &str, mut f: impl FnMut(&str, u64)) -> Result<(), String
                 clip(line)
             ));
         };
-        let v: u64 = v.parse().map_err(|_| {
-            format!(
-                "line {}: {k}: expected a number, found {:?}",
-                i + 1,
-                clip(v)
-            )
-        })?;
+        let v = field_u64(i + 1, k, v)?;
         f(k, v);
         any = true;
     }
@@ -120,13 +114,7 @@ pub fn io_stat(text: &str, out: &mut Vec<Io>) -> Result<(), String> {
                     clip(kv)
                 ));
             };
-            let v: u64 = v.parse().map_err(|_| {
-                format!(
-                    "line {}: {k}: expected a number, found {:?}",
-                    i + 1,
-                    clip(v)
-                )
-            })?;
+            let v = field_u64(i + 1, k, v)?;
             match k {
                 "rbytes" => io.read_bytes = v,
                 "wbytes" => io.write_bytes = v,
@@ -204,13 +192,7 @@ pub fn pressure(text: &str) -> Result<(u64, Option<u64>), String> {
         let total = it
             .find_map(|kv| kv.strip_prefix("total="))
             .ok_or_else(|| format!("line {}: no total= in {:?}", i + 1, clip(line)))?;
-        let total: u64 = total.parse().map_err(|_| {
-            format!(
-                "line {}: total: expected a number, found {:?}",
-                i + 1,
-                clip(total)
-            )
-        })?;
+        let total = field_u64(i + 1, "total", total)?;
         match kind {
             "some" => some = Some(total),
             "full" => full = Some(total),
@@ -250,13 +232,7 @@ pub fn net_dev(text: &str, out: &mut Vec<NetDev>) -> Result<(), String> {
         let mut v = [0u64; 16];
         let mut n = 0;
         for (slot, field) in v.iter_mut().zip(rest.split_ascii_whitespace()) {
-            *slot = field.parse().map_err(|_| {
-                format!(
-                    "line {}: {name}: expected a number, found {:?}",
-                    i + 1,
-                    clip(field)
-                )
-            })?;
+            *slot = field_u64(i + 1, name, field)?;
             n += 1;
         }
         if n < 16 {
@@ -333,6 +309,16 @@ fn meminfo_bytes(text: &str, key: &str) -> Result<u64, String> {
         }
     }
     Err(format!("no {key} line"))
+}
+
+/// Parses the number `v` of `what` on line `line` (1-based); the error names both.
+fn field_u64(line: usize, what: &str, v: &str) -> Result<u64, String> {
+    v.parse().map_err(|_| {
+        format!(
+            "line {line}: {what}: expected a number, found {:?}",
+            clip(v)
+        )
+    })
 }
 
 fn clip(s: &str) -> &str {
@@ -447,6 +433,27 @@ mod tests {
         );
         let e = net_dev(&t[..t.len() - 10], &mut v).unwrap_err();
         assert!(e.contains("eth0"), "{e}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_line_and_field() {
+        assert_eq!(
+            flat_keyed("anon 1\nfile 2x\n", |_, _| {}),
+            Err("line 2: file: expected a number, found \"2x\"".to_string())
+        );
+        assert_eq!(
+            io_stat("8:0 rbytes=-1\n", &mut Vec::new()),
+            Err("line 1: rbytes: expected a number, found \"-1\"".to_string())
+        );
+        assert_eq!(
+            pressure("some avg10=0.00 total=x\n"),
+            Err("line 1: total: expected a number, found \"x\"".to_string())
+        );
+        let t = "h1\nh2\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 1.5\n";
+        assert_eq!(
+            net_dev(t, &mut Vec::new()),
+            Err("line 3: eth0: expected a number, found \"1.5\"".to_string())
+        );
     }
 
     #[test]
