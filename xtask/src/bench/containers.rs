@@ -12,7 +12,7 @@
 //! CPU per collection within 1.3x the floor; scrape latency under 1.5x the floor for
 //! scrape-time reads, or under 5 ms with housekeeping; RSS growth under 5 MiB.
 
-use super::{compare, Options, Side, TempDir};
+use super::{agent_modules, compare, Options, Side, TempDir};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -374,30 +374,6 @@ fn collection_seconds(metrics: &str) -> Option<f64> {
         .lines()
         .find_map(|l| l.strip_prefix("eos_agent_containers_collection_duration_seconds "))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// The module names of the agent (`modules in this build:` in `--help`).
-fn agent_modules(agent: &Path) -> Result<Vec<String>, String> {
-    let out = std::process::Command::new(agent)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("running {} --help: {e}", agent.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("modules in this build:"))
-        .map(|l| {
-            l.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .ok_or_else(|| {
-            format!(
-                "{} --help has no `modules in this build:` line",
-                agent.display()
-            )
-        })
 }
 
 #[cfg(test)]

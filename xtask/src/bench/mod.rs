@@ -176,6 +176,34 @@ pub fn build_agent_release() -> Result<PathBuf, String> {
     }
 }
 
+/// The module names of this agent build, from the `modules in this build:` line of `--help`.
+fn agent_modules(agent: &Path) -> Result<Vec<String>, String> {
+    let out = std::process::Command::new(agent)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("running {} --help: {e}", agent.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_module_list(&text).ok_or_else(|| {
+        format!(
+            "{} --help has no `modules in this build:` line",
+            agent.display()
+        )
+    })
+}
+
+fn parse_module_list(help: &str) -> Option<Vec<String>> {
+    let line = help
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("modules in this build:"))?;
+    Some(
+        line.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
@@ -750,6 +778,20 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn module_list_from_help() {
+        let help = "eos-agent 0.1\n\nmodules in this build: node, containers,probe\n";
+        assert_eq!(
+            parse_module_list(help),
+            Some(vec!["node".into(), "containers".into(), "probe".into()])
+        );
+        assert_eq!(
+            parse_module_list("modules in this build: node\n"),
+            Some(vec!["node".into()])
+        );
+        assert_eq!(parse_module_list("usage: nothing here"), None);
     }
 
     #[test]

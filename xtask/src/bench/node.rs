@@ -9,7 +9,7 @@
 //! node_exporter's, RSS at most 0.5x (p99 latency is shown without a target). They are printed, not enforced: numbers from a shared
 //! 2-core machine are noisy.
 
-use super::{Measure, Options, Side, Target, TempDir};
+use super::{agent_modules, Measure, Options, Side, Target, TempDir};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -133,34 +133,6 @@ fn collector_durations(metrics: &str) -> Result<Vec<(String, f64)>, String> {
     Ok(out)
 }
 
-/// The module names of this agent build, from the `modules in this build:` line of `--help`.
-fn agent_modules(agent: &Path) -> Result<Vec<String>, String> {
-    let out = std::process::Command::new(agent)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("running {} --help: {e}", agent.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_module_list(&text).ok_or_else(|| {
-        format!(
-            "{} --help has no `modules in this build:` line",
-            agent.display()
-        )
-    })
-}
-
-fn parse_module_list(help: &str) -> Option<Vec<String>> {
-    let line = help
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("modules in this build:"))?;
-    Some(
-        line.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-    )
-}
-
 /// The collectors this node_exporter knows, from its `--help`.
 fn exporter_collectors() -> Result<Vec<String>, String> {
     let out = std::process::Command::new(NODE_EXPORTER)
@@ -254,20 +226,6 @@ fn node_exporter_args(port: u16, collectors: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn module_list_from_help() {
-        let help = "eos-agent 0.1\n\nmodules in this build: node, containers,probe\n";
-        assert_eq!(
-            parse_module_list(help),
-            Some(vec!["node".into(), "containers".into(), "probe".into()])
-        );
-        assert_eq!(
-            parse_module_list("modules in this build: node\n"),
-            Some(vec!["node".into()])
-        );
-        assert_eq!(parse_module_list("usage: nothing here"), None);
-    }
 
     #[test]
     fn config_turns_off_other_modules() {
