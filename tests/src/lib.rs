@@ -144,6 +144,22 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Waits up to 20 s until `GET path` on `addr` answers 200 while `child` keeps running;
+/// otherwise kills `child` and panics with `name` and the log at `log`.
+fn wait_up(child: &mut Child, addr: &str, path: &str, name: &str, log: &Path) {
+    let mut running = || matches!(child.try_wait(), Ok(None));
+    let up = wait_until(Duration::from_secs(20), || {
+        !running() || matches!(http("GET", addr, path, &[], b""), Ok((200, _)))
+    }) && running();
+    if !up {
+        let _ = child.kill();
+        panic!(
+            "{name} did not come up; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
 /// A running agent, killed on drop.
 pub struct Agent {
     child: Child,
@@ -173,13 +189,13 @@ impl Agent {
             log,
             _dir: dir,
         };
-        let up = wait_until(Duration::from_secs(20), || {
-            !agent.alive() || matches!(agent.get("/healthz"), Ok((200, _)))
-        }) && agent.alive();
-        if !up {
-            let _ = agent.child.kill();
-            panic!("agent did not come up; log:\n{}", agent.log_text());
-        }
+        wait_up(
+            &mut agent.child,
+            &agent.addr,
+            "/healthz",
+            "agent",
+            &agent.log,
+        );
         agent
     }
 
@@ -426,17 +442,7 @@ impl NodeExporter {
             addr,
             _dir: dir,
         };
-        let up = wait_until(Duration::from_secs(20), || {
-            matches!(ne.child.try_wait(), Ok(Some(_)))
-                || matches!(http("GET", &ne.addr, "/metrics", &[], b""), Ok((200, _)))
-        }) && matches!(ne.child.try_wait(), Ok(None));
-        if !up {
-            let _ = ne.child.kill();
-            panic!(
-                "node_exporter did not come up; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
+        wait_up(&mut ne.child, &ne.addr, "/metrics", "node_exporter", &log);
         ne
     }
 
