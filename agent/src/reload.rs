@@ -96,7 +96,7 @@ impl AgentState {
     pub async fn start(&self) {
         let _g = self.apply_lock.lock().await;
         let cfg = self.config();
-        self.supervisor.apply(None, &cfg).await;
+        self.supervisor.apply(None, &cfg, false).await;
     }
 
     /// Re-reads the config and applies it. A bad config leaves the running one in place and
@@ -122,7 +122,9 @@ impl AgentState {
                         "listen_address changed; it takes effect when the agent restarts"
                     );
                 }
-                self.supervisor.apply(Some(&old), &new).await;
+                self.supervisor
+                    .apply(Some(&old), &new, trigger == Trigger::Requested)
+                    .await;
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
                 st.successful = true;
                 st.last_success_unix = now_unix();

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use eos_exposition::{Encoder, Format, Kind, SharedChunks};
 use eos_module::{Health, Module, Scrape};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 /// Why a module's part of a scrape was missing.
@@ -19,7 +19,8 @@ use tracing::{error, info, warn};
 enum ScrapeError {
     /// It did not finish before the scrape deadline.
     Timeout = 0,
-    /// Its previous collection is still running (it hung), so this one was skipped.
+    /// An earlier collection is still running past its scrape's deadline (it hung), so this
+    /// one was skipped instead of piling up another stuck thread.
     Busy = 1,
     /// It panicked; the agent caught it.
     Panic = 2,
@@ -32,7 +33,6 @@ const SCRAPE_ERROR_REASONS: [&str; 3] = ["timeout", "busy", "panic"];
 struct Slot {
     reg: Box<dyn Registered>,
     state: Mutex<SlotState>,
-    collecting: Arc<AtomicBool>,
     /// The size of the module's last output, to size the next buffer in one allocation.
     last_size: AtomicU64,
     last_duration_us: AtomicU64,
@@ -42,9 +42,20 @@ struct Slot {
 #[derive(Default)]
 struct SlotState {
     enabled: bool,
-    running: Option<Arc<dyn Module>>,
+    running: Option<Running>,
     start_error: Option<String>,
 }
+
+/// A started module instance.
+#[derive(Clone)]
+struct Running {
+    module: Arc<dyn Module>,
+    /// Collections of this instance still running after their scrape gave up on them.
+    hung: Arc<AtomicIsize>,
+}
+
+/// How long a module gets to stop before the agent moves on without it.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the status page and self-metrics show about one module.
 pub struct ModuleView {
@@ -77,7 +88,6 @@ impl Supervisor {
                 .map(|reg| Slot {
                     reg,
                     state: Mutex::default(),
-                    collecting: Arc::default(),
                     last_size: AtomicU64::new(0),
                     last_duration_us: AtomicU64::new(0),
                     errors: Default::default(),
@@ -93,21 +103,23 @@ impl Supervisor {
     }
 
     /// Brings the modules in line with `new`. With `old`, only modules whose section (or the
-    /// shared context: node name, host paths, state dir) changed are stopped and restarted.
-    pub async fn apply(&self, old: Option<&Config>, new: &Config) {
+    /// shared context: node name, host paths, state dir) changed are stopped and restarted;
+    /// with `retry_failed`, enabled modules that failed to start are tried again too.
+    pub async fn apply(&self, old: Option<&Config>, new: &Config, retry_failed: bool) {
         let ctx = new.module_context();
         let ctx_changed = old.is_none_or(|o| o.module_context() != ctx);
         for slot in &self.slots {
             let name = slot.reg.name();
+            let failed = retry_failed && lock(&slot.state).start_error.is_some();
             let changed = ctx_changed
+                || failed
                 || old.is_none_or(|o| slot.reg.section_changed(&o.modules, &new.modules));
             if !changed {
                 continue;
             }
             let previous = lock(&slot.state).running.take();
-            if let Some(m) = previous {
-                m.shutdown().await;
-                info!(module = name, "module stopped");
+            if let Some(r) = previous {
+                stop(name, &r.module).await;
             }
             let enabled = slot.reg.enabled(&new.modules);
             let (running, start_error) = if enabled {
@@ -117,7 +129,11 @@ impl Supervisor {
                 match started {
                     Ok(Ok(m)) => {
                         info!(module = name, "module started");
-                        (Some(Arc::from(m)), None)
+                        let running = Running {
+                            module: Arc::from(m),
+                            hung: Arc::default(),
+                        };
+                        (Some(running), None)
                     }
                     Ok(Err(e)) => {
                         error!(module = name, error = %e, "module failed to start");
@@ -147,9 +163,8 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         for slot in &self.slots {
             let running = lock(&slot.state).running.take();
-            if let Some(m) = running {
-                m.shutdown().await;
-                info!(module = slot.reg.name(), "module stopped");
+            if let Some(r) = running {
+                stop(slot.reg.name(), &r.module).await;
             }
         }
     }
@@ -163,11 +178,11 @@ impl Supervisor {
                 None => (rest, "/"),
             };
             let slot = self.slots.iter().find(|s| s.reg.name() == name)?;
-            let m = lock(&slot.state).running.clone()?;
+            let m = lock(&slot.state).running.as_ref()?.module.clone();
             return Some((m, sub.to_string()));
         }
         self.slots.iter().find_map(|s| {
-            let m = lock(&s.state).running.clone()?;
+            let m = lock(&s.state).running.as_ref()?.module.clone();
             m.paths().contains(&path).then(|| (m, path.to_string()))
         })
     }
@@ -184,18 +199,24 @@ impl Supervisor {
     ) -> Vec<Bytes> {
         let mut pending = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some(module) = lock(&slot.state).running.clone() else {
+            let Some(Running { module, hung }) = lock(&slot.state).running.clone() else {
                 continue;
             };
-            if slot.collecting.swap(true, Ordering::AcqRel) {
+            // Concurrent scrapes (an HA Prometheus pair, a person with curl) collect in
+            // parallel; only a collection stuck past its deadline holds the next ones back.
+            if hung.load(Ordering::Acquire) > 0 {
                 count(slot, ScrapeError::Busy);
                 warn!(
                     module = slot.reg.name(),
-                    "previous collection still running; skipped this scrape"
+                    "an earlier collection is stuck past its deadline; skipped this scrape"
                 );
                 continue;
             }
-            let guard = CollectingGuard(slot.collecting.clone());
+            let progress = Arc::new(AtomicU8::new(RUNNING));
+            let guard = CollectionGuard {
+                progress: progress.clone(),
+                hung: hung.clone(),
+            };
             let capacity = slot.last_size.load(Ordering::Relaxed) as usize + 1024;
             let params = params.clone();
             let task = tokio::task::spawn_blocking(move || {
@@ -213,10 +234,10 @@ impl Supervisor {
                 );
                 (buf, shared, started.elapsed())
             });
-            pending.push((i, task));
+            pending.push((i, task, progress, hung));
         }
         let mut out = Vec::with_capacity(pending.len() * 2);
-        for (i, task) in pending {
+        for (i, task, progress, hung) in pending {
             let slot = &self.slots[i];
             match tokio::time::timeout_at(deadline.into(), task).await {
                 Ok(Ok((buf, shared, took))) => {
@@ -230,6 +251,14 @@ impl Supervisor {
                     error!(module = slot.reg.name(), error = %e, "module panicked while collecting");
                 }
                 Err(_) => {
+                    // Counted as hung until the blocking thread returns (see CollectionGuard).
+                    hung.fetch_add(1, Ordering::AcqRel);
+                    if progress
+                        .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        hung.fetch_sub(1, Ordering::AcqRel);
+                    }
                     count(slot, ScrapeError::Timeout);
                     warn!(
                         module = slot.reg.name(),
@@ -241,20 +270,31 @@ impl Supervisor {
         out
     }
 
-    /// A snapshot of every module for the status page and self-metrics.
+    /// A snapshot of every module for the status page (with each module's status lines).
     pub fn views(&self) -> Vec<ModuleView> {
+        self.views_with(true)
+    }
+
+    fn views_with(&self, with_status: bool) -> Vec<ModuleView> {
         self.slots
             .iter()
             .map(|slot| {
                 let (enabled, running, start_error) = {
                     let st = lock(&slot.state);
-                    (st.enabled, st.running.clone(), st.start_error.clone())
+                    (
+                        st.enabled,
+                        st.running.as_ref().map(|r| r.module.clone()),
+                        st.start_error.clone(),
+                    )
                 };
                 let (up, problem, status, paths) = match running {
-                    Some(m) => match m.health() {
-                        Health::Up => (true, None, m.status(), m.paths()),
-                        Health::Down(why) => (false, Some(why), m.status(), m.paths()),
-                    },
+                    Some(m) => {
+                        let status = if with_status { m.status() } else { Vec::new() };
+                        match m.health() {
+                            Health::Up => (true, None, status, m.paths()),
+                            Health::Down(why) => (false, Some(why), status, m.paths()),
+                        }
+                    }
                     None => (false, start_error, Vec::new(), &[][..]),
                 };
                 ModuleView {
@@ -279,7 +319,7 @@ impl Supervisor {
 
     /// The supervisor's own families: module state and per-module scrape health.
     pub fn encode_metrics(&self, enc: &mut Encoder<'_>) {
-        let views = self.views();
+        let views = self.views_with(false);
         let mut f = enc.family(
             "eos_agent_module_enabled",
             "Whether the module is enabled in the running config.",
@@ -342,12 +382,35 @@ fn count(slot: &Slot, e: ScrapeError) {
     slot.errors[e as usize].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Clears a slot's "collecting" flag when its blocking collection ends, even by panic.
-struct CollectingGuard(Arc<AtomicBool>);
+/// Stops a module, giving up after [`SHUTDOWN_TIMEOUT`] so one stuck module cannot wedge
+/// reloads or the agent's exit.
+async fn stop(name: &str, module: &Arc<dyn Module>) {
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, module.shutdown()).await {
+        Ok(()) => info!(module = name, "module stopped"),
+        Err(_) => warn!(
+            module = name,
+            "module did not stop within {SHUTDOWN_TIMEOUT:?}; dropped it anyway"
+        ),
+    }
+}
 
-impl Drop for CollectingGuard {
+/// A collection's progress, shared by the blocking thread and the scrape that waits for it.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Marks a blocking collection done when it returns (even by panic); if its scrape had
+/// already given up on it, takes it off the module's hung count.
+struct CollectionGuard {
+    progress: Arc<AtomicU8>,
+    hung: Arc<AtomicIsize>,
+}
+
+impl Drop for CollectionGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        if self.progress.swap(DONE, Ordering::AcqRel) == ABANDONED {
+            self.hung.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -374,6 +437,8 @@ mod tests {
         FailStart,
         /// Fast, and reports its section as changed on every reload.
         FastChanging,
+        /// Takes 300 ms, well within the deadline.
+        Slow,
     }
 
     struct TestModule(&'static str, Behaviour);
@@ -383,6 +448,7 @@ mod tests {
             match self.1 {
                 Behaviour::Fast | Behaviour::FastChanging | Behaviour::FailStart => {}
                 Behaviour::Hang => std::thread::sleep(Duration::from_secs(3)),
+                Behaviour::Slow => std::thread::sleep(Duration::from_millis(300)),
                 Behaviour::Panic => panic!("test module panics"),
             }
             enc.single("test_up", "h", Kind::Gauge, &[("module", self.0)], 1.0);
@@ -463,7 +529,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hung_module_does_not_hold_up_the_others() {
         let s = supervisor(&[("slow", Behaviour::Hang), ("fast", Behaviour::Fast)]);
-        s.apply(None, &config()).await;
+        s.apply(None, &config(), false).await;
         assert!(s.ready());
         let out = scrape(&s, Duration::from_millis(300)).await;
         assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
@@ -489,7 +555,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_module_is_contained() {
         let s = supervisor(&[("boom", Behaviour::Panic), ("fast", Behaviour::Fast)]);
-        s.apply(None, &config()).await;
+        s.apply(None, &config(), false).await;
         for _ in 0..2 {
             let out = scrape(&s, Duration::from_secs(5)).await;
             assert!(out.contains("fast"), "{out}");
@@ -512,10 +578,18 @@ mod tests {
             ("broken", Behaviour::FailStart),
         ]);
         let cfg = config();
-        s.apply(None, &cfg).await;
-        s.apply(Some(&cfg), &cfg).await;
+        s.apply(None, &cfg, false).await;
+        s.apply(Some(&cfg), &cfg, false).await;
         let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(n, vec![1, 2, 1], "only the changed section restarts");
+        // A requested reload (SIGHUP, POST /-/reload) also retries a failed start.
+        s.apply(Some(&cfg), &cfg, true).await;
+        let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(
+            n,
+            vec![1, 3, 2],
+            "the failed module is retried, the steady one is not"
+        );
         let views = s.views();
         let broken = views.iter().find(|v| v.name == "broken").expect("broken");
         assert!(broken.enabled && !broken.up);
@@ -540,10 +614,26 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_each_get_every_module() {
+        let s = Arc::new(supervisor(&[("slow", Behaviour::Slow)]));
+        s.apply(None, &config(), false).await;
+        let scrapes: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { scrape(&s, Duration::from_secs(5)).await })
+            })
+            .collect();
+        for t in scrapes {
+            let out = t.await.expect("scrape task");
+            assert!(out.contains("test_up{module=\"slow\"} 1"), "{out}");
+        }
+    }
+
     #[tokio::test]
     async fn routes_debug_paths_to_running_modules() {
         let s = supervisor(&[("fast", Behaviour::Fast)]);
-        s.apply(None, &config()).await;
+        s.apply(None, &config(), false).await;
         let (_, sub) = s.route("/debug/fast/files").expect("routed");
         assert_eq!(sub, "/files");
         assert_eq!(
