@@ -90,6 +90,29 @@ fn configmap_swap_toggles_a_module_in_the_same_process() {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("agent.yaml:3:"), "{body}");
 
+    // Back to the running content (node off): the failure clears without a reload.
+    write_configmap(dir.path(), "v3b", NODE_OFF);
+    let cleared = wait_until(Duration::from_secs(10), || {
+        sample(
+            &agent.metrics(),
+            "eos_agent_config_last_reload_successful",
+            &[],
+        ) == Some(1.0)
+    });
+    assert!(
+        cleared,
+        "revert did not clear the failure; log:\n{}",
+        agent.log_text()
+    );
+    write_configmap(dir.path(), "v3c", "modules:\n  node:\n    enabled: maybe\n");
+    assert!(wait_until(Duration::from_secs(10), || {
+        sample(
+            &agent.metrics(),
+            "eos_agent_config_last_reload_successful",
+            &[],
+        ) == Some(0.0)
+    }));
+
     // Fixed again: node comes back, still the same process.
     write_configmap(dir.path(), "v4", NODE_ON);
     let back = wait_until(Duration::from_secs(10), || {
@@ -109,14 +132,54 @@ fn sighup_and_post_reload_and_graceful_sigterm() {
     let mut agent = Agent::start(&["--config", cfg.to_str().expect("utf-8 path")]);
     assert!(!has_family_prefix(&agent.metrics(), "node_"));
 
-    // Write in place and signal: SIGHUP reloads (the watcher may also catch it; either way
-    // the module must come on).
-    std::fs::write(&cfg, NODE_ON).expect("write");
+    // SIGHUP alone, with the file unchanged, is a requested reload: it is counted.
+    let reloads = |a: &Agent| {
+        sample(
+            &a.metrics(),
+            "eos_agent_config_reloads_total",
+            &[("result", "success")],
+        )
+        .unwrap_or(-1.0)
+    };
+    let before = reloads(&agent);
     agent.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || reloads(&agent) == before + 1.0),
+        "SIGHUP did not reload; log:\n{}",
+        agent.log_text()
+    );
+
+    // Write in place: the watcher (or the poll) brings the module on without a signal.
+    std::fs::write(&cfg, NODE_ON).expect("write");
     assert!(wait_until(Duration::from_secs(10), || has_family_prefix(
         &agent.metrics(),
         "node_"
     )));
+
+    // A busy config directory (something reading files there all the time) must not hold
+    // back reloads: SIGHUP still reloads while the reads go on.
+    let sibling = dir.join("other.conf");
+    std::fs::write(&sibling, "x").expect("write");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::read(&sibling);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let before = reloads(&agent);
+    agent.signal("HUP");
+    let reloaded = wait_until(Duration::from_secs(5), || reloads(&agent) == before + 1.0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reader.join();
+    assert!(
+        reloaded,
+        "SIGHUP held back by directory reads; log:\n{}",
+        agent.log_text()
+    );
 
     let (status, body) = agent.post("/-/reload").expect("POST");
     assert_eq!(status, 200, "{body}");

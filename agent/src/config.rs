@@ -273,14 +273,20 @@ impl ConfigSource {
 /// Reads, parses and applies overrides: everything a (re)load needs before touching modules.
 pub fn load(source: &ConfigSource, overrides: &Overrides) -> Result<(Config, u64), ConfigError> {
     let (name, text) = source.read()?;
-    let mut cfg = Config::parse(&name, &text, &|k| std::env::var(k).ok())?;
+    let cfg = from_text(&name, &text, overrides)?;
+    Ok((cfg, content_hash(text.as_bytes())))
+}
+
+/// Parses config text read from `name` (environment expanded) and applies the overrides.
+pub fn from_text(name: &str, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut cfg = Config::parse(name, text, &|k| std::env::var(k).ok())?;
     cfg.apply_overrides(overrides)
         .map_err(|message| ConfigError {
             source: "command line".into(),
             line: None,
             message,
         })?;
-    Ok((cfg, content_hash(text.as_bytes())))
+    Ok(cfg)
 }
 
 /// A stable 48-bit hash of the config text, exact as an f64 for `eos_agent_config_hash`.

@@ -19,7 +19,7 @@ use config::ConfigSource;
 use reload::AgentState;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The agent's version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -91,7 +91,6 @@ fn run(cli: cli::Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             error!("{e}");
-            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
@@ -111,7 +110,7 @@ fn run(cli: cli::Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let addr = cfg.listen_address.0;
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -123,16 +122,25 @@ fn run(cli: cli::Cli) -> ExitCode {
         };
         let state = Arc::new(AgentState::new(source, cli.overrides, cfg, hash));
         info!(version = VERSION, revision = REVISION, config = %state.source.describe(), %addr, "eos-agent starting");
+        // Listen for SIGHUP before anything else can take time: its default action kills.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| warn!(error = %e, "cannot listen for SIGHUP"))
+            .ok();
         let server = tokio::spawn(server::serve(listener, state.clone(), shutdown_signal()));
         state.start().await;
-        tokio::spawn(reload::run_triggers(state.clone()));
+        let triggers = tokio::spawn(reload::run_triggers(state.clone(), hup));
         if let Err(e) = server.await {
             error!(error = %e, "server task failed");
         }
-        state.supervisor.shutdown().await;
+        triggers.abort();
+        state.stop().await;
         info!("eos-agent stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // A module's collection stuck in a read (a hung mount, a FIFO) must not keep the process
+    // alive past SIGTERM; the kubelet would have to kill it.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 /// Resolves on SIGTERM (how the DaemonSet rolls out) or Ctrl-C.

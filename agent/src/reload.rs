@@ -8,14 +8,19 @@
 
 use crate::config::{self, Config, ConfigSource, Overrides};
 use crate::supervisor::Supervisor;
+use notify::EventKind;
 use notify::{RecursiveMode, Watcher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 /// How long file events must be quiet before we read the file.
 const DEBOUNCE: Duration = Duration::from_millis(500);
+/// The longest a burst of file events can delay a reload.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// How often the file is re-read in case no file event arrived (e.g. on some network mounts).
 const POLL: Duration = Duration::from_secs(30);
 
@@ -26,6 +31,8 @@ pub struct ReloadStatus {
     pub last_success_unix: f64,
     pub hash: u64,
     pub last_error: Option<String>,
+    /// The content hash of the last file that failed, so the poll does not retry it.
+    pub last_failed_hash: Option<u64>,
     pub successes: u64,
     pub failures: u64,
 }
@@ -40,6 +47,8 @@ pub struct AgentState {
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so two triggers never apply at once.
     apply_lock: tokio::sync::Mutex<()>,
+    /// Set once shutdown has begun; later reloads are refused.
+    stopping: AtomicBool,
 }
 
 /// Who asked for a reload.
@@ -75,6 +84,7 @@ impl AgentState {
                 ..ReloadStatus::default()
             }),
             apply_lock: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -99,21 +109,52 @@ impl AgentState {
         self.supervisor.apply(None, &cfg, false).await;
     }
 
+    /// Stops the modules for good (on SIGTERM), after any reload in progress.
+    pub async fn stop(&self) {
+        let _g = self.apply_lock.lock().await;
+        self.stopping.store(true, Ordering::Release);
+        self.supervisor.shutdown().await;
+    }
+
     /// Re-reads the config and applies it. A bad config leaves the running one in place and
     /// is reported in the result, the log and `eos_agent_config_last_reload_successful`.
     pub async fn reload(&self, trigger: Trigger) -> Result<String, String> {
         let _g = self.apply_lock.lock().await;
-        let loaded = config::load(&self.source, &self.overrides);
-        let mut st = self
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        if self.stopping.load(Ordering::Acquire) {
+            return Err("the agent is shutting down".into());
+        }
+        let mut st = self.status();
+        let loaded = self.source.read().and_then(|(name, text)| {
+            let hash = config::content_hash(text.as_bytes());
+            if trigger == Trigger::FileChanged {
+                if hash == st.hash {
+                    return Ok(None);
+                }
+                if st.last_failed_hash == Some(hash) {
+                    // Already tried and reported; the poll must not count it again.
+                    return Ok(Some(Err(hash)));
+                }
+            }
+            config::from_text(&name, &text, &self.overrides)
+                .map(|c| Some(Ok((c, hash))))
+                .inspect_err(|_| st.last_failed_hash = Some(hash))
+        });
         let result = match loaded {
-            Ok((_, hash)) if trigger == Trigger::FileChanged && hash == st.hash => {
+            Ok(None) => {
+                if !st.successful {
+                    // The file went back to the running config after a bad update.
+                    info!("config file is back to the running config");
+                    st.successful = true;
+                    st.last_error = None;
+                    st.last_failed_hash = None;
+                    self.set_status(st);
+                }
                 return Ok("config unchanged".into());
             }
-            Ok((new, hash)) => {
+            Ok(Some(Err(_))) => {
+                return Err(st.last_error.unwrap_or_else(|| "config rejected".into()));
+            }
+            Ok(Some(Ok((new, hash)))) => {
                 let old = self.config();
                 if new.listen_address != old.listen_address {
                     warn!(
@@ -130,6 +171,7 @@ impl AgentState {
                 st.last_success_unix = now_unix();
                 st.hash = hash;
                 st.last_error = None;
+                st.last_failed_hash = None;
                 st.successes += 1;
                 info!(hash = format!("{hash:012x}"), "config reloaded");
                 Ok("config reloaded".to_string())
@@ -142,20 +184,44 @@ impl AgentState {
                 Err(e.to_string())
             }
         };
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = st;
+        self.set_status(st);
         result
+    }
+
+    fn set_status(&self, st: ReloadStatus) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = st;
     }
 }
 
-/// Runs until the process ends: turns file events, SIGHUP and the poll into reloads.
-pub async fn run_triggers(state: Arc<AgentState>) {
+/// Whether a file event in the watched directory concerns the config: the file itself, or
+/// the kubelet's `..data` symlink swap. Reads (our own included) are not changes.
+fn relevant(ev: &notify::Event, file_name: Option<&std::ffi::OsStr>) -> bool {
+    if matches!(ev.kind, EventKind::Access(_)) {
+        return false;
+    }
+    ev.paths.is_empty()
+        || ev.paths.iter().any(|p| {
+            let name = p.file_name();
+            name == file_name
+                || name == Some(std::ffi::OsStr::new("..data"))
+                || name == Some(std::ffi::OsStr::new("..data_tmp"))
+        })
+}
+
+/// Runs until the process ends: turns file events, SIGHUP and the poll into reloads. `hup`
+/// is created before the modules start, so a SIGHUP during start-up cannot kill the agent.
+pub async fn run_triggers(state: Arc<AgentState>, hup: Option<tokio::signal::unix::Signal>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
 
     // Keep the watcher alive for as long as this task runs.
     let _watcher = state.source.watch_dir().and_then(|dir| {
         let tx = tx.clone();
+        let file_name = match &state.source {
+            ConfigSource::File(p) => p.file_name().map(|n| n.to_os_string()),
+            ConfigSource::Embedded => None,
+        };
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if ev.is_ok() {
+            if ev.is_ok_and(|ev| relevant(&ev, file_name.as_deref())) {
                 let _ = tx.send(Trigger::FileChanged);
             }
         });
@@ -177,19 +243,12 @@ pub async fn run_triggers(state: Arc<AgentState>) {
         }
     });
 
-    #[cfg(unix)]
-    {
+    if let Some(mut hup) = hup {
         let tx = tx.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::hangup()) {
-                Ok(mut hup) => {
-                    while hup.recv().await.is_some() {
-                        info!("SIGHUP received");
-                        let _ = tx.send(Trigger::Requested);
-                    }
-                }
-                Err(e) => warn!(error = %e, "cannot listen for SIGHUP"),
+            while hup.recv().await.is_some() {
+                info!("SIGHUP received");
+                let _ = tx.send(Trigger::Requested);
             }
         });
     }
@@ -211,19 +270,50 @@ pub async fn run_triggers(state: Arc<AgentState>) {
     while let Some(first) = rx.recv().await {
         let mut trigger = first;
         if trigger == Trigger::FileChanged {
-            // Debounce: the kubelet's update is a burst of creates, renames and deletes.
+            // Debounce: the kubelet's update is a burst of creates, renames and deletes. Wait
+            // for a quiet spell, but never longer than MAX_DEBOUNCE; a request cuts it short.
+            let cap = Instant::now() + MAX_DEBOUNCE;
             loop {
-                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                    Ok(Some(t)) => {
-                        if t == Trigger::Requested {
-                            trigger = t;
-                        }
+                let wait = DEBOUNCE.min(cap.saturating_duration_since(Instant::now()));
+                if wait.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(Trigger::Requested)) => {
+                        trigger = Trigger::Requested;
+                        break;
                     }
+                    Ok(Some(Trigger::FileChanged)) => {}
                     Ok(None) => return,
                     Err(_) => break,
                 }
             }
         }
         let _ = state.reload(trigger).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind, ModifyKind, RenameMode};
+
+    fn ev(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn only_config_changes_count() {
+        let f = Some(std::ffi::OsStr::new("agent.yaml"));
+        let rename = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(relevant(&ev(rename, "/etc/eos-agent/..data"), f));
+        let create = EventKind::Create(CreateKind::File);
+        assert!(relevant(&ev(create, "/etc/eos-agent/..data_tmp"), f));
+        let modify = EventKind::Modify(ModifyKind::Any);
+        assert!(relevant(&ev(modify, "/etc/eos-agent/agent.yaml"), f));
+        let read = EventKind::Access(AccessKind::Any);
+        assert!(!relevant(&ev(read, "/etc/eos-agent/agent.yaml"), f));
+        assert!(!relevant(&ev(modify, "/etc/other.conf"), f));
+        assert!(relevant(&notify::Event::new(EventKind::Any), f));
     }
 }

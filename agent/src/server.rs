@@ -165,6 +165,10 @@ async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
         CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    h.insert(
+        hyper::header::VARY,
+        HeaderValue::from_static("Accept-Encoding"),
+    );
     if encoded {
         h.insert(
             hyper::header::CONTENT_ENCODING,
@@ -203,19 +207,23 @@ fn gzip_chunks(chunks: &[Bytes]) -> Option<Vec<u8>> {
     z.finish().ok()
 }
 
+/// The longest a scrape may take, whatever the header says.
+const MAX_SCRAPE_BUDGET: Duration = Duration::from_secs(3600);
+
 /// How long modules get: Prometheus' timeout header minus the offset, or the configured
-/// default when there is no (valid) header.
+/// default when there is no (valid) header. Never more than an hour.
 pub fn scrape_budget(header: Option<&str>, default: Duration, offset: Duration) -> Duration {
     let from_header = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| d.min(MAX_SCRAPE_BUDGET));
     match from_header {
         Some(t) => t
             .checked_sub(offset)
             .filter(|d| !d.is_zero())
             .unwrap_or(t / 2),
-        None => default,
+        None => default.min(MAX_SCRAPE_BUDGET),
     }
 }
 
@@ -371,5 +379,11 @@ mod tests {
         assert_eq!(scrape_budget(Some("0.4"), d, o), Duration::from_millis(200));
         assert_eq!(scrape_budget(Some("junk"), d, o), d);
         assert_eq!(scrape_budget(Some("-3"), d, o), d);
+        // Absurd values are clamped instead of overflowing Duration or Instant.
+        for huge in ["1e19", "1e20", "1e308", "inf", "NaN"] {
+            let b = scrape_budget(Some(huge), d, o);
+            assert!(b <= MAX_SCRAPE_BUDGET, "{huge}: {b:?}");
+            assert!(Instant::now().checked_add(b).is_some());
+        }
     }
 }

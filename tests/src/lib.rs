@@ -169,7 +169,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent with `args` on a free loopback port and waits for `/healthz`.
+    /// Starts the agent with `args` on a free loopback port and waits for `/readyz` (config
+    /// loaded and modules started).
     pub fn start(args: &[&str]) -> Agent {
         let dir = TempDir::new("agent");
         let port = free_port();
@@ -192,7 +193,7 @@ impl Agent {
         wait_up(
             &mut agent.child,
             &agent.addr,
-            "/healthz",
+            "/readyz",
             "agent",
             &agent.log,
         );
