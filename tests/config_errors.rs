@@ -68,6 +68,11 @@ fn bad_files_give_file_line_messages() {
             format!("{}:2: listen_address: invalid listen address \"localhost\": expected host:port, e.g. 0.0.0.0:9100 or :9100", p("bad_address.yaml")),
         ),
         (
+            "zero_timeout.yaml",
+            "server:\n  scrape_timeout: 0s\n",
+            format!("{}:2: server: scrape_timeout must be more than 0, e.g. 10s", p("zero_timeout.yaml")),
+        ),
+        (
             "bad_port.yaml",
             "listen_address: 0.0.0.0:99999\n",
             format!("{}:1: listen_address: invalid listen address \"0.0.0.0:99999\": expected host:port, e.g. 0.0.0.0:9100 or :9100", p("bad_port.yaml")),

@@ -26,7 +26,20 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     pub overrides: Overrides,
     pub log_level: tracing::Level,
+    /// node_exporter flags that are accepted but have no effect here, to log at start.
+    pub ignored: Vec<String>,
 }
+
+/// node_exporter's own flags that DaemonSets commonly pass and that make no difference to
+/// what eos serves, so they are accepted with a warning instead of stopping the agent.
+const IGNORED_FLAGS: &[&str] = &[
+    "log.format",
+    "web.disable-exporter-metrics",
+    "web.max-requests",
+    "web.telemetry-path",
+    "web.systemd-socket",
+    "runtime.gomaxprocs",
+];
 
 pub fn help() -> String {
     format!(
@@ -96,6 +109,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         config: None,
         overrides: Overrides::default(),
         log_level: tracing::Level::INFO,
+        ignored: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -147,6 +161,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                     }
                 }
             }
+            "web.config.file" => {
+                return Err(
+                    "--web.config.file (TLS, basic auth) is not supported: put a proxy or \
+                     kube-rbac-proxy in front of the agent"
+                        .into(),
+                )
+            }
+            n if IGNORED_FLAGS.contains(&n) => {
+                let v = value(false)?;
+                if n == "web.telemetry-path" && v.as_deref().is_some_and(|p| p != "/metrics") {
+                    return Err("--web.telemetry-path: eos serves metrics at /metrics only".into());
+                }
+                cli.ignored.push(name.clone());
+            }
             _ => {
                 let v = value(false)?;
                 cli.overrides.module_flags.push((name, v));
@@ -190,6 +218,32 @@ mod tests {
             ]
         );
         assert_eq!(c.log_level, tracing::Level::DEBUG);
+    }
+
+    #[test]
+    fn node_exporter_flags_without_effect_are_accepted() {
+        let c = p(&[
+            "--log.format=json",
+            "--web.disable-exporter-metrics",
+            "--web.max-requests",
+            "40",
+            "--web.telemetry-path=/metrics",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.ignored,
+            vec![
+                "log.format",
+                "web.disable-exporter-metrics",
+                "web.max-requests",
+                "web.telemetry-path"
+            ]
+        );
+        assert!(c.overrides.module_flags.is_empty());
+        assert!(p(&["--web.telemetry-path=/m"]).is_err());
+        assert!(p(&["--web.config.file=/x.yml"])
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]

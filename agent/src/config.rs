@@ -66,6 +66,7 @@ impl Default for HostConfig {
 pub struct ServerConfig {
     /// How long a scrape may take when Prometheus sends no
     /// `X-Prometheus-Scrape-Timeout-Seconds` (e.g. `curl`).
+    #[serde(deserialize_with = "positive_timeout")]
     pub scrape_timeout: eos_module::Duration,
     /// Subtracted from Prometheus' scrape timeout so the answer arrives in time.
     pub scrape_timeout_offset: eos_module::Duration,
@@ -80,7 +81,20 @@ impl Default for ServerConfig {
     }
 }
 
-/// A listen address: `host:port`, `[v6]:port`, or Go's `:port` for all interfaces.
+/// `scrape_timeout`, which must be more than zero.
+fn positive_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<eos_module::Duration, D::Error> {
+    let v = eos_module::Duration::deserialize(d)?;
+    if v.get().is_zero() {
+        return Err(serde::de::Error::custom(
+            "scrape_timeout must be more than 0, e.g. 10s",
+        ));
+    }
+    Ok(v)
+}
+
+/// A listen address, in the forms node_exporter (Go) accepts: `host:port`, `[v6]:port`,
+/// `[0.0.0.0]:port` (as the community helm chart writes it), a host name, or `:port` for all
+/// IPv4 interfaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenAddress(pub SocketAddr);
 
@@ -93,13 +107,38 @@ impl Default for ListenAddress {
 impl std::str::FromStr for ListenAddress {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let full = match s.strip_prefix(':') {
-            Some(port) => format!("0.0.0.0:{port}"),
-            None => s.to_string(),
-        };
-        full.parse::<SocketAddr>().map(ListenAddress).map_err(|_| {
+        let bad = || {
             format!("invalid listen address {s:?}: expected host:port, e.g. 0.0.0.0:9100 or :9100")
-        })
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Ok(ListenAddress(SocketAddr::from(([0, 0, 0, 0], port))));
+        }
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(ListenAddress(SocketAddr::new(ip, port)));
+        }
+        let valid_name = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !valid_name {
+            return Err(bad());
+        }
+        use std::net::ToSocketAddrs;
+        let mut addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("invalid listen address {s:?}: cannot resolve {host}: {e}"))?
+            .collect();
+        addrs.sort_by_key(|a| a.is_ipv6());
+        addrs
+            .into_iter()
+            .next()
+            .map(ListenAddress)
+            .ok_or_else(|| format!("invalid listen address {s:?}: {host} has no address"))
     }
 }
 
@@ -322,18 +361,44 @@ fn yaml_error(source: &str, e: &serde_yaml_ng::Error) -> ConfigError {
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`.
-/// Returns `(line, message)` for an unset variable or an unterminated `${`.
+/// Comments (`#` at the start of a line or after a space, outside quotes) are left as they
+/// are. Returns `(line, message)` for an unset variable or an unterminated `${`.
 pub fn expand_env(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut line = 1;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let (code, comment) = line.split_at(comment_start(line));
+        expand_line(code, i + 1, env, &mut out)?;
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+/// Where a YAML comment starts in a line (the line's length if it has none).
+fn comment_start(line: &str) -> usize {
+    let (mut single, mut double, mut prev) = (false, false, b' ');
+    for (i, b) in line.bytes().enumerate() {
+        match b {
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'#' if !single && !double && (prev == b' ' || prev == b'\t' || i == 0) => return i,
+            _ => {}
+        }
+        prev = b;
+    }
+    line.len()
+}
+
+fn expand_line(
+    mut rest: &str,
+    line: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut String,
+) -> Result<(), (usize, String)> {
     while let Some(pos) = rest.find('$') {
-        let before = &rest[..pos];
-        line += before.matches('\n').count();
-        out.push_str(before);
+        out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
         if let Some(r) = after.strip_prefix('$') {
             out.push('$');
@@ -341,7 +406,6 @@ pub fn expand_env(
         } else if let Some(r) = after.strip_prefix('{') {
             let end = r
                 .find('}')
-                .filter(|&e| !r[..e].contains('\n'))
                 .ok_or((line, "unterminated ${ in environment reference".to_string()))?;
             let inner = &r[..end];
             let (name, default) = match inner.split_once(":-") {
@@ -373,7 +437,7 @@ pub fn expand_env(
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 /// The host name, for `node_name` when the config leaves it empty.
@@ -433,6 +497,15 @@ mod tests {
         );
         assert_eq!(expand_env("x\n${A", &env).unwrap_err().0, 2);
         assert!(expand_env("${A B}", &env).is_err());
+        // Comments are not expanded; a `#` inside quotes or a word is not a comment.
+        assert_eq!(
+            expand_env("a: 1 # see ${NOPE}\n# ${NOPE}\n", &env).unwrap(),
+            "a: 1 # see ${NOPE}\n# ${NOPE}\n"
+        );
+        assert_eq!(
+            expand_env("u: \"x # ${NODE_NAME}\"\nv: a#${NODE_NAME}\n", &env).unwrap(),
+            "u: \"x # worker-3\"\nv: a#worker-3\n"
+        );
     }
 
     #[test]
@@ -445,8 +518,27 @@ mod tests {
             "[::1]:80".parse::<ListenAddress>().unwrap().to_string(),
             "[::1]:80"
         );
+        assert_eq!(
+            "[0.0.0.0]:9100"
+                .parse::<ListenAddress>()
+                .unwrap()
+                .to_string(),
+            "0.0.0.0:9100"
+        );
+        assert_eq!(
+            "localhost:9100".parse::<ListenAddress>().unwrap().0.port(),
+            9100
+        );
+        assert!("localhost:9100"
+            .parse::<ListenAddress>()
+            .unwrap()
+            .0
+            .ip()
+            .is_loopback());
         assert!("localhost".parse::<ListenAddress>().is_err());
         assert!("1.2.3.4:99999".parse::<ListenAddress>().is_err());
+        assert!("bad host:80".parse::<ListenAddress>().is_err());
+        assert!("[::1:80".parse::<ListenAddress>().is_err());
     }
 
     #[test]

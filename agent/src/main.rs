@@ -83,6 +83,9 @@ fn run(cli: cli::Cli) -> ExitCode {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
+    for flag in &cli.ignored {
+        warn!(flag = %flag, "node_exporter flag accepted but has no effect in eos-agent");
+    }
     let source = match cli.config {
         Some(p) => ConfigSource::File(p),
         None => ConfigSource::Embedded,
@@ -120,7 +123,10 @@ fn run(cli: cli::Cli) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let state = Arc::new(AgentState::new(source, cli.overrides, cfg, hash));
+        // With port 0 the kernel picks one; log the real address for whoever started us.
+        let addr = listener.local_addr().unwrap_or(addr);
+        info!(%addr, "listening");
+        let state = Arc::new(AgentState::new(source, cli.overrides, cfg, hash, addr));
         info!(version = VERSION, revision = REVISION, config = %state.source.describe(), %addr, "eos-agent starting");
         // Listen for SIGHUP before anything else can take time: its default action kills.
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

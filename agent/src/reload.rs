@@ -43,6 +43,8 @@ pub struct AgentState {
     pub source: ConfigSource,
     pub overrides: Overrides,
     pub started_unix: f64,
+    /// The address the server actually listens on (the config may say port 0).
+    pub bound: std::net::SocketAddr,
     current: Mutex<Arc<Config>>,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so two triggers never apply at once.
@@ -69,13 +71,20 @@ pub fn now_unix() -> f64 {
 
 impl AgentState {
     /// State for a config that has been loaded (but not yet applied).
-    pub fn new(source: ConfigSource, overrides: Overrides, cfg: Config, hash: u64) -> Self {
+    pub fn new(
+        source: ConfigSource,
+        overrides: Overrides,
+        cfg: Config,
+        hash: u64,
+        bound: std::net::SocketAddr,
+    ) -> Self {
         let now = now_unix();
         AgentState {
             supervisor: Supervisor::new(crate::modules::registry()),
             source,
             overrides,
             started_unix: now,
+            bound,
             current: Mutex::new(Arc::new(cfg)),
             status: Mutex::new(ReloadStatus {
                 successful: true,

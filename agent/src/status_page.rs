@@ -66,7 +66,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         },
         human_duration(now_unix() - st.last_success_unix),
         st.hash,
-        cfg.listen_address,
+        state.bound,
     );
     h.push_str(
         "</table><h2>Links</h2><ul><li><a href=\"/metrics\">/metrics</a></li>\

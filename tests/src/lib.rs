@@ -169,27 +169,38 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent with `args` on a free loopback port and waits for `/readyz` (config
-    /// loaded and modules started).
+    /// Starts the agent with `args` on a loopback port the kernel picks (no race with other
+    /// tests for a "free" port), learns the port from the agent's `listening` log line, and
+    /// waits for `/readyz` (config loaded and modules started).
     pub fn start(args: &[&str]) -> Agent {
         let dir = TempDir::new("agent");
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let log = dir.join("agent.log");
         let logf = std::fs::File::create(&log).expect("creating the agent log");
         let child = Command::new(agent_bin())
             .args(args)
-            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
             .expect("starting eos-agent");
         let mut agent = Agent {
             child,
-            addr,
+            addr: String::new(),
             log,
             _dir: dir,
         };
+        let mut addr = None;
+        wait_until(Duration::from_secs(20), || {
+            addr = listening_addr(&agent.log_text());
+            addr.is_some() || !agent.alive()
+        });
+        match addr {
+            Some(a) => agent.addr = a,
+            None => {
+                let _ = agent.child.kill();
+                panic!("agent did not start listening; log:\n{}", agent.log_text());
+            }
+        }
         wait_up(
             &mut agent.child,
             &agent.addr,
@@ -253,6 +264,15 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address from the agent's `listening addr=...` log line.
+fn listening_addr(log: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(" listening "))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .map(str::to_string)
 }
 
 /// The value of the first sample of `name` with all of `labels`, from a text exposition.
