@@ -57,13 +57,16 @@ flags:
   --config FILE                 YAML config, normally the ConfigMap at /etc/eos-agent/agent.yaml;
                                 watched for changes (also SIGHUP and POST /-/reload). ${{VAR}} and
                                 ${{VAR:-default}} expand from the environment.
-  --web.listen-address ADDR     where to serve (default 0.0.0.0:9100; `:9100` works too)
+  --web.listen-address ADDR     where to serve (default 0.0.0.0:9100; also :9100, [::]:9100,
+                                [0.0.0.0]:9100, localhost:9100)
   --path.procfs DIR             host procfs (default /proc; /host/proc in the DaemonSet)
   --path.sysfs DIR              host sysfs (default /sys)
   --path.rootfs DIR             host root filesystem (default /)
   --path.udev.data DIR          udev database (default /run/udev/data)
   --log.level LEVEL             debug, info (default), warn or error
-Flags override the config file, on start and on every reload.
+Flags override the config file, on start and on every reload. node_exporter's --log.format,
+--web.disable-exporter-metrics, --web.max-requests, --web.telemetry-path=/metrics and
+--web.systemd-socket are accepted and have no effect.
 
 modules in this build: {names}
 {modules}
