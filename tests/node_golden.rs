@@ -7,34 +7,13 @@
 
 use eos_tests::{workspace_root, Agent, TempDir};
 
-/// Families that depend on the clock, system calls or the build, not on the fixtures.
-const VOLATILE: &[&str] = &[
-    "node_scrape_collector_duration_seconds",
-    "node_time_seconds",
-    "node_time_zone_offset_seconds",
-    "node_timex_",
-    "node_uname_info",
-    "node_textfile_mtime_seconds",
-    "node_exporter_build_info",
-];
+#[path = "../collectors/node/tests/support/golden_filter.rs"]
+mod golden_filter;
 
-/// The `node_*` lines of an exposition, without volatile families, with the fixture path
-/// written as `<fixtures>`.
+/// The agent's `node_*` output as the golden file holds it; the build info carries the real
+/// version here, not the golden test's.
 fn stable(text: &str, fixtures: &str) -> String {
-    let text = text.replace(fixtures, "<fixtures>");
-    let mut out = String::new();
-    for line in text.lines() {
-        let name = line
-            .strip_prefix("# HELP ")
-            .or_else(|| line.strip_prefix("# TYPE "))
-            .unwrap_or(line);
-        if !name.starts_with("node_") || VOLATILE.iter().any(|v| name.starts_with(v)) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    golden_filter::stable(text, fixtures, &["node_exporter_build_info"], true)
 }
 
 #[test]

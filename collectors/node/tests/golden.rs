@@ -5,7 +5,7 @@
 //! Families that depend on the moment or on system calls rather than on files
 //! (`node_scrape_collector_duration_seconds`, `node_time_seconds`,
 //! `node_time_zone_offset_seconds`, `node_timex_*`, `node_uname_info`) are left out; see
-//! [`VOLATILE`].
+//! [`golden_filter::VOLATILE`].
 //!
 //! Adding a collector: add realistic files for it under `tests/fixtures/proc` or
 //! `tests/fixtures/sys` (small text files, as the kernel writes them), then regenerate the
@@ -25,16 +25,8 @@ use eos_node::{NodeConfig, NodeModule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Families whose values come from the clock or from system calls, not from the fixtures.
-const VOLATILE: &[&str] = &[
-    "node_scrape_collector_duration_seconds",
-    "node_time_seconds",
-    "node_time_zone_offset_seconds",
-    "node_timex_",
-    "node_uname_info",
-    // File mtimes depend on the checkout.
-    "node_textfile_mtime_seconds",
-];
+#[path = "support/golden_filter.rs"]
+mod golden_filter;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -85,24 +77,9 @@ fn scrape() -> String {
     String::from_utf8(buf).unwrap()
 }
 
-/// Drops the lines (samples and headers) of volatile families, and writes the fixture
-/// directory (which some labels contain, e.g. RAPL zone paths) as `<fixtures>`.
+/// The output as the golden file holds it; see [`golden_filter::stable`].
 fn stable(text: &str) -> String {
-    let root = fixtures().display().to_string();
-    let text = text.replace(&root, "<fixtures>");
-    let mut out = String::new();
-    for line in text.lines() {
-        let name = line
-            .strip_prefix("# HELP ")
-            .or_else(|| line.strip_prefix("# TYPE "))
-            .unwrap_or(line);
-        if VOLATILE.iter().any(|v| name.starts_with(v)) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    golden_filter::stable(text, &fixtures().display().to_string(), &[], false)
 }
 
 #[test]
