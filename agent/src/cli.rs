@@ -15,6 +15,7 @@ pub enum Command {
     Run,
     CheckConfig(PathBuf),
     PrintDefaultConfig,
+    Describe,
     Help,
     Version,
 }
@@ -30,9 +31,21 @@ pub struct Cli {
     pub ignored: Vec<String>,
 }
 
+/// The flags the agent itself takes (all with a value), for `eos-agent describe`; module
+/// flags come from the modules' `FLAG_PREFIXES`.
+pub const FLAGS: &[&str] = &[
+    "config",
+    "web.listen-address",
+    "path.procfs",
+    "path.sysfs",
+    "path.rootfs",
+    "path.udev.data",
+    "log.level",
+];
+
 /// node_exporter's own flags that DaemonSets commonly pass and that make no difference to
 /// what eos serves, so they are accepted with a warning instead of stopping the agent.
-const IGNORED_FLAGS: &[&str] = &[
+pub const IGNORED_FLAGS: &[&str] = &[
     "log.format",
     "web.disable-exporter-metrics",
     "web.max-requests",
@@ -51,6 +64,8 @@ usage:
   eos-agent [flags]                     run on this host (embedded default config unless --config)
   eos-agent check-config FILE [flags]   validate FILE; prints `file:line: problem`, exits 1 if bad
   eos-agent print-default-config        print the embedded default config (a commented reference)
+  eos-agent describe                    print what this build has as JSON: flags, config keys,
+                                        modules with their metric prefixes (for tooling)
   eos-agent --help | --version
 
 flags:
@@ -76,7 +91,7 @@ endpoints:
   /-/reload       POST to reload       /debug/config       effective config, secrets redacted
   /debug/<module>/...                  per-module details
 ",
-        version = crate::VERSION,
+        version = crate::build_info::VERSION,
         modules = crate::modules::flags_help(),
         names = crate::modules::registry()
             .iter()
@@ -101,6 +116,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         Some("print-default-config") => {
             args.remove(0);
             command = Command::PrintDefaultConfig;
+        }
+        Some("describe") => {
+            args.remove(0);
+            command = Command::Describe;
         }
         Some(other) if !other.starts_with('-') => {
             return Err(format!("unknown command {other:?} (see --help)"));
@@ -247,6 +266,30 @@ mod tests {
         assert!(p(&["--web.config.file=/x.yml"])
             .unwrap_err()
             .contains("not supported"));
+    }
+
+    #[test]
+    fn every_listed_flag_is_parsed_by_the_core() {
+        for f in FLAGS {
+            let c = p(&[&format!("--{f}=x")]);
+            let c = match c {
+                Ok(c) => c,
+                // A value the flag refuses still shows that the core knows the flag.
+                Err(e) => {
+                    assert!(!e.contains("unknown flag"), "--{f}: {e}");
+                    continue;
+                }
+            };
+            assert!(
+                c.overrides.module_flags.is_empty(),
+                "--{f} went to the modules"
+            );
+        }
+        for f in IGNORED_FLAGS {
+            let c = p(&[&format!("--{f}")]).expect("accepted");
+            assert_eq!(c.ignored, [f.to_string()]);
+        }
+        assert_eq!(p(&["describe"]).unwrap().command, Command::Describe);
     }
 
     #[test]

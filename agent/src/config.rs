@@ -1,10 +1,14 @@
 //! The agent's config file: `${VAR}` expansion, YAML parsing with `file:line: message` errors,
 //! defaults, and the command-line overrides that node_exporter users pass.
 //!
-//! Each module owns its section's type (see `modules.rs`); this file only knows the top level.
+//! Each module owns its section's type (see `modules.rs`); this file only knows the top level,
+//! and runs every section's `validate` once the file is parsed and the flags are applied, so
+//! that a load, a reload and `check-config` refuse the same things.
 
+use crate::keypath;
 use crate::modules::ModulesConfig;
-use eos_module::{HostPaths, ModuleContext};
+use eos_kube::KubeletConfig;
+use eos_module::{Facts, HostPaths};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,10 +30,16 @@ pub struct Config {
     pub host: HostConfig,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// The node's kubelet, for pod metadata shared by the modules that label data with pods.
+    #[serde(default)]
+    pub kubelet: KubeletConfig,
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
     pub modules: ModulesConfig,
+    /// Deprecations found while loading, to log (not part of the config's identity).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -214,7 +224,49 @@ impl Config {
         } else {
             expanded.as_str()
         };
-        serde_yaml_ng::from_str::<Config>(doc).map_err(|e| yaml_error(source, &e))
+        let mut cfg = serde_yaml_ng::from_str::<Config>(doc).map_err(|e| yaml_error(source, &e))?;
+        cfg.lift_deprecated(source, doc)?;
+        Ok(cfg)
+    }
+
+    /// Moves `modules.containers.kubelet` (before the kubelet became a shared service) to the
+    /// top-level `kubelet:`, with a warning; both at once is an error.
+    fn lift_deprecated(&mut self, source: &str, text: &str) -> Result<(), ConfigError> {
+        let Some(old) = self.modules.containers.kubelet.take() else {
+            return Ok(());
+        };
+        let path = ["modules", "containers", "kubelet"];
+        let line = keypath::line_of(text, &path);
+        if keypath::line_of(text, &["kubelet"]).is_some() {
+            return Err(ConfigError {
+                source: source.to_string(),
+                line,
+                message: "modules.containers.kubelet and the top-level kubelet: are both set; keep only the top-level kubelet: section".into(),
+            });
+        }
+        self.kubelet = old;
+        let at = match line {
+            Some(l) => format!("{source}:{l}"),
+            None => source.to_string(),
+        };
+        self.warnings.push(format!(
+            "{at}: modules.containers.kubelet is deprecated: move it to the top-level kubelet: section, which every module that needs pod metadata shares"
+        ));
+        Ok(())
+    }
+
+    /// Runs every module section's `validate`; the error points at the key's line in `text`.
+    pub fn validate(&self, source: &str, text: &str) -> Result<(), ConfigError> {
+        self.modules.validate().map_err(|(module, issue)| {
+            let mut path = vec!["modules".to_string(), module.to_string()];
+            path.extend(issue.path.iter().cloned());
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            ConfigError {
+                source: source.to_string(),
+                line: keypath::line_of(text, &keys),
+                message: format!("{}: {}", keys.join("."), issue.message),
+            }
+        })
     }
 
     /// Applies command-line overrides; an unknown module flag is an error.
@@ -237,14 +289,14 @@ impl Config {
         Ok(())
     }
 
-    /// What every module is started with besides its own section.
-    pub fn module_context(&self) -> ModuleContext {
+    /// The node facts every module is started with; a change restarts the modules.
+    pub fn facts(&self) -> Facts {
         let node_name = if self.node_name.is_empty() {
             hostname()
         } else {
             self.node_name.clone()
         };
-        ModuleContext {
+        Facts {
             node_name,
             host: HostPaths {
                 procfs: self.host.procfs.clone(),
@@ -253,9 +305,9 @@ impl Config {
                 udev_data: self.host.udev_data.clone(),
                 log_dir: self.host.log_dir.clone(),
             },
-            state_dir: self.state_dir.clone(),
-            version: crate::VERSION,
-            revision: crate::REVISION,
+            state_root: self.state_dir.clone(),
+            version: crate::build_info::VERSION,
+            revision: crate::build_info::REVISION,
         }
     }
 }
@@ -316,7 +368,8 @@ pub fn load(source: &ConfigSource, overrides: &Overrides) -> Result<(Config, u64
     Ok((cfg, content_hash(text.as_bytes())))
 }
 
-/// Parses config text read from `name` (environment expanded) and applies the overrides.
+/// Parses config text read from `name` (environment expanded), applies the overrides and
+/// validates every module section.
 pub fn from_text(name: &str, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
     let mut cfg = Config::parse(name, text, &|k| std::env::var(k).ok())?;
     cfg.apply_overrides(overrides)
@@ -325,6 +378,7 @@ pub fn from_text(name: &str, text: &str, overrides: &Overrides) -> Result<Config
             line: None,
             message,
         })?;
+    cfg.validate(name, text)?;
     Ok(cfg)
 }
 

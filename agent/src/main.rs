@@ -1,30 +1,32 @@
 //! `eos-agent`: one per-node process for Kubernetes observability.
 //!
-//! Data flows `config file -> supervisor -> module -> /metrics`: `config` parses the file,
-//! `reload` keeps it current, `supervisor` starts and stops the modules listed in `modules`,
-//! and `server` answers HTTP. Run `eos-agent --help` for the command line.
+//! Data flows `config file -> supervisor -> module -> /metrics`: `config` parses and validates
+//! the file, `reload` notices changes, `state` applies them, `supervisor` starts and stops the
+//! modules listed in `modules` (with the shared `services`) and collects every source, and
+//! `server` answers HTTP. Run `eos-agent --help` for the command line.
 
 mod body;
+mod build_info;
 mod cli;
 mod config;
+mod describe;
+mod keypath;
 mod memory;
 mod modules;
 mod reload;
 mod selfmetrics;
 mod server;
+mod services;
+mod state;
 mod status_page;
 mod supervisor;
 
+use build_info::{REVISION, VERSION};
 use config::ConfigSource;
-use reload::AgentState;
+use state::AgentState;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{error, info, warn};
-
-/// The agent's version, from Cargo.toml.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The VCS revision the agent was built from (see build.rs).
-pub const REVISION: &str = env!("EOS_REVISION");
 
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args().skip(1)) {
@@ -47,9 +49,16 @@ fn main() -> ExitCode {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
         }
+        cli::Command::Describe => {
+            println!("{:#}", describe::describe());
+            ExitCode::SUCCESS
+        }
         cli::Command::CheckConfig(path) => {
             match config::load(&ConfigSource::File(path.clone()), &cli.overrides) {
                 Ok((cfg, _)) => {
+                    for w in &cfg.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     let on: Vec<&str> = modules::registry()
                         .iter()
                         .filter(|m| m.enabled(&cfg.modules))
@@ -97,6 +106,9 @@ fn run(cli: cli::Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
     let workers = std::thread::available_parallelism()
         .map(|n| n.get().min(4))
         .unwrap_or(2);

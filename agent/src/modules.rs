@@ -1,10 +1,12 @@
 //! The modules built into this agent, and the type-erased handle the supervisor uses for each.
 //!
 //! Adding a module is one line in the `modules!` list below: its name in the config file and
-//! its [`ModuleDef`]. Everything else (config section, flags, start/stop, `/debug/<name>/`)
-//! follows from the definition.
+//! its [`ModuleDef`]. Everything else (config section, validation, flags, start/stop, shared
+//! services, `/debug/<name>/`, `eos-agent describe`) follows from the definition.
 
-use eos_module::{Module, ModuleConfig, ModuleContext, ModuleDef};
+use eos_module::{
+    ConfigIssue, Module, ModuleConfig, ModuleContext, ModuleDef, ModuleError, Service,
+};
 use serde::Deserialize;
 
 macro_rules! modules {
@@ -33,10 +35,22 @@ macro_rules! modules {
             }
         }
 
+        impl ModulesConfig {
+            /// The first problem any section's [`ModuleConfig::validate`] finds, as
+            /// (module, issue).
+            pub fn validate(&self) -> Result<(), (&'static str, ConfigIssue)> {
+                $(
+                    ModuleConfig::validate(&self.$field)
+                        .map_err(|e| (<$def as ModuleDef>::NAME, e))?;
+                )*
+                Ok(())
+            }
+        }
+
         /// Every module this build has, in a fixed order.
-        pub fn registry() -> Vec<Box<dyn Registered>> {
+        pub fn registry() -> Vec<std::sync::Arc<dyn Registered>> {
             vec![$(
-                Box::new(Entry::<$def> { get: |m| &m.$field }),
+                std::sync::Arc::new(Entry::<$def> { get: |m| &m.$field }),
             )*]
         }
 
@@ -61,15 +75,36 @@ modules! {
     containers => eos_containers::ContainersModule,
 }
 
+/// What `eos-agent describe` says of a module kind.
+pub struct ModuleInfo {
+    pub name: &'static str,
+    pub enabled_by_default: bool,
+    pub metric_prefixes: &'static [&'static str],
+    pub flag_prefixes: &'static [&'static str],
+}
+
 /// What the supervisor needs of one module kind, without knowing its config type.
 pub trait Registered: Send + Sync {
     fn name(&self) -> &'static str;
     fn enabled(&self, m: &ModulesConfig) -> bool;
     /// Whether this module's section differs between two configs.
     fn section_changed(&self, old: &ModulesConfig, new: &ModulesConfig) -> bool;
-    fn start(&self, m: &ModulesConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, String>;
+    fn start(&self, m: &ModulesConfig, ctx: &ModuleContext)
+        -> Result<Box<dyn Module>, ModuleError>;
     /// The effective section, for `/debug/config` (secrets are redacted by their type).
     fn describe(&self, m: &ModulesConfig) -> String;
+    /// The agent's shared services this kind uses.
+    fn services(&self) -> &'static [Service] {
+        &[]
+    }
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo {
+            name: self.name(),
+            enabled_by_default: false,
+            metric_prefixes: &[],
+            flag_prefixes: &[],
+        }
+    }
 }
 
 struct Entry<D: ModuleDef> {
@@ -86,10 +121,25 @@ impl<D: ModuleDef> Registered for Entry<D> {
     fn section_changed(&self, old: &ModulesConfig, new: &ModulesConfig) -> bool {
         (self.get)(old) != (self.get)(new)
     }
-    fn start(&self, m: &ModulesConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, String> {
+    fn start(
+        &self,
+        m: &ModulesConfig,
+        ctx: &ModuleContext,
+    ) -> Result<Box<dyn Module>, ModuleError> {
         D::start((self.get)(m), ctx)
     }
     fn describe(&self, m: &ModulesConfig) -> String {
         format!("{:#?}", (self.get)(m))
+    }
+    fn services(&self) -> &'static [Service] {
+        D::SERVICES
+    }
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo {
+            name: D::NAME,
+            enabled_by_default: D::Config::default().enabled(),
+            metric_prefixes: D::METRIC_PREFIXES,
+            flag_prefixes: D::FLAG_PREFIXES,
+        }
     }
 }

@@ -1,21 +1,52 @@
-//! The agent's own metrics: `eos_agent_*` and the standard `process_*` families.
+//! The agent's own metrics: `eos_agent_*` build and config families and the standard
+//! `process_*` families, as a built-in source the supervisor collects after the modules (the
+//! supervisor writes the per-module families itself).
 //!
 //! `process_*` always describes this process, so it reads the agent's own `/proc/self`, not the
 //! host's procfs given with `--path.procfs`.
 
-use crate::reload::AgentState;
+use crate::build_info::{REVISION, VERSION};
+use crate::state::ReloadStatus;
 use eos_exposition::{Encoder, Kind};
+use eos_module::{Module, Scrape};
+use std::sync::{Arc, Mutex};
 
-/// Writes the agent's own families.
-pub fn encode(state: &AgentState, enc: &mut Encoder<'_>) {
+/// The agent's own families, as a source.
+pub struct AgentMetrics {
+    status: Arc<Mutex<ReloadStatus>>,
+    started_unix: f64,
+}
+
+impl AgentMetrics {
+    pub fn new(status: Arc<Mutex<ReloadStatus>>, started_unix: f64) -> Self {
+        AgentMetrics {
+            status,
+            started_unix,
+        }
+    }
+}
+
+impl Module for AgentMetrics {
+    fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
+        let st = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        encode(&st, self.started_unix, enc);
+        encode_process(enc);
+    }
+}
+
+/// Writes the build and config families.
+fn encode(st: &ReloadStatus, started_unix: f64, enc: &mut Encoder<'_>) {
     enc.single(
         "eos_agent_build_info",
         "A metric with a constant '1' value labeled by the version and revision eos-agent was built from.",
         Kind::Gauge,
-        &[("version", crate::VERSION), ("revision", crate::REVISION)],
+        &[("version", VERSION), ("revision", REVISION)],
         1.0,
     );
-    let st = state.status();
     enc.single(
         "eos_agent_config_last_reload_successful",
         "Whether the last configuration reload attempt was successful.",
@@ -49,10 +80,8 @@ pub fn encode(state: &AgentState, enc: &mut Encoder<'_>) {
         "When the agent started, in seconds since the epoch.",
         Kind::Gauge,
         &[],
-        state.started_unix,
+        started_unix,
     );
-    state.supervisor.encode_metrics(enc);
-    encode_process(enc);
 }
 
 /// The `process_*` families, from `/proc/self`.

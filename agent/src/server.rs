@@ -2,10 +2,10 @@
 //! modules own (`/probe`, `/debug/<module>/...`).
 
 use crate::body::Body;
-use crate::reload::{AgentState, Trigger};
-use crate::{selfmetrics, status_page};
+use crate::state::{AgentState, Trigger};
+use crate::status_page;
 use bytes::Bytes;
-use eos_exposition::{Encoder, Format};
+use eos_exposition::Format;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -108,7 +108,8 @@ async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
         _ => match state.supervisor.route(&path) {
             Some((module, sub)) => {
                 let index = sub == "/";
-                let r = module_request(module, sub, req).await;
+                let deadline = request_deadline(&state.config(), &req);
+                let r = module_request(module, sub, deadline, req).await;
                 if index && r.status() == StatusCode::NOT_FOUND {
                     // A module without its own index still gets one: its state as JSON.
                     module_index(state, &path)
@@ -131,23 +132,12 @@ async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    let budget = scrape_budget(
-        req.headers()
-            .get("x-prometheus-scrape-timeout-seconds")
-            .and_then(|v| v.to_str().ok()),
-        cfg.server.scrape_timeout.get(),
-        cfg.server.scrape_timeout_offset.get(),
-    );
     let params: Arc<[(String, String)]> = parse_query(req.uri().query().unwrap_or("")).into();
     let mut chunks = state
         .supervisor
-        .collect(format, params, Instant::now() + budget)
+        .collect(format, params, request_deadline(&cfg, req))
         .await;
-    let mut own = Vec::with_capacity(8192);
-    let mut enc = Encoder::new(&mut own, format);
-    selfmetrics::encode(state, &mut enc);
-    own.extend_from_slice(format.trailer());
-    chunks.push(Bytes::from(own));
+    chunks.push(Bytes::from_static(format.trailer()));
     let gzip = req
         .headers()
         .get(hyper::header::ACCEPT_ENCODING)
@@ -207,6 +197,19 @@ fn gzip_chunks(chunks: &[Bytes]) -> Option<Vec<u8>> {
     z.finish().ok()
 }
 
+/// When a scrape (of `/metrics` or a module's path) must be answered: from Prometheus'
+/// timeout header minus the offset, or the configured default.
+fn request_deadline<B>(cfg: &crate::config::Config, req: &Request<B>) -> Instant {
+    let budget = scrape_budget(
+        req.headers()
+            .get("x-prometheus-scrape-timeout-seconds")
+            .and_then(|v| v.to_str().ok()),
+        cfg.server.scrape_timeout.get(),
+        cfg.server.scrape_timeout_offset.get(),
+    );
+    Instant::now() + budget
+}
+
 /// The longest a scrape may take, whatever the header says.
 const MAX_SCRAPE_BUDGET: Duration = Duration::from_secs(3600);
 
@@ -230,6 +233,7 @@ pub fn scrape_budget(header: Option<&str>, default: Duration, offset: Duration) 
 async fn module_request(
     module: Arc<dyn eos_module::Module>,
     sub_path: String,
+    deadline: Instant,
     req: Request<Incoming>,
 ) -> Resp {
     let method = req.method().to_string();
@@ -255,13 +259,36 @@ async fn module_request(
             query,
             headers,
             body,
+            deadline,
         })
         .await;
+    into_hyper(r)
+}
+
+/// A module's response as hyper's. A header a module gets wrong (a name or value HTTP does not
+/// allow) is dropped with a warning rather than failing the request.
+fn into_hyper(r: eos_module::http::Response) -> Resp {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() =
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    let h = resp.headers_mut();
+    match HeaderValue::from_str(&r.content_type) {
+        Ok(v) => {
+            h.insert(CONTENT_TYPE, v);
+        }
+        Err(_) => warn!(content_type = %r.content_type, "module sent an invalid content type"),
+    }
+    for (k, v) in r.headers {
+        match (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            (Ok(k), Ok(v)) => {
+                h.append(k, v);
+            }
+            _ => warn!(header = %k, "module sent an invalid header; dropped"),
+        }
+    }
     resp
 }
 
@@ -368,6 +395,29 @@ mod tests {
         assert!(!accepts_gzip("identity"));
         let z = gzip_chunks(&[Bytes::from_static(b"node_load1 0.5\n")]).expect("gzip");
         assert_eq!(&z[..2], &[0x1f, 0x8b]);
+    }
+
+    #[test]
+    fn module_responses_keep_their_type_and_headers() {
+        let r = into_hyper(
+            eos_module::http::Response::new(
+                200,
+                String::from("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                b"x".to_vec(),
+            )
+            .with_header("Cache-Control", "no-store")
+            .with_header("bad header", "x")
+            .with_header("x-ok", "a\nb"),
+        );
+        assert_eq!(
+            r.headers()[CONTENT_TYPE],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert_eq!(r.headers().len(), 2, "the invalid headers are dropped");
+        let r = into_hyper(eos_module::http::Response::new(999, "a\nb", Vec::new()));
+        assert_eq!(r.status(), StatusCode::from_u16(999).unwrap());
+        assert!(r.headers().get(CONTENT_TYPE).is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `/` page for a person at a browser, and `/debug/config` for one with `curl`.
 
-use crate::reload::{now_unix, AgentState};
+use crate::build_info::{REVISION, VERSION};
+use crate::state::{now_unix, AgentState};
 use std::fmt::Write;
 
 /// Renders the HTML status page: modules, config status, links.
@@ -16,9 +17,9 @@ pub fn render(state: &AgentState) -> String {
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
 .up{{color:#080}}.down{{color:#b00}}.off{{color:#888}}</style></head><body>\
 <h1>eos-agent</h1><p>Version {ver} ({rev}) on node <b>{node}</b>, up {up}.</p>",
-        node = esc(&cfg.module_context().node_name),
-        ver = esc(crate::VERSION),
-        rev = esc(crate::REVISION),
+        node = esc(&cfg.facts().node_name),
+        ver = esc(VERSION),
+        rev = esc(REVISION),
         up = human_duration(now_unix() - state.started_unix),
     );
     h.push_str("<h2>Modules</h2><table><tr><th>module</th><th>state</th><th>details</th><th>links</th></tr>");
@@ -84,9 +85,10 @@ pub fn effective_config(state: &AgentState) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# source: {}", state.source.describe());
     let _ = writeln!(s, "listen_address: {}", cfg.listen_address);
-    let _ = writeln!(s, "node_name: {}", cfg.module_context().node_name);
+    let _ = writeln!(s, "node_name: {}", cfg.facts().node_name);
     let _ = writeln!(s, "host: {:#?}", cfg.host);
     let _ = writeln!(s, "state_dir: {}", cfg.state_dir.display());
+    let _ = writeln!(s, "kubelet: {:#?}", cfg.kubelet);
     let _ = writeln!(s, "server: {:#?}", cfg.server);
     for (name, section) in state.supervisor.describe(&cfg) {
         let _ = writeln!(s, "modules.{name}: {section}");

@@ -1,17 +1,29 @@
 //! The module supervisor: starts, stops and restarts modules as their config sections change,
-//! and gathers their samples for a scrape without letting one slow module hold up the others.
+//! and gathers the samples of every source (the modules, then the agent's own) for a scrape
+//! without letting one slow module hold up the others.
+//!
+//! Each module instance gets its own [`Tasks`]: stopping it cancels them, waits up to the
+//! shutdown timeout, aborts what is left and waits for the aborts to land, before a new
+//! instance of the same module starts. `start` runs on a blocking thread, so a module that
+//! reads files while starting never stalls the server.
 
 use crate::body::SharedOwner;
 use crate::config::Config;
 use crate::modules::Registered;
+use crate::services::SharedServices;
 use bytes::Bytes;
 use eos_exposition::{Encoder, Format, Kind, SharedChunks};
-use eos_module::{Health, Module, Scrape};
+use eos_module::tasks::{panic_message, Stopped};
+use eos_module::{Health, Module, ModuleContext, ModuleError, Scrape, Service, Tasks};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+
+/// Paths the agent serves itself; no module may claim them. `/debug/<module>/` belongs to
+/// each module by name.
+pub const AGENT_PATHS: &[&str] = &["/", "/metrics", "/healthz", "/readyz", "/-/reload"];
 
 /// Why a module's part of a scrape was missing.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +43,7 @@ const SCRAPE_ERROR_REASONS: [&str; 3] = ["timeout", "busy", "panic"];
 
 /// One registered module and what is running of it.
 struct Slot {
-    reg: Box<dyn Registered>,
+    reg: Arc<dyn Registered>,
     state: Mutex<SlotState>,
     /// The size of the module's last output, to size the next buffer in one allocation.
     last_size: AtomicU64,
@@ -52,10 +64,15 @@ struct Running {
     module: Arc<dyn Module>,
     /// Collections of this instance still running after their scrape gave up on them.
     hung: Arc<AtomicIsize>,
+    tasks: Tasks,
+    /// The shared services it was given; a change restarts it.
+    services: Vec<Service>,
 }
 
-/// How long a module gets to stop before the agent moves on without it.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a module's tasks get to return after cancellation before they are aborted.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `start` may take before the module is reported down.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the status page and self-metrics show about one module.
 pub struct ModuleView {
@@ -68,9 +85,16 @@ pub struct ModuleView {
     pub paths: &'static [&'static str],
 }
 
-/// Owns every module slot. Shared by the HTTP server and the reload task.
+/// Owns every module slot and the agent's shared services. Shared by the HTTP server and the
+/// reload task.
 pub struct Supervisor {
     slots: Vec<Slot>,
+    /// Sources that are always there and cheap to collect (the agent's own metrics); written
+    /// after the modules.
+    builtin: Vec<Arc<dyn Module>>,
+    services: SharedServices,
+    shutdown_timeout: Duration,
+    start_timeout: Duration,
     ready: AtomicBool,
 }
 
@@ -80,9 +104,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Supervisor {
-    /// A supervisor for these module kinds (normally `modules::registry()`).
-    pub fn new(registry: Vec<Box<dyn Registered>>) -> Self {
+    /// A supervisor for these module kinds (normally `modules::registry()`) and built-in
+    /// sources.
+    pub fn new(registry: Vec<Arc<dyn Registered>>, builtin: Vec<Arc<dyn Module>>) -> Self {
         Supervisor {
+            builtin,
+            services: SharedServices::default(),
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+            start_timeout: START_TIMEOUT,
             slots: registry
                 .into_iter()
                 .map(|reg| Slot {
@@ -102,49 +131,59 @@ impl Supervisor {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Brings the modules in line with `new`. With `old`, only modules whose section (or the
-    /// shared context: node name, host paths, state dir) changed are stopped and restarted;
-    /// with `retry_failed`, enabled modules that failed to start are tried again too.
-    pub async fn apply(&self, old: Option<&Config>, new: &Config, retry_failed: bool) {
-        let ctx = new.module_context();
-        let ctx_changed = old.is_none_or(|o| o.module_context() != ctx);
+    /// Brings the modules in line with `new`. With `old`, only modules whose section, facts
+    /// (node name, host paths, state dir) or shared services changed are stopped and
+    /// restarted; with `retry_failed`, enabled modules that failed to start or whose tasks
+    /// panicked are tried again too.
+    pub async fn apply(&self, old: Option<&Config>, new: &Arc<Config>, retry_failed: bool) {
+        let facts = new.facts();
+        let facts_changed = old.is_none_or(|o| o.facts() != facts);
+        self.services.configure(new);
         for slot in &self.slots {
             let name = slot.reg.name();
-            let failed = retry_failed && lock(&slot.state).start_error.is_some();
-            let changed = ctx_changed
+            let services = self.services.for_module(slot.reg.services(), new);
+            let (failed, services_changed) = {
+                let st = lock(&slot.state);
+                let task_failed = st
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.tasks.failure().is_some());
+                let services_changed = st
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.services != services.kinds());
+                (
+                    retry_failed && (st.start_error.is_some() || task_failed),
+                    services_changed,
+                )
+            };
+            let changed = facts_changed
                 || failed
+                || services_changed
                 || old.is_none_or(|o| slot.reg.section_changed(&o.modules, &new.modules));
             if !changed {
                 continue;
             }
             let previous = lock(&slot.state).running.take();
             if let Some(r) = previous {
-                stop(name, &r.module).await;
+                self.stop(name, &r).await;
             }
             let enabled = slot.reg.enabled(&new.modules);
             let (running, start_error) = if enabled {
-                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    slot.reg.start(&new.modules, &ctx)
-                }));
-                match started {
-                    Ok(Ok(m)) => {
+                let ctx = ModuleContext {
+                    module: name,
+                    facts: facts.clone(),
+                    services,
+                    tasks: Tasks::new(),
+                };
+                match self.start(slot, new, ctx).await {
+                    Ok(r) => {
                         info!(module = name, "module started");
-                        let running = Running {
-                            module: Arc::from(m),
-                            hung: Arc::default(),
-                        };
-                        (Some(running), None)
+                        (Some(r), None)
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         error!(module = name, error = %e, "module failed to start");
                         (None, Some(e))
-                    }
-                    Err(_) => {
-                        error!(module = name, "module panicked while starting");
-                        (
-                            None,
-                            Some("panicked while starting (a bug; see the log)".into()),
-                        )
                     }
                 }
             } else {
@@ -156,16 +195,123 @@ impl Supervisor {
                 start_error,
             };
         }
+        let in_use = self.slots.iter().any(|s| {
+            lock(&s.state)
+                .running
+                .as_ref()
+                .is_some_and(|r| r.services.contains(&Service::PodMetadata))
+        });
+        self.services.run_pod_metadata(in_use);
         self.ready.store(true, Ordering::Release);
     }
 
-    /// Stops every module (on SIGTERM).
+    /// Starts one instance on a blocking thread, bounded by the start timeout, and checks
+    /// that the paths it claims are free.
+    async fn start(
+        &self,
+        slot: &Slot,
+        cfg: &Arc<Config>,
+        ctx: ModuleContext,
+    ) -> Result<Running, String> {
+        let name = slot.reg.name();
+        let tasks = ctx.tasks.clone();
+        let services = ctx.services.kinds();
+        let (reg, cfg) = (slot.reg.clone(), cfg.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| reg.start(&cfg.modules, &ctx)))
+        });
+        let module = match tokio::time::timeout(self.start_timeout, started).await {
+            Ok(Ok(Ok(Ok(m)))) => Arc::<dyn Module>::from(m),
+            Ok(Ok(Ok(Err(e)))) => {
+                tasks.stop(self.shutdown_timeout).await;
+                return Err(start_error_text(&e));
+            }
+            Ok(Ok(Err(p))) => {
+                tasks.stop(self.shutdown_timeout).await;
+                return Err(format!(
+                    "panicked while starting: {} (a bug; see the log)",
+                    panic_message(p.as_ref())
+                ));
+            }
+            Ok(Err(e)) => {
+                tasks.stop(self.shutdown_timeout).await;
+                return Err(format!("start did not run: {e}"));
+            }
+            Err(_) => {
+                tasks.stop(self.shutdown_timeout).await;
+                return Err(format!(
+                    "did not start within {:?}; the blocked start is left behind",
+                    self.start_timeout
+                ));
+            }
+        };
+        let running = Running {
+            module,
+            hung: Arc::default(),
+            tasks,
+            services,
+        };
+        if let Err(e) = self.check_paths(name, running.module.paths()) {
+            self.stop(name, &running).await;
+            return Err(e);
+        }
+        Ok(running)
+    }
+
+    /// A module's top-level paths must be absolute, not the agent's own, not under `/debug/`,
+    /// and not claimed by another running module.
+    fn check_paths(&self, name: &str, paths: &[&str]) -> Result<(), String> {
+        for p in paths {
+            if !p.starts_with('/') {
+                return Err(format!("claims path {p:?}, which does not start with /"));
+            }
+            if AGENT_PATHS.contains(p) || p.starts_with("/debug/") || *p == "/debug" {
+                return Err(format!(
+                    "claims path {p}, which the agent serves itself (module routes go under /debug/{name}/ or a path of their own)"
+                ));
+            }
+            for other in &self.slots {
+                if other.reg.name() == name {
+                    continue;
+                }
+                let taken = lock(&other.state)
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.module.paths().contains(p));
+                if taken {
+                    return Err(format!(
+                        "claims path {p}, which module {} already serves",
+                        other.reg.name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every module (on SIGTERM), and the shared services.
     pub async fn shutdown(&self) {
         for slot in &self.slots {
             let running = lock(&slot.state).running.take();
             if let Some(r) = running {
-                stop(slot.reg.name(), &r.module).await;
+                self.stop(slot.reg.name(), &r).await;
             }
+        }
+        self.services.run_pod_metadata(false);
+    }
+
+    /// Stops an instance: cancels its tasks, waits, aborts what is left.
+    async fn stop(&self, name: &str, r: &Running) {
+        match r.tasks.stop(self.shutdown_timeout).await {
+            Stopped::Cleanly => info!(module = name, "module stopped"),
+            Stopped::Aborted => warn!(
+                module = name,
+                "module tasks ignored cancellation for {:?}; aborted them", self.shutdown_timeout
+            ),
+            Stopped::BlockingLeftRunning => error!(
+                module = name,
+                "module has blocking tasks still running after cancellation; they are left behind"
+            ),
         }
     }
 
@@ -199,7 +345,7 @@ impl Supervisor {
     ) -> Vec<Bytes> {
         let mut pending = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some(Running { module, hung }) = lock(&slot.state).running.clone() else {
+            let Some(Running { module, hung, .. }) = lock(&slot.state).running.clone() else {
                 continue;
             };
             // Concurrent scrapes (an HA Prometheus pair, a person with curl) collect in
@@ -267,6 +413,19 @@ impl Supervisor {
                 }
             }
         }
+        // The agent's own sources are cheap and never block: collected here, after the
+        // modules, so that their families describe this very scrape.
+        let mut own = Vec::with_capacity(8192);
+        let mut enc = Encoder::new(&mut own, format);
+        let scrape = Scrape {
+            params: &params,
+            deadline,
+        };
+        for b in &self.builtin {
+            b.collect(&mut enc, &scrape);
+        }
+        self.encode_metrics(&mut enc);
+        out.push(Bytes::from(own));
         out
     }
 
@@ -283,16 +442,20 @@ impl Supervisor {
                     let st = lock(&slot.state);
                     (
                         st.enabled,
-                        st.running.as_ref().map(|r| r.module.clone()),
+                        st.running
+                            .as_ref()
+                            .map(|r| (r.module.clone(), r.tasks.clone())),
                         st.start_error.clone(),
                     )
                 };
                 let (up, problem, status, paths) = match running {
-                    Some(m) => {
+                    Some((m, tasks)) => {
                         let status = if with_status { m.status() } else { Vec::new() };
-                        match m.health() {
-                            Health::Up => (true, None, status, m.paths()),
-                            Health::Down(why) => (false, Some(why), status, m.paths()),
+                        match (tasks.failure(), m.health()) {
+                            (Some(why), _) | (None, Health::Down(why)) => {
+                                (false, Some(why), status, m.paths())
+                            }
+                            (None, Health::Up) => (true, None, status, m.paths()),
                         }
                     }
                     None => (false, start_error, Vec::new(), &[][..]),
@@ -382,15 +545,12 @@ fn count(slot: &Slot, e: ScrapeError) {
     slot.errors[e as usize].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Stops a module, giving up after [`SHUTDOWN_TIMEOUT`] so one stuck module cannot wedge
-/// reloads or the agent's exit.
-async fn stop(name: &str, module: &Arc<dyn Module>) {
-    match tokio::time::timeout(SHUTDOWN_TIMEOUT, module.shutdown()).await {
-        Ok(()) => info!(module = name, "module stopped"),
-        Err(_) => warn!(
-            module = name,
-            "module did not stop within {SHUTDOWN_TIMEOUT:?}; dropped it anyway"
-        ),
+/// A start error as the status page shows it; retryable ones say that a reload retries.
+fn start_error_text(e: &ModuleError) -> String {
+    if e.is_retryable() {
+        format!("{e} (SIGHUP or POST /-/reload retries)")
+    } else {
+        e.to_string()
     }
 }
 
@@ -418,14 +578,35 @@ impl Drop for CollectionGuard {
 mod tests {
     use super::*;
     use crate::modules::ModulesConfig;
-    use eos_module::ModuleContext;
+    use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    /// A module kind for tests: its collect sleeps, panics or writes one sample.
+    /// A module kind for tests: its collect sleeps, panics or writes one sample; its start
+    /// may spawn tasks, claim paths or block.
     struct TestKind {
         name: &'static str,
         behaviour: Behaviour,
-        starts: Arc<std::sync::atomic::AtomicUsize>,
+        starts: Arc<AtomicUsize>,
+    }
+
+    /// Instances of [`Behaviour::StubbornTask`] whose task is alive, and whether two ever were.
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static OVERLAPPED: AtomicBool = AtomicBool::new(false);
+
+    /// Counts a stubborn task alive until its future is dropped (which an abort does).
+    struct Alive;
+    impl Alive {
+        fn new() -> Alive {
+            if LIVE.fetch_add(1, Ordering::SeqCst) > 0 {
+                OVERLAPPED.store(true, Ordering::SeqCst);
+            }
+            Alive
+        }
+    }
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     #[derive(Clone, Copy, PartialEq)]
@@ -439,19 +620,40 @@ mod tests {
         FastChanging,
         /// Takes 300 ms, well within the deadline.
         Slow,
+        /// Starts a task that ignores cancellation (and changes section on every reload).
+        StubbornTask,
+        /// Starts a task that panics.
+        TaskPanics,
+        /// Claims a top-level path.
+        Claims(&'static str),
+        /// Blocks in start until the async side sets [`RELEASE`].
+        BlockingStart,
+        /// Declares that it uses pod metadata.
+        UsesPods,
     }
+
+    static RELEASE: AtomicBool = AtomicBool::new(false);
 
     struct TestModule(&'static str, Behaviour);
 
     impl Module for TestModule {
         fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
             match self.1 {
-                Behaviour::Fast | Behaviour::FastChanging | Behaviour::FailStart => {}
                 Behaviour::Hang => std::thread::sleep(Duration::from_secs(3)),
                 Behaviour::Slow => std::thread::sleep(Duration::from_millis(300)),
                 Behaviour::Panic => panic!("test module panics"),
+                _ => {}
             }
             enc.single("test_up", "h", Kind::Gauge, &[("module", self.0)], 1.0);
+        }
+
+        fn paths(&self) -> &'static [&'static str] {
+            match self.1 {
+                Behaviour::Claims("/probe") => &["/probe"],
+                Behaviour::Claims("/metrics") => &["/metrics"],
+                Behaviour::Claims(_) => &["/debug/x"],
+                _ => &[],
+            }
         }
     }
 
@@ -463,12 +665,51 @@ mod tests {
             true
         }
         fn section_changed(&self, _: &ModulesConfig, _: &ModulesConfig) -> bool {
-            self.behaviour == Behaviour::FastChanging
+            matches!(
+                self.behaviour,
+                Behaviour::FastChanging | Behaviour::StubbornTask
+            )
         }
-        fn start(&self, _: &ModulesConfig, _: &ModuleContext) -> Result<Box<dyn Module>, String> {
+        fn services(&self) -> &'static [Service] {
+            match self.behaviour {
+                Behaviour::UsesPods => &[Service::PodMetadata],
+                _ => &[],
+            }
+        }
+        fn start(
+            &self,
+            _: &ModulesConfig,
+            ctx: &ModuleContext,
+        ) -> Result<Box<dyn Module>, ModuleError> {
             self.starts.fetch_add(1, Ordering::Relaxed);
-            if self.behaviour == Behaviour::FailStart {
-                return Err("no permission for raw sockets".into());
+            if self.behaviour == Behaviour::UsesPods {
+                let kubelet = ctx.services.get::<eos_kube::PodMetadata>();
+                assert_eq!(
+                    kubelet.is_some(),
+                    ctx.services.kinds() == [Service::PodMetadata]
+                );
+            }
+            match self.behaviour {
+                Behaviour::FailStart => {
+                    return Err(ModuleError::Unavailable(
+                        "no permission for raw sockets".into(),
+                    ))
+                }
+                Behaviour::StubbornTask => ctx.tasks.spawn("stubborn", async {
+                    let _alive = Alive::new();
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }),
+                Behaviour::TaskPanics => ctx
+                    .tasks
+                    .spawn("tailer", async { panic!("positions file is corrupt") }),
+                Behaviour::BlockingStart => {
+                    while !RELEASE.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                _ => {}
             }
             Ok(Box::new(TestModule(self.name, self.behaviour)))
         }
@@ -484,26 +725,34 @@ mod tests {
     /// A supervisor, and how often each kind was started.
     fn supervisor_counting(
         kinds: &[(&'static str, Behaviour)],
-    ) -> (Supervisor, Vec<Arc<std::sync::atomic::AtomicUsize>>) {
+    ) -> (Supervisor, Vec<Arc<AtomicUsize>>) {
         let counters: Vec<_> = kinds.iter().map(|_| Arc::default()).collect();
-        let s = Supervisor::new(
+        let mut s = Supervisor::new(
             kinds
                 .iter()
                 .zip(&counters)
                 .map(|(&(name, behaviour), starts)| {
-                    Box::new(TestKind {
+                    Arc::new(TestKind {
                         name,
                         behaviour,
                         starts: Arc::clone(starts),
-                    }) as Box<dyn Registered>
+                    }) as Arc<dyn Registered>
                 })
                 .collect(),
+            Vec::new(),
         );
+        s.shutdown_timeout = Duration::from_millis(100);
         (s, counters)
     }
 
-    fn config() -> Config {
-        Config::parse("test", "", &|_| None).expect("empty config")
+    fn config() -> Arc<Config> {
+        Arc::new(Config::parse("test", "", &|_| None).expect("empty config"))
+    }
+
+    fn module_metrics(s: &Supervisor) -> String {
+        let mut m = Vec::new();
+        s.encode_metrics(&mut Encoder::new(&mut m, Format::Text));
+        String::from_utf8(m).expect("utf-8")
     }
 
     async fn scrape(s: &Supervisor, budget: Duration) -> String {
@@ -533,7 +782,7 @@ mod tests {
         assert!(s.ready());
         let out = scrape(&s, Duration::from_millis(300)).await;
         assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
-        assert!(!out.contains("slow"), "{out}");
+        assert!(!out.contains("test_up{module=\"slow\"}"), "{out}");
         // The hung collection is still running: the next scrape skips it as busy.
         let out = scrape(&s, Duration::from_millis(300)).await;
         assert!(out.contains("fast"), "{out}");
@@ -579,11 +828,11 @@ mod tests {
         ]);
         let cfg = config();
         s.apply(None, &cfg, false).await;
-        s.apply(Some(&cfg), &cfg, false).await;
+        s.apply(Some(&*cfg), &cfg, false).await;
         let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(n, vec![1, 2, 1], "only the changed section restarts");
         // A requested reload (SIGHUP, POST /-/reload) also retries a failed start.
-        s.apply(Some(&cfg), &cfg, true).await;
+        s.apply(Some(&*cfg), &cfg, true).await;
         let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(
             n,
@@ -595,7 +844,7 @@ mod tests {
         assert!(broken.enabled && !broken.up);
         assert_eq!(
             broken.problem.as_deref(),
-            Some("no permission for raw sockets")
+            Some("no permission for raw sockets (SIGHUP or POST /-/reload retries)")
         );
         let mut m = Vec::new();
         s.encode_metrics(&mut Encoder::new(&mut m, Format::Text));
@@ -644,5 +893,129 @@ mod tests {
         assert!(s.route("/elsewhere").is_none());
         s.shutdown().await;
         assert!(s.route("/debug/fast/").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_instance_is_gone_before_the_next_starts() {
+        let (s, starts) = supervisor_counting(&[("stubborn", Behaviour::StubbornTask)]);
+        let cfg = config();
+        s.apply(None, &cfg, false).await;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(LIVE.load(Ordering::SeqCst), 1);
+            // The section "changed": the old instance's task ignores cancellation, is
+            // aborted after the shutdown timeout, and only then does the new one start.
+            s.apply(Some(&*cfg), &cfg, false).await;
+        }
+        assert_eq!(starts[0].load(Ordering::Relaxed), 4);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.shutdown().await;
+        assert_eq!(LIVE.load(Ordering::SeqCst), 0, "no task outlives stop");
+        assert!(
+            !OVERLAPPED.load(Ordering::SeqCst),
+            "two instances ran at once"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_task_marks_the_module_down() {
+        let (s, starts) =
+            supervisor_counting(&[("logs", Behaviour::TaskPanics), ("fast", Behaviour::Fast)]);
+        let cfg = config();
+        s.apply(None, &cfg, false).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let logs = s
+            .views()
+            .into_iter()
+            .find(|v| v.name == "logs")
+            .expect("logs");
+        assert!(logs.enabled && !logs.up);
+        assert_eq!(
+            logs.problem.as_deref(),
+            Some("task tailer panicked: positions file is corrupt")
+        );
+        let m = module_metrics(&s);
+        assert!(m.contains("eos_agent_module_up{module=\"logs\"} 0"), "{m}");
+        assert!(m.contains("eos_agent_module_up{module=\"fast\"} 1"), "{m}");
+        let out = scrape(&s, Duration::from_secs(5)).await;
+        assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
+        // A requested reload restarts the failed module, not the healthy one.
+        s.apply(Some(&*cfg), &cfg, true).await;
+        let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(n, [2, 1]);
+    }
+
+    #[tokio::test]
+    async fn route_conflicts_are_start_errors() {
+        let s = supervisor(&[
+            ("probe", Behaviour::Claims("/probe")),
+            ("other", Behaviour::Claims("/probe")),
+            ("greedy", Behaviour::Claims("/metrics")),
+            ("sneaky", Behaviour::Claims("/debug/x")),
+        ]);
+        s.apply(None, &config(), false).await;
+        let problems: Vec<(&str, bool, Option<String>)> = s
+            .views()
+            .into_iter()
+            .map(|v| (v.name, v.up, v.problem))
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                ("probe", true, None),
+                ("other", false, Some("claims path /probe, which module probe already serves".into())),
+                ("greedy", false, Some("claims path /metrics, which the agent serves itself (module routes go under /debug/greedy/ or a path of their own)".into())),
+                ("sneaky", false, Some("claims path /debug/x, which the agent serves itself (module routes go under /debug/sneaky/ or a path of their own)".into())),
+            ]
+        );
+        assert_eq!(s.route("/probe").map(|(_, p)| p), Some("/probe".into()));
+    }
+
+    /// On a current-thread runtime, a start that blocked the worker would never see the
+    /// release set by another task on the same runtime.
+    #[tokio::test(flavor = "current_thread")]
+    async fn start_runs_off_the_runtime_workers() {
+        let s = supervisor(&[("slowstart", Behaviour::BlockingStart)]);
+        let cfg = config();
+        let release = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            RELEASE.store(true, Ordering::SeqCst);
+        });
+        tokio::time::timeout(Duration::from_secs(10), s.apply(None, &cfg, false))
+            .await
+            .expect("start did not block the runtime");
+        release.await.expect("release task");
+        assert!(s.views()[0].up);
+    }
+
+    #[tokio::test]
+    async fn pod_metadata_runs_only_while_a_module_uses_it() {
+        let (s, starts) =
+            supervisor_counting(&[("pods", Behaviour::UsesPods), ("fast", Behaviour::Fast)]);
+        let on = config();
+        let off = Arc::new(
+            Config::parse("test", "kubelet: {enabled: false}\n", &|_| None).expect("config"),
+        );
+        s.apply(None, &off, false).await;
+        assert!(!s.services.pod_metadata_running());
+        // The kubelet is switched on: the module that uses it is restarted with the handle,
+        // the other one is left alone, and the poller runs.
+        s.apply(Some(&*off), &on, false).await;
+        assert!(s.services.pod_metadata_running());
+        let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(n, [2, 1]);
+        // Other kubelet settings reconfigure the poller in place: no restart.
+        let moved = Arc::new(
+            Config::parse(
+                "test",
+                "kubelet: {url: 'http://127.0.0.1:1/pods'}\n",
+                &|_| None,
+            )
+            .expect("config"),
+        );
+        s.apply(Some(&*on), &moved, false).await;
+        assert_eq!(starts[0].load(Ordering::Relaxed), 2);
+        s.shutdown().await;
+        assert!(!s.services.pod_metadata_running());
     }
 }

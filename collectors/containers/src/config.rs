@@ -1,7 +1,7 @@
 //! The `modules.containers` config section.
 
 use eos_kube::KubeletConfig;
-use eos_module::{Duration, ModuleConfig};
+use eos_module::{ConfigIssue, Duration, ModuleConfig};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -10,8 +10,9 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 pub struct ContainersConfig {
     pub enabled: bool,
-    /// Where pod names, container names and images come from.
-    pub kubelet: KubeletConfig,
+    /// Deprecated: the kubelet is the agent's top-level `kubelet:` section now, shared with
+    /// the other modules. The agent moves this one there (with a warning) when it is set.
+    pub kubelet: Option<KubeletConfig>,
     /// Read the cgroups this often and serve the samples with their timestamps, as the kubelet
     /// does. `0`: read at every scrape instead.
     pub housekeeping_interval: Duration,
@@ -33,7 +34,7 @@ impl Default for ContainersConfig {
     fn default() -> Self {
         ContainersConfig {
             enabled: true,
-            kubelet: KubeletConfig::default(),
+            kubelet: None,
             housekeeping_interval: Duration::from_secs(10),
             spec_every: 6,
             cgroup_root: None,
@@ -48,6 +49,27 @@ impl ModuleConfig for ContainersConfig {
     fn enabled(&self) -> bool {
         self.enabled
     }
+
+    /// Pod label names become `label_<sanitised name>` on every row: an empty name, or two
+    /// names that sanitise to the same label, would write a label name twice and make
+    /// Prometheus drop the whole scrape.
+    fn validate(&self) -> Result<(), ConfigIssue> {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for name in &self.pod_labels {
+            if name.is_empty() {
+                return Err(ConfigIssue::at("pod_labels", "an empty pod label name"));
+            }
+            let label = format!("label_{}", eos_exposition::sanitize_name(name));
+            if let Some((_, first)) = seen.iter().find(|(l, _)| *l == label) {
+                return Err(ConfigIssue::at(
+                    "pod_labels",
+                    format!("{first:?} and {name:?} both become the label {label}; keep one"),
+                ));
+            }
+            seen.push((label, name));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -61,10 +83,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.housekeeping_interval, Duration::default());
-        assert!(c.kubelet.insecure_skip_verify);
+        assert!(c.kubelet.as_ref().is_some_and(|k| k.insecure_skip_verify));
         assert_eq!(c.pod_labels, ["app"]);
         assert_eq!(c.kubelet_cgroup_root, "/");
         let e = serde_yaml_ng::from_str::<ContainersConfig>("cgroup_rot: /x\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `cgroup_rot`"), "{e}");
+    }
+
+    #[test]
+    fn pod_labels_must_stay_distinct_label_names() {
+        let with = |labels: &[&str]| ContainersConfig {
+            pod_labels: labels.iter().map(|s| s.to_string()).collect(),
+            ..ContainersConfig::default()
+        };
+        assert_eq!(with(&["app", "app.kubernetes.io/name"]).validate(), Ok(()));
+        let e = with(&["app.kubernetes.io/name", "app_kubernetes_io_name"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pod_labels: \"app.kubernetes.io/name\" and \"app_kubernetes_io_name\" both become the label label_app_kubernetes_io_name; keep one"
+        );
+        let e = with(&["app", ""]).validate().unwrap_err();
+        assert_eq!(e.to_string(), "pod_labels: an empty pod label name");
     }
 }

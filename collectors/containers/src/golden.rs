@@ -335,20 +335,23 @@ fn odd_files_never_panic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_serves_the_last_round_with_timestamps() {
-    use eos_module::{Module, ModuleContext, ModuleDef, Scrape};
+    use eos_module::{Facts, Module, ModuleContext, ModuleDef, Scrape};
     let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));
     let cfg: crate::ContainersConfig = serde_yaml_ng::from_str(&format!(
-        "housekeeping_interval: 1h\ncgroup_root: {}\nkubelet: {{enabled: false}}\n",
+        "housekeeping_interval: 1h\ncgroup_root: {}\n",
         tree.0.join("sys/fs/cgroup").display()
     ))
     .unwrap();
-    let ctx = ModuleContext {
-        node_name: "n".into(),
-        host: tree.host(),
-        state_dir: tree.0.clone(),
-        version: "t",
-        revision: "t",
-    };
+    let ctx = ModuleContext::standalone(
+        "containers",
+        Facts {
+            node_name: "n".into(),
+            host: tree.host(),
+            state_root: tree.0.clone(),
+            version: "t",
+            revision: "t",
+        },
+    );
     let m = crate::ContainersModule::start(&cfg, &ctx).unwrap();
     let scrape = |m: &dyn Module, format| {
         let mut buf = Vec::new();
@@ -399,7 +402,11 @@ async fn housekeeping_serves_the_last_round_with_timestamps() {
         om_line.rsplit(' ').next().unwrap().contains('.'),
         "{om_line}"
     );
-    m.shutdown().await;
+    assert_eq!(
+        ctx.tasks.stop(std::time::Duration::from_secs(1)).await,
+        eos_module::tasks::Stopped::Cleanly,
+        "the housekeeping task ends on cancellation"
+    );
 }
 
 #[test]

@@ -55,39 +55,45 @@ use collector::{Collector, Settings, Snapshot};
 use eos_exposition::{Encoder, Format, Kind};
 use eos_kube::PodMetadata;
 use eos_module::http::{Request, Response};
-use eos_module::{BoxFuture, Module, ModuleContext, ModuleDef, Scrape};
+use eos_module::{BoxFuture, Module, ModuleContext, ModuleDef, ModuleError, Scrape, Service};
 use machine::Machine;
 use std::sync::{Arc, Mutex};
-use tokio::task::JoinHandle;
 
 /// The `containers` module definition, registered by the agent.
 pub struct ContainersModule;
 
 impl ModuleDef for ContainersModule {
     const NAME: &'static str = "containers";
+    const METRIC_PREFIXES: &'static [&'static str] =
+        &["container_", "machine_", "eos_agent_containers_"];
+    const SERVICES: &'static [Service] = &[Service::PodMetadata];
     type Config = ContainersConfig;
 
-    fn start(config: &ContainersConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, String> {
+    fn start(
+        config: &ContainersConfig,
+        ctx: &ModuleContext,
+    ) -> Result<Box<dyn Module>, ModuleError> {
+        let host = ctx.host();
         let layout = match &config.cgroup_root {
-            Some(root) => layout::from_root(root)?,
+            Some(root) => layout::from_root(root).map_err(ModuleError::Unavailable)?,
             None => {
-                let own = ctx.host.procfs.join("self/mountinfo");
+                let own = host.procfs.join("self/mountinfo");
                 let text = std::fs::read_to_string(&own)
                     .or_else(|_| std::fs::read_to_string("/proc/self/mountinfo"))
-                    .map_err(|e| format!("reading {}: {e}", own.display()))?;
-                layout::from_mountinfo(&text, &ctx.host.sysfs.join("fs/cgroup"))?
+                    .map_err(|e| ModuleError::io(format!("reading {}", own.display()), e))?;
+                layout::from_mountinfo(&text, &host.sysfs.join("fs/cgroup"))
+                    .map_err(ModuleError::Unavailable)?
             }
         };
-        let meta = config
-            .kubelet
-            .enabled
-            .then(|| PodMetadata::start(config.kubelet.clone()));
+        // The agent's shared poller, when the kubelet is enabled; without it rows keep the
+        // labels the cgroup paths give.
+        let meta = ctx.services.get::<PodMetadata>();
         let collector = Arc::new(Collector::new(
             Settings {
                 layout,
-                procfs: ctx.host.procfs.clone(),
-                sysfs: ctx.host.sysfs.clone(),
-                rootfs: ctx.host.rootfs.clone(),
+                procfs: host.procfs.clone(),
+                sysfs: host.sysfs.clone(),
+                rootfs: host.rootfs.clone(),
                 kubelet_root: config.kubelet_cgroup_root.clone(),
                 spec_every: config.spec_every,
                 pod_labels: config.pod_labels.clone(),
@@ -97,9 +103,10 @@ impl ModuleDef for ContainersModule {
         ));
         let latest = Arc::new(Mutex::new(Latest::default()));
         let interval = config.housekeeping_interval.get();
-        let task = (!interval.is_zero()).then(|| {
-            let (collector, latest) = (collector.clone(), latest.clone());
-            tokio::spawn(async move {
+        let housekeeping = !interval.is_zero();
+        if housekeeping {
+            let (collector, latest, tasks) = (collector.clone(), latest.clone(), ctx.tasks.clone());
+            ctx.tasks.spawn("housekeeping", async move {
                 let mut size_hint = 0;
                 loop {
                     let c = collector.clone();
@@ -121,16 +128,19 @@ impl ModuleDef for ContainersModule {
                             };
                         }
                     }
-                    tokio::time::sleep(interval).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = tasks.cancelled() => break,
+                    }
                 }
-            })
-        });
+            });
+        }
         Ok(Box::new(Containers {
             collector,
             meta,
-            machine: Machine::read(&ctx.host),
+            machine: Machine::read(host),
             latest,
-            task: Mutex::new(task),
+            housekeeping,
         }))
     }
 }
@@ -149,14 +159,11 @@ struct Containers {
     machine: Machine,
     /// The last round.
     latest: Arc<Mutex<Latest>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// Rounds run in a background task (serve the last one) rather than at scrape time.
+    housekeeping: bool,
 }
 
 impl Containers {
-    fn housekeeping(&self) -> bool {
-        self.task.lock().map(|t| t.is_some()).unwrap_or(false)
-    }
-
     fn last(&self) -> (Arc<Snapshot>, Option<Arc<Vec<u8>>>) {
         let l = match self.latest.lock() {
             Ok(l) => l,
@@ -168,7 +175,7 @@ impl Containers {
 
 impl Module for Containers {
     fn collect(&self, enc: &mut Encoder<'_>, scrape: &Scrape<'_>) {
-        let snap = if self.housekeeping() {
+        let snap = if self.housekeeping {
             let (snap, text) = self.last();
             match text {
                 Some(text) if enc.format() == Format::Text => enc.extend_shared(&text),
@@ -236,18 +243,6 @@ impl Module for Containers {
             _ => Response::not_found(),
         };
         Box::pin(async move { resp })
-    }
-
-    fn shutdown(&self) -> BoxFuture<()> {
-        if let Ok(mut t) = self.task.lock() {
-            if let Some(t) = t.take() {
-                t.abort();
-            }
-        }
-        if let Some(m) = &self.meta {
-            m.shutdown();
-        }
-        Box::pin(async {})
     }
 }
 

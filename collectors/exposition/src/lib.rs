@@ -16,15 +16,24 @@
 //!     "# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.25\n");
 //! ```
 //!
+//! Modules that count events between scrapes (log shipping, probes, ping) keep their totals in
+//! the lock-free [`Counter`], [`Gauge`] and [`Histogram`] (and their labelled [`MetricVec`]
+//! sets), which write themselves through the same encoder; see [`Metric`].
+//!
 //! Why not `prometheus-client`: its registry wants every metric registered up front as an
 //! object holding atomics, and a scrape-time collector (node, containers) would build and drop
 //! those objects on every scrape. Writing bytes into a buffer that is kept between scrapes
 //! allocates nothing in steady state.
 
 mod float;
+mod metrics;
 mod parse;
 
 pub use float::write_go_float;
+pub use metrics::{
+    exponential_buckets, linear_buckets, Counter, CounterVec, Gauge, GaugeVec, Histogram,
+    HistogramVec, Metric, MetricVec, DEFAULT_BUCKETS,
+};
 pub use parse::{parse_text, Parsed, ParsedSample};
 
 use std::io::Write;
@@ -216,34 +225,33 @@ pub struct Family<'e, 'a> {
 impl Family<'_, '_> {
     /// Writes one sample with these labels (name, value pairs, already in output order).
     pub fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.start();
-        let buf = &mut *self.enc.buf;
-        buf.extend_from_slice(self.name.as_bytes());
-        write_labels(buf, labels.iter().map(|(k, v)| (*k, *v)));
-        buf.push(b' ');
-        write_go_float(buf, value);
-        buf.push(b'\n');
+        self.sample_with("", labels.iter().copied(), value);
     }
 
     /// Like [`Family::sample`], for label values that are owned strings.
     pub fn sample_owned(&mut self, labels: &[(&str, String)], value: f64) {
-        self.start();
-        let buf = &mut *self.enc.buf;
-        buf.extend_from_slice(self.name.as_bytes());
-        write_labels(buf, labels.iter().map(|(k, v)| (*k, v.as_str())));
-        buf.push(b' ');
-        write_go_float(buf, value);
-        buf.push(b'\n');
+        self.sample_with("", labels.iter().map(|(k, v)| (*k, v.as_str())), value);
     }
 
     /// Writes a sample named `<family><suffix>`, e.g. a histogram's `_bucket`, `_sum` and
     /// `_count` lines.
     pub fn sample_suffixed(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample_with(suffix, labels.iter().copied(), value);
+    }
+
+    /// The one sample writer: labels come from an iterator, so a caller can chain an extra
+    /// label (a histogram's `le`) onto stored ones without building a slice.
+    pub(crate) fn sample_with<'l>(
+        &mut self,
+        suffix: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        value: f64,
+    ) {
         self.start();
         let buf = &mut *self.enc.buf;
         buf.extend_from_slice(self.name.as_bytes());
         buf.extend_from_slice(suffix.as_bytes());
-        write_labels(buf, labels.iter().map(|(k, v)| (*k, *v)));
+        write_labels(buf, labels.into_iter());
         buf.push(b' ');
         write_go_float(buf, value);
         buf.push(b'\n');

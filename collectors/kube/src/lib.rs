@@ -1,8 +1,11 @@
 //! Pod metadata from the node's kubelet, shared by the modules that label per-container data
 //! (containers, logs).
 //!
-//! [`PodMetadata::start`] spawns a task that fetches the kubelet's `/pods` periodically and when
-//! asked after a cache miss (rate-limited). Readers take a [`PodCache`] snapshot, which is
+//! The agent runs one [`PodMetadata`] for all modules (the top-level `kubelet:` section) and
+//! hands clones of the handle to the modules that declare they use it. [`PodMetadata::start`]
+//! spawns a task that fetches the kubelet's `/pods` periodically and when asked after a cache
+//! miss (rate-limited); [`PodMetadata::reconfigure`] changes the settings in place, so the
+//! handles modules hold stay valid across a reload. Readers take a [`PodCache`] snapshot, which is
 //! immutable and cheap to hold, and look pods up by UID and containers by runtime ID. Pods
 //! that leave the list stay for a grace period. When the kubelet can't be reached the last
 //! good snapshot is kept and the failure is counted in [`RefreshStats`].
@@ -51,7 +54,7 @@ pub struct PodMetadata {
 }
 
 struct Inner {
-    config: KubeletConfig,
+    config: RwLock<KubeletConfig>,
     cache: RwLock<Arc<PodCache>>,
     stats: Mutex<RefreshStats>,
     wake: Notify,
@@ -63,21 +66,67 @@ impl PodMetadata {
     /// `enabled: false` nothing is fetched and the cache stays empty.
     pub fn start(config: KubeletConfig) -> PodMetadata {
         let meta = PodMetadata::idle(config);
-        if meta.inner.config.enabled {
-            let m = meta.clone();
-            let task = tokio::spawn(async move { m.run().await });
-            if let Ok(mut t) = meta.inner.task.lock() {
-                *t = Some(task);
-            }
-        }
+        meta.ensure_running();
         meta
+    }
+
+    /// Starts the background task if it is not running and the config enables it (inside a
+    /// tokio runtime).
+    pub fn ensure_running(&self) {
+        if !self.config().enabled {
+            return;
+        }
+        let mut task = match self.inner.task.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if task.as_ref().is_none_or(|t| t.is_finished()) {
+            let m = self.clone();
+            *task = Some(tokio::spawn(async move { m.run().await }));
+        }
+    }
+
+    /// Whether the background task is running.
+    pub fn is_running(&self) -> bool {
+        match self.inner.task.lock() {
+            Ok(t) => t.as_ref().is_some_and(|t| !t.is_finished()),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .as_ref()
+                .is_some_and(|t| !t.is_finished()),
+        }
+    }
+
+    /// Replaces the settings; a running task refreshes with them right away. The cache and
+    /// the handles modules hold stay.
+    pub fn reconfigure(&self, config: KubeletConfig) {
+        let changed = {
+            let mut c = match self.inner.config.write() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let changed = *c != config;
+            *c = config;
+            changed
+        };
+        if changed {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> KubeletConfig {
+        match self.inner.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// A handle without a background task; [`PodMetadata::refresh`] fetches on demand.
     pub fn idle(config: KubeletConfig) -> PodMetadata {
         PodMetadata {
             inner: Arc::new(Inner {
-                config,
+                config: RwLock::new(config),
                 cache: RwLock::new(Arc::new(PodCache::default())),
                 stats: Mutex::new(RefreshStats::default()),
                 wake: Notify::new(),
@@ -111,8 +160,8 @@ impl PodMetadata {
     /// Fetches the pod list once and installs the next snapshot. On failure the old snapshot
     /// stays and the failure is counted.
     pub async fn refresh(&self) -> Result<(), String> {
-        let cfg = &self.inner.config;
-        let result = client::fetch_pods(cfg)
+        let cfg = self.config();
+        let result = client::fetch_pods(&cfg)
             .await
             .and_then(|body| parse_pod_list(&body));
         let mut stats = match self.inner.stats.lock() {
@@ -138,7 +187,7 @@ impl PodMetadata {
     /// Installs a pod list obtained elsewhere (a test, a recorded file) as if the kubelet had
     /// returned it.
     pub fn set_pods(&self, pods: Vec<Pod>) {
-        let grace = self.inner.config.grace_period.get();
+        let grace = self.config().grace_period.get();
         let next = Arc::new(self.snapshot().next(pods, Instant::now(), grace));
         match self.inner.cache.write() {
             Ok(mut c) => *c = next,
@@ -158,9 +207,9 @@ impl PodMetadata {
     }
 
     async fn run(self) {
-        let cfg = self.inner.config.clone();
         let mut failing = false;
         loop {
+            let cfg = self.config();
             let started = Instant::now();
             match self.refresh().await {
                 Ok(()) if failing => {

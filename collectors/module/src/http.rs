@@ -1,8 +1,12 @@
-//! The small HTTP surface modules see: a request with a parsed query and a response body.
-//! The agent converts to and from hyper, so module crates need no HTTP stack.
+//! The small HTTP surface modules see: a request with a parsed query, headers and a deadline,
+//! and a response with a status, a content type chosen at run time, headers and a body. The
+//! agent converts to and from hyper, so module crates need no HTTP stack.
+
+use std::borrow::Cow;
+use std::time::Instant;
 
 /// A request routed to a module.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
     /// For `/debug/<module>/x` this is `/x`; for a module's own top-level path, the full path.
@@ -12,6 +16,22 @@ pub struct Request {
     /// Header names are lower-case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the answer must be sent: Prometheus' `X-Prometheus-Scrape-Timeout-Seconds` minus
+    /// the configured offset (as for `/metrics`), or the default scrape timeout.
+    pub deadline: Instant,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            deadline: Instant::now() + std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl Request {
@@ -36,25 +56,40 @@ impl Request {
 #[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
-    pub content_type: &'static str,
+    /// E.g. `text/plain; version=0.0.4` or OpenMetrics, as the request's `Accept` asked.
+    pub content_type: Cow<'static, str>,
+    /// Extra response headers (names in lower case).
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
+    /// A response with any content type.
+    pub fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Self {
         Response {
             status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into().into_bytes(),
+            content_type: content_type.into(),
+            headers: Vec::new(),
+            body,
         }
     }
 
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            body.into().into_bytes(),
+        )
+    }
+
     pub fn json(body: impl Into<String>) -> Self {
-        Response {
-            status: 200,
-            content_type: "application/json",
-            body: body.into().into_bytes(),
-        }
+        Response::new(200, "application/json", body.into().into_bytes())
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
     }
 
     pub fn not_found() -> Self {

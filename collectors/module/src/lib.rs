@@ -1,17 +1,29 @@
 //! The contract between the eos agent and its modules.
 //!
 //! A module (node, containers, logs, probe, ping, mtr) is a library crate that provides a
-//! [`ModuleDef`]: a name, a config section type, and a `start` function that returns a running
-//! [`Module`]. The agent owns everything else: parsing the config file, starting and stopping
-//! modules when their section changes, serving HTTP and merging `/metrics`.
+//! [`ModuleDef`]: a name, a config section type, the metric prefixes and shared services it
+//! uses, and a `start` function that returns a running [`Module`]. The agent owns everything
+//! else: parsing and validating the config file, starting and stopping modules when their
+//! section changes, serving HTTP and merging `/metrics`.
 //!
-//! A module contributes to `/metrics` through [`Module::collect`], which the agent calls on a
-//! blocking thread once per scrape with a deadline. Scrape-time collectors (node, containers)
-//! read the host there; modules that keep state between scrapes (probes on a schedule, the log
-//! pipeline's counters) write out what they hold.
+//! - **Lifecycle.** `start` runs on a blocking thread inside the agent's runtime, with a
+//!   [`ModuleContext`]: the node's [`Facts`] (a change restarts the module), the agent's shared
+//!   [`Services`] (pod metadata; a change reconfigures the service, not the module), and the
+//!   instance's [`Tasks`]. Background work is spawned through `ctx.tasks`; stopping the
+//!   instance cancels it, waits, then aborts what is left, so a restarted instance never runs
+//!   beside the old one. A task that panics marks the module down with the panic message.
+//! - **Validation.** [`ModuleConfig::validate`] runs at load, at reload and in `check-config`,
+//!   so a section that `start` would reject is refused with its file and line before anything
+//!   is stopped.
+//! - **Metrics.** [`Module::collect`] runs on a blocking thread once per scrape with a deadline.
+//!   Scrape-time collectors (node, containers) read the host there; long-running modules write
+//!   the [`metrics`] they update from their tasks (lock-free counters, gauges, histograms).
+//! - **HTTP.** A module serves `/debug/<name>/...` and the top-level [`Module::paths`] it
+//!   claims (e.g. `/probe`); requests carry a deadline and headers ([`http`]). Two modules
+//!   claiming one path, or a module claiming an agent path, is a start error.
 //!
 //! ```
-//! use eos_module::{Module, ModuleContext, ModuleDef, ModuleConfig, Scrape};
+//! use eos_module::{Module, ModuleContext, ModuleDef, ModuleConfig, ModuleError, Scrape};
 //! use eos_exposition::{Encoder, Kind};
 //!
 //! #[derive(Debug, Default, PartialEq, serde::Deserialize)]
@@ -28,66 +40,50 @@
 //! struct HelloDef;
 //! impl ModuleDef for HelloDef {
 //!     const NAME: &'static str = "hello";
+//!     const METRIC_PREFIXES: &'static [&'static str] = &["hello_"];
 //!     type Config = HelloConfig;
-//!     fn start(_: &HelloConfig, _: &ModuleContext) -> Result<Box<dyn Module>, String> {
+//!     fn start(_: &HelloConfig, _: &ModuleContext) -> Result<Box<dyn Module>, ModuleError> {
 //!         Ok(Box::new(Hello))
 //!     }
 //! }
 //! ```
+//!
+//! The README's "Adding a module" section walks through a long-running module (a background
+//! task, a counter, a route, a state directory); it is compiled and run as a doc test of this
+//! crate.
 
+pub mod context;
 pub mod duration;
+pub mod error;
 pub mod http;
 pub mod secret;
+pub mod tasks;
 
+/// Lock-free counters, gauges and histograms (and labelled sets of them) that a module updates
+/// from its tasks and writes in [`Module::collect`]: an update is an atomic add, a scrape reads
+/// them. From [`eos_exposition`], so that the encoder and the values stay one mechanism.
+pub mod metrics {
+    pub use eos_exposition::{
+        exponential_buckets, linear_buckets, Counter, CounterVec, Gauge, GaugeVec, Histogram,
+        HistogramVec, Metric, MetricVec, DEFAULT_BUCKETS,
+    };
+}
+
+pub use context::{Facts, HostPaths, ModuleContext, Service, Services};
 pub use duration::Duration;
+pub use error::{ConfigIssue, ModuleError};
 pub use secret::Secret;
+pub use tasks::Tasks;
 
 use eos_exposition::Encoder;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Instant;
 
 /// A boxed, sendable future, as returned by module HTTP handlers and shutdown.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// Where the host's filesystems are, as seen from the agent (in a DaemonSet: `/host/...`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPaths {
-    pub procfs: PathBuf,
-    pub sysfs: PathBuf,
-    pub rootfs: PathBuf,
-    pub udev_data: PathBuf,
-    pub log_dir: PathBuf,
-}
-
-impl Default for HostPaths {
-    fn default() -> Self {
-        HostPaths {
-            procfs: "/proc".into(),
-            sysfs: "/sys".into(),
-            rootfs: "/".into(),
-            udev_data: "/run/udev/data".into(),
-            log_dir: "/var/log/pods".into(),
-        }
-    }
-}
-
-/// What every module gets besides its own section: facts about the node and the agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModuleContext {
-    /// The Kubernetes node name (or the host name outside Kubernetes).
-    pub node_name: String,
-    pub host: HostPaths,
-    /// A directory that survives restarts, for positions and checkpoints.
-    pub state_dir: PathBuf,
-    /// The agent's version, for `*_build_info` families.
-    pub version: &'static str,
-    /// The VCS revision the agent was built from.
-    pub revision: &'static str,
-}
 
 /// One scrape of `/metrics`, as a module sees it.
 pub struct Scrape<'a> {
@@ -115,7 +111,9 @@ pub enum Health {
     Down(String),
 }
 
-/// A running module. The agent holds it behind an `Arc` and drops it after [`Module::shutdown`].
+/// A running module. The agent holds it behind an `Arc`; stopping it cancels the tasks it
+/// spawned through [`ModuleContext::tasks`] and drops it. Put what must happen on stop (a
+/// last flush, a checkpoint) in a task that awaits [`Tasks::cancelled`].
 pub trait Module: Send + Sync + 'static {
     /// Writes this module's samples for one scrape. Runs on a blocking thread, so reading files
     /// here is fine; check `scrape.deadline` in long loops.
@@ -141,11 +139,6 @@ pub trait Module: Send + Sync + 'static {
     fn health(&self) -> Health {
         Health::Up
     }
-
-    /// Stops the module's tasks and closes its sockets and files. Called once, before drop.
-    fn shutdown(&self) -> BoxFuture<()> {
-        Box::pin(async {})
-    }
 }
 
 /// A module's config section (`modules.<name>` in the file).
@@ -164,21 +157,42 @@ pub trait ModuleConfig:
     fn apply_flag(&mut self, _name: &str, _value: Option<&str>) -> Result<bool, String> {
         Ok(false)
     }
+
+    /// Checks what deserialising cannot: fields that conflict, names that would clash once
+    /// sanitised. Runs after the file is parsed and the flags applied, at load, at reload and
+    /// in `check-config`; an issue rejects the whole config (with the file and line of
+    /// [`ConfigIssue::path`] where it can be found). Whatever `start` would reject for the
+    /// section alone belongs here.
+    fn validate(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
 }
 
 /// A kind of module, as the agent registers it.
 pub trait ModuleDef: Send + Sync + 'static {
     /// The name in `modules.<name>`, in metrics labels and in `/debug/<name>/`.
     const NAME: &'static str;
+    /// The prefixes of the metric names this module writes (e.g. `node_`). The agent names
+    /// the owner of a family by the longest matching prefix (`eos-agent describe`).
+    const METRIC_PREFIXES: &'static [&'static str];
+    /// The agent's shared services this module uses; only these are in its context.
+    const SERVICES: &'static [Service] = &[];
+    /// Command-line flag prefixes [`ModuleConfig::apply_flag`] takes (e.g. `--collector.`).
+    const FLAG_PREFIXES: &'static [&'static str] = &[];
     type Config: ModuleConfig;
 
-    /// Starts the module from its section. Called inside the agent's tokio runtime, so a module
-    /// may spawn tasks; it must stop them in [`Module::shutdown`]. An error leaves the module
-    /// down (`eos_agent_module_up 0`) without affecting the others.
-    fn start(config: &Self::Config, ctx: &ModuleContext) -> Result<Box<dyn Module>, String>;
+    /// Starts the module from its section. Runs on a blocking thread inside the agent's
+    /// runtime, so reading files here is fine, and tasks are spawned with `ctx.tasks`. An
+    /// error leaves the module down (`eos_agent_module_up 0`) without affecting the others.
+    fn start(config: &Self::Config, ctx: &ModuleContext) -> Result<Box<dyn Module>, ModuleError>;
 
     /// Help text for the flags [`ModuleConfig::apply_flag`] accepts, shown in `--help`.
     fn flags_help() -> &'static str {
         ""
     }
 }
+
+/// The README's code blocks, compiled and run as doc tests (its "Adding a module" example).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -7,7 +7,7 @@
 //! scrape's time per collector instead.
 
 use eos_exposition::{Encoder, Format};
-use eos_module::{HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
 use eos_node::{NodeConfig, NodeModule};
 use std::time::{Duration, Instant};
 
@@ -32,14 +32,17 @@ fn main() -> Result<(), String> {
             }
         }
     }
-    let ctx = ModuleContext {
-        node_name: "example".into(),
-        host,
-        state_dir: std::env::temp_dir(),
-        version: env!("CARGO_PKG_VERSION"),
-        revision: "example",
-    };
-    let module = NodeModule::start(&config, &ctx)?;
+    let ctx = ModuleContext::standalone(
+        "node",
+        Facts {
+            node_name: "example".into(),
+            host,
+            state_root: std::env::temp_dir(),
+            version: env!("CARGO_PKG_VERSION"),
+            revision: "example",
+        },
+    );
+    let module = NodeModule::start(&config, &ctx).map_err(|e| e.to_string())?;
     let scrapes: u32 = std::env::var("EOS_SCRAPES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -14,7 +14,7 @@
 //! file. Regexes use Go's `regexp.MatchString` semantics as node_exporter does: unanchored, so
 //! the defaults carry their own `^...$`.
 
-use eos_module::{Duration, ModuleConfig};
+use eos_module::{ConfigIssue, Duration, ModuleConfig};
 use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -184,7 +184,7 @@ impl Default for NetclassConfig {
     }
 }
 
-/// `netdev` collector settings (include and exclude are mutually exclusive).
+/// `netdev` collector settings (include and exclude are mutually exclusive; `validate` says so).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetdevConfig {
@@ -474,6 +474,21 @@ node module (node_exporter-compatible flags):
 impl ModuleConfig for NodeConfig {
     fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    fn validate(&self) -> Result<(), ConfigIssue> {
+        for (name, c) in [("netdev", &self.netdev), ("arp", &self.arp)] {
+            if c.device_include.is_some() && c.device_exclude.is_some() {
+                return Err(ConfigIssue::at(
+                    &format!("{name}.device_include"),
+                    format!(
+                        "device_include and device_exclude are mutually exclusive \
+                         (--collector.{name}.device-include/-exclude)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn apply_flag(&mut self, name: &str, value: Option<&str>) -> Result<bool, String> {

@@ -35,7 +35,7 @@ pub use config::{
 };
 
 use eos_exposition::{Encoder, Kind};
-use eos_module::{HostPaths, Module, ModuleContext, ModuleDef, Scrape};
+use eos_module::{HostPaths, Module, ModuleContext, ModuleDef, ModuleError, Scrape};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -47,9 +47,11 @@ pub struct NodeModule;
 
 impl ModuleDef for NodeModule {
     const NAME: &'static str = "node";
+    const METRIC_PREFIXES: &'static [&'static str] = &["node_"];
+    const FLAG_PREFIXES: &'static [&'static str] = &["--collector.", "--no-collector."];
     type Config = NodeConfig;
 
-    fn start(config: &NodeConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, String> {
+    fn start(config: &NodeConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, ModuleError> {
         Ok(Box::new(Node::new(config, ctx)?))
     }
 
@@ -73,16 +75,16 @@ impl Node {
         let mut collectors = Vec::new();
         for def in registry::ALL {
             if config.collector_enabled(def.name, def.default_enabled) {
-                let c = (def.build)(config, &ctx.host)
+                let c = (def.build)(config, ctx.host())
                     .map_err(|e| format!("node collector {}: {e}", def.name))?;
                 collectors.push((def.name, c));
             }
         }
         Ok(Node {
             collectors,
-            paths: ctx.host.clone(),
-            version: ctx.version,
-            revision: ctx.revision,
+            paths: ctx.host().clone(),
+            version: ctx.facts.version,
+            revision: ctx.facts.revision,
             buffers: Mutex::new(Vec::new()),
         })
     }
@@ -342,13 +344,16 @@ mod tests {
 
     #[test]
     fn start_builds_enabled_collectors() {
-        let ctx = ModuleContext {
-            node_name: "n".into(),
-            host: HostPaths::default(),
-            state_dir: std::env::temp_dir(),
-            version: "v",
-            revision: "r",
-        };
+        let ctx = ModuleContext::standalone(
+            "node",
+            eos_module::Facts {
+                node_name: "n".into(),
+                host: HostPaths::default(),
+                state_root: std::env::temp_dir(),
+                version: "v",
+                revision: "r",
+            },
+        );
         let mut config = NodeConfig::default();
         let n = Node::new(&config, &ctx).unwrap();
         assert!(n.collectors.iter().any(|(name, _)| *name == "loadavg"));

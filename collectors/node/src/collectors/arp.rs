@@ -11,9 +11,6 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
     default_enabled: true,
     build: |cfg, _paths| {
         let c = &cfg.arp;
-        if c.device_include.is_some() && c.device_exclude.is_some() {
-            return Err("device-include and device-exclude are mutually exclusive".to_string());
-        }
         Ok(Box::new(ArpCollector {
             include: c.device_include.clone(),
             exclude: c.device_exclude.clone(),
@@ -115,8 +112,14 @@ mod tests {
             .unwrap();
         cfg.apply_flag("collector.arp.device-exclude", Some("^lo$"))
             .unwrap();
-        let paths = eos_module::HostPaths::default();
-        assert!((DEF.build)(&cfg, &paths).is_err());
+        // Both at once is refused when the config is validated, before any collector is built.
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.path, ["arp", "device_include"]);
+        assert_eq!(
+            e.message,
+            "device_include and device_exclude are mutually exclusive \
+             (--collector.arp.device-include/-exclude)"
+        );
     }
 
     #[test]

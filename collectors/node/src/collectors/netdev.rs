@@ -15,9 +15,6 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
     default_enabled: true,
     build: |config, _| {
         let c = &config.netdev;
-        if c.device_include.is_some() && c.device_exclude.is_some() {
-            return Err("device-include and device-exclude are mutually exclusive".to_string());
-        }
         Ok(Box::new(NetdevCollector {
             include: c.device_include.clone(),
             exclude: c.device_exclude.clone(),
