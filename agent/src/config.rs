@@ -595,6 +595,67 @@ mod tests {
         assert!("[::1:80".parse::<ListenAddress>().is_err());
     }
 
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        from_text("agent.yaml", text, &Overrides::default())
+    }
+
+    #[test]
+    fn module_validation_points_at_the_line() {
+        let e = load(
+            "modules:\n  node:\n    netdev:\n      device_include: '^eth'\n      device_exclude: '^lo$'\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.yaml:4: modules.node.netdev.device_include: device_include and device_exclude are mutually exclusive (--collector.netdev.device-include/-exclude)"
+        );
+        let e = load("modules:\n  containers: {pod_labels: [app, '']}\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.yaml:2: modules.containers.pod_labels: an empty pod label name"
+        );
+        // Set by flags, the same conflict has no line in the file.
+        let o = Overrides {
+            module_flags: vec![
+                ("collector.arp.device-include".into(), Some("^eth".into())),
+                ("collector.arp.device-exclude".into(), Some("^lo$".into())),
+            ],
+            ..Overrides::default()
+        };
+        let e = from_text("agent.yaml", "", &o).unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(
+            e.message.starts_with("modules.node.arp.device_include: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_old_containers_kubelet_key_still_works() {
+        let c =
+            load("modules:\n  containers:\n    kubelet: {insecure_skip_verify: true}\n").unwrap();
+        assert!(c.kubelet.insecure_skip_verify);
+        assert_eq!(
+            c.modules.containers.kubelet, None,
+            "lifted to the top level"
+        );
+        assert_eq!(
+            c.warnings,
+            ["agent.yaml:3: modules.containers.kubelet is deprecated: move it to the top-level kubelet: section, which every module that needs pod metadata shares"]
+        );
+        let e = load(
+            "kubelet: {enabled: false}\nmodules:\n  containers:\n    kubelet: {enabled: false}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.yaml:4: modules.containers.kubelet and the top-level kubelet: are both set; keep only the top-level kubelet: section"
+        );
+        let c = load("kubelet: {url: 'http://127.0.0.1:10255/pods'}\n").unwrap();
+        assert_eq!(c.kubelet.url, "http://127.0.0.1:10255/pods");
+        assert!(c.warnings.is_empty());
+    }
+
     #[test]
     fn hash_is_stable_and_fits_f64() {
         let h = content_hash(b"listen_address: :9100\n");
