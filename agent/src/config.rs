@@ -378,7 +378,13 @@ pub fn from_text(name: &str, text: &str, overrides: &Overrides) -> Result<Config
             line: None,
             message,
         })?;
-    cfg.validate(name, text)?;
+    cfg.validate(name, text).map_err(|mut e| {
+        // A key that is not in the file came from a flag.
+        if e.line.is_none() && !overrides.module_flags.is_empty() {
+            e.source = "command line".into();
+        }
+        e
+    })?;
     Ok(cfg)
 }
 
@@ -623,7 +629,7 @@ mod tests {
             ..Overrides::default()
         };
         let e = from_text("agent.yaml", "", &o).unwrap_err();
-        assert_eq!(e.line, None);
+        assert_eq!((e.source.as_str(), e.line), ("command line", None));
         assert!(
             e.message.starts_with("modules.node.arp.device_include: "),
             "{e}"

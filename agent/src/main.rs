@@ -38,19 +38,19 @@ fn main() -> ExitCode {
     };
     match &cli.command {
         cli::Command::Help => {
-            print!("{}", cli::help());
+            out(&cli::help());
             ExitCode::SUCCESS
         }
         cli::Command::Version => {
-            println!("eos-agent {VERSION} (revision {REVISION})");
+            out(&format!("eos-agent {VERSION} (revision {REVISION})\n"));
             ExitCode::SUCCESS
         }
         cli::Command::PrintDefaultConfig => {
-            print!("{}", config::EMBEDDED_DEFAULT);
+            out(config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
         }
         cli::Command::Describe => {
-            println!("{:#}", describe::describe());
+            out(&format!("{:#}\n", describe::describe()));
             ExitCode::SUCCESS
         }
         cli::Command::CheckConfig(path) => {
@@ -159,6 +159,12 @@ fn run(cli: cli::Cli) -> ExitCode {
     // alive past SIGTERM; the kubelet would have to kill it.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     code
+}
+
+/// Writes to stdout; a closed pipe (`eos-agent describe | head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Resolves on SIGTERM (how the DaemonSet rolls out) or Ctrl-C.
