@@ -14,10 +14,11 @@
 //! `eos / Containers` is left out: its series need pods that a kubelet names, and there is
 //! none here. Its queries are covered by the offline checks (syntax and metric names).
 
-use super::{
-    agent_modules, collect_panels, find_agent_binary, label_values_selector, metric_names, rel,
-    substitute_variables, Fail, Outcome, Skip,
-};
+use super::agent::{agent_modules, find_agent_binary};
+use super::dashboards::{collect_panels, label_values_selector, substitute_variables};
+use super::promql::metric_names;
+use super::yaml::rel;
+use super::{Fail, Outcome, Skip};
 use crate::bench::{free_port, get, Side, TempDir};
 use std::path::Path;
 use std::time::{Duration, Instant};

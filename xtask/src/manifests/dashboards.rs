@@ -1,0 +1,426 @@
+//! Grafana dashboards: structure, the `${datasource}` variable everywhere, every query parses
+//! (through promtool, with Grafana's variables substituted), every metric name used by a
+//! dashboard or rule is in `dashboards/metrics-allowlist.txt` and exported by the crate that
+//! owns it.
+
+use super::prometheus::promtool;
+use super::promql::metric_names;
+use super::yaml::{get_str, has_ext, load_yaml, rel, seq, walk};
+use super::TempDir;
+use serde_yaml_ng::{Mapping, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// One PromQL expression from a dashboard or rules file, and where it came from.
+struct Expr {
+    origin: String,
+    promql: String,
+}
+
+pub(super) fn check_dashboards_and_names(
+    root: &Path,
+    dashboards: &Path,
+) -> Result<Vec<String>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut exprs = Vec::new();
+    let mut files = Vec::new();
+    if let Err(e) = walk(dashboards, &mut files) {
+        return Err(vec![format!("listing {}: {e}", dashboards.display())]);
+    }
+    files.retain(|p| has_ext(p, &["json"]));
+    files.sort();
+    let mut uids = BTreeMap::new();
+    for f in &files {
+        let name = rel(root, f);
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("reading {name}: {e}"));
+                continue;
+            }
+        };
+        let d: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        if let Some(uid) = d.get("uid").and_then(|u| u.as_str()) {
+            if let Some(other) = uids.insert(uid.to_string(), name.clone()) {
+                errors.push(format!("{name}: uid {uid} is also used by {other}"));
+            }
+        }
+        errors.extend(check_dashboard(&name, &d, &mut exprs));
+    }
+    let mut rule_files = Vec::new();
+    let _ = walk(&dashboards.join("rules"), &mut rule_files);
+    rule_files.retain(|p| has_ext(p, &["yaml"]) && !p.starts_with(dashboards.join("rules/tests")));
+    let mut rule_exprs = Vec::new();
+    for r in &rule_files {
+        match load_yaml(r) {
+            Ok(docs) => {
+                for rule in docs
+                    .iter()
+                    .flat_map(|d| seq(d.get("groups")))
+                    .flat_map(|g| seq(g.get("rules")))
+                {
+                    let what = get_str(rule, &["alert"])
+                        .or(get_str(rule, &["record"]))
+                        .unwrap_or("?");
+                    if let Some(e) = get_str(rule, &["expr"]) {
+                        rule_exprs.push(Expr {
+                            origin: format!("{} {what}", rel(root, r)),
+                            promql: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    // PromQL syntax of the dashboards' queries, through promtool (the rules were checked by
+    // `promtool check rules` already).
+    match promql_parses(&exprs) {
+        Ok(()) => {}
+        Err(e) => errors.push(e),
+    }
+    // Metric names against the allowlist.
+    let allow_path = dashboards.join("metrics-allowlist.txt");
+    let allow = match std::fs::read_to_string(&allow_path) {
+        Ok(t) => parse_allowlist(&t),
+        Err(e) => {
+            errors.push(format!("reading {}: {e}", allow_path.display()));
+            BTreeSet::new()
+        }
+    };
+    let mut used = BTreeSet::new();
+    for e in exprs.iter().chain(&rule_exprs) {
+        for name in metric_names(&e.promql) {
+            if !allow.contains(&name) {
+                errors.push(format!(
+                    "{}: metric {name} is not in {} (a name eos, kube-state-metrics or Prometheus exports)",
+                    e.origin,
+                    rel(root, &allow_path)
+                ));
+            }
+            used.insert(name);
+        }
+    }
+    // The agent's own names must be ones the agent source writes.
+    let agent_src = read_sources(&root.join("agent/src"));
+    for name in allow.iter().filter(|n| n.starts_with("eos_agent_")) {
+        if !agent_src.contains(&format!("\"{name}\"")) {
+            errors.push(format!(
+                "{}: {name} does not appear in agent/src (renamed?)",
+                rel(root, &allow_path)
+            ));
+        }
+    }
+    // Names the modules export must be in their crates (source, fixtures or golden output).
+    let mut implemented = 0;
+    for (prefixes, dir) in IMPLEMENTATIONS {
+        let dir = root.join(dir);
+        if !dir.is_dir() {
+            continue;
+        }
+        let text = read_sources(&dir);
+        for name in used
+            .iter()
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+        {
+            if contains_word(&text, name) {
+                implemented += 1;
+            } else {
+                errors.push(format!(
+                    "{name} is used by a dashboard or rule but appears nowhere in {} (not exported yet, or renamed?)",
+                    rel(root, &dir)
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(vec![
+            format!(
+                "{} dashboards: {} queries parse (promtool), datasource is ${{datasource}}",
+                files.len(),
+                exprs.len()
+            ),
+            format!(
+                "{} metric names used by dashboards and rules are all in the allowlist; {implemented} of them found in the module crates",
+                used.len()
+            ),
+        ])
+    } else {
+        Err(errors)
+    }
+}
+
+/// Which crate exports the metrics with these prefixes.
+const IMPLEMENTATIONS: &[(&[&str], &str)] = &[
+    (&["node_"], "collectors/node"),
+    (&["container_", "machine_"], "collectors/containers"),
+    (&["eos_agent_"], "agent/src"),
+];
+
+/// The text of a tree's source, fixture and golden files.
+fn read_sources(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let _ = walk(dir, &mut files);
+    files
+        .iter()
+        .filter(|p| has_ext(p, &["rs", "yaml", "prom", "golden", "txt"]))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `word` occurs in `text` not as part of a longer metric name.
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_name) && !after.is_some_and(is_name)
+    })
+}
+
+/// Names from the allowlist: one per line, `#` starts a comment.
+fn parse_allowlist(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Structure of one dashboard; its PromQL is appended to `exprs`.
+fn check_dashboard(name: &str, d: &serde_json::Value, exprs: &mut Vec<Expr>) -> Vec<String> {
+    let mut errors = Vec::new();
+    for key in ["uid", "title"] {
+        if d.get(key)
+            .and_then(|v| v.as_str())
+            .is_none_or(str::is_empty)
+        {
+            errors.push(format!("{name}: missing {key}"));
+        }
+    }
+    let schema = d.get("schemaVersion").and_then(|v| v.as_i64()).unwrap_or(0);
+    if !(36..=41).contains(&schema) {
+        errors.push(format!("{name}: schemaVersion {schema}, expected 36..=41"));
+    }
+    let empty = Vec::new();
+    let vars = d
+        .pointer("/templating/list")
+        .and_then(|v| v.as_array())
+        .unwrap_or(&empty);
+    if !vars.iter().any(|v| {
+        v.get("name").and_then(|n| n.as_str()) == Some("datasource")
+            && v.get("type").and_then(|n| n.as_str()) == Some("datasource")
+            && v.get("query").and_then(|n| n.as_str()) == Some("prometheus")
+    }) {
+        errors.push(format!(
+            "{name}: no `datasource` variable of type datasource (prometheus)"
+        ));
+    }
+    for v in vars
+        .iter()
+        .filter(|v| v.get("type").and_then(|t| t.as_str()) == Some("query"))
+    {
+        let vname = v.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+        check_datasource(
+            &format!("{name} variable {vname}"),
+            v.get("datasource"),
+            &mut errors,
+        );
+        let q = v
+            .pointer("/query/query")
+            .or(v.get("query"))
+            .and_then(|q| q.as_str())
+            .unwrap_or("");
+        match label_values_selector(q) {
+            Some(sel) => exprs.push(Expr {
+                origin: format!("{name} variable {vname}"),
+                promql: grafana_to_promql(sel),
+            }),
+            None => errors.push(format!(
+                "{name} variable {vname}: query {q:?} is not label_values(<selector>, <label>)"
+            )),
+        }
+    }
+    let mut panels = Vec::new();
+    collect_panels(d.get("panels"), &mut panels);
+    if panels.is_empty() {
+        errors.push(format!("{name}: no panels"));
+    }
+    let mut ids = BTreeSet::new();
+    for p in panels {
+        let title = p.get("title").and_then(|t| t.as_str()).unwrap_or("?");
+        let id = p.get("id").and_then(|i| i.as_i64());
+        let Some(id) = id else {
+            errors.push(format!("{name} panel {title:?}: no id"));
+            continue;
+        };
+        if !ids.insert(id) {
+            errors.push(format!("{name}: panel id {id} used twice"));
+        }
+        if p.get("type").and_then(|t| t.as_str()) == Some("row") {
+            continue;
+        }
+        let origin = format!("{name} panel {id} {title:?}");
+        let targets = p.get("targets").and_then(|t| t.as_array());
+        let Some(targets) = targets.filter(|t| !t.is_empty()) else {
+            errors.push(format!("{origin}: no targets"));
+            continue;
+        };
+        check_datasource(&origin, p.get("datasource"), &mut errors);
+        for t in targets {
+            let r = t.get("refId").and_then(|r| r.as_str()).unwrap_or("?");
+            check_datasource(
+                &format!("{origin} target {r}"),
+                t.get("datasource"),
+                &mut errors,
+            );
+            match t.get("expr").and_then(|e| e.as_str()) {
+                Some(e) if !e.trim().is_empty() => exprs.push(Expr {
+                    origin: format!("{origin} target {r}"),
+                    promql: grafana_to_promql(e),
+                }),
+                _ => errors.push(format!("{origin} target {r}: no expr")),
+            }
+        }
+    }
+    errors
+}
+
+fn check_datasource(origin: &str, ds: Option<&serde_json::Value>, errors: &mut Vec<String>) {
+    let uid = ds.and_then(|d| d.get("uid")).and_then(|u| u.as_str());
+    if uid != Some("${datasource}") {
+        errors.push(format!(
+            "{origin}: datasource uid must be ${{datasource}}, is {uid:?}"
+        ));
+    }
+}
+
+/// Panels, including those nested in collapsed rows.
+pub(super) fn collect_panels<'a>(
+    v: Option<&'a serde_json::Value>,
+    out: &mut Vec<&'a serde_json::Value>,
+) {
+    for p in v.and_then(|v| v.as_array()).into_iter().flatten() {
+        out.push(p);
+        collect_panels(p.get("panels"), out);
+    }
+}
+
+/// The selector in Grafana's `label_values(<selector>, <label>)`.
+pub(super) fn label_values_selector(q: &str) -> Option<&str> {
+    let inner = q.trim().strip_prefix("label_values(")?.strip_suffix(')')?;
+    let (sel, label) = inner.rsplit_once(',')?;
+    let label = label.trim();
+    let valid = !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(sel.trim())
+}
+
+/// Substitutes Grafana's variables so the text is plain PromQL: interval variables become a
+/// duration, the others a plain value.
+fn grafana_to_promql(e: &str) -> String {
+    substitute_variables(e, "5m", &|_| "var".to_string())
+}
+
+/// Replaces Grafana's interval variables with `interval` and every other `$var`/`${var}` with
+/// `value(var)`.
+pub(super) fn substitute_variables(
+    e: &str,
+    interval: &str,
+    value: &dyn Fn(&str) -> String,
+) -> String {
+    let mut s = e.to_string();
+    for v in [
+        "$__rate_interval",
+        "$__interval",
+        "$__range",
+        "${__rate_interval}",
+        "${__interval}",
+    ] {
+        s = s.replace(v, interval);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut name = String::new();
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '}' {
+                    break;
+                }
+                name.push(c);
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                name.push(c);
+            }
+        }
+        out.push_str(&value(&name));
+    }
+    out
+}
+
+/// Checks that each expression parses, by running them through `promtool check rules` as
+/// recording rules, one group per expression so an error names its origin.
+fn promql_parses(exprs: &[Expr]) -> Result<(), String> {
+    let mut groups = Vec::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let mut rule = Mapping::new();
+        rule.insert("record".into(), format!("dashboard_query_{i}").into());
+        rule.insert("expr".into(), e.promql.clone().into());
+        let mut g = Mapping::new();
+        g.insert("name".into(), e.origin.clone().into());
+        g.insert("rules".into(), Value::Sequence(vec![Value::Mapping(rule)]));
+        groups.push(Value::Mapping(g));
+    }
+    let mut doc = Mapping::new();
+    doc.insert("groups".into(), Value::Sequence(groups));
+    let tmp = TempDir::new("dashboard-queries")?;
+    let file = tmp.path.join("queries.yaml");
+    let body = serde_yaml_ng::to_string(&Value::Mapping(doc)).map_err(|e| e.to_string())?;
+    std::fs::write(&file, body).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    promtool(&["check", "rules"], &[file]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grafana_variables_become_promql() {
+        assert_eq!(
+            grafana_to_promql(r#"rate(x{instance=~"$instance", pod="${pod}"}[$__rate_interval])"#),
+            r#"rate(x{instance=~"var", pod="var"}[5m])"#
+        );
+    }
+
+    #[test]
+    fn label_values_selector_is_extracted() {
+        assert_eq!(
+            label_values_selector(r#"label_values(node_uname_info{job="$job"}, instance)"#),
+            Some(r#"node_uname_info{job="$job"}"#)
+        );
+        assert_eq!(label_values_selector("query_result(up)"), None);
+        assert_eq!(label_values_selector("label_values(up, )"), None);
+    }
+
+    #[test]
+    fn whole_word_metric_names() {
+        let text = "enc.single(\"node_load15\", ...); node_load1{} 0.5";
+        assert!(contains_word(text, "node_load1"));
+        assert!(contains_word(text, "node_load15"));
+        assert!(!contains_word("node_load15 1", "node_load1"));
+        assert!(!contains_word("xnode_load1 1", "node_load1"));
+    }
+}
