@@ -1,7 +1,7 @@
 //! `eos-agent check-config` on a table of bad files: each gives `file:line: message` and
 //! exit status 1, and nothing panics.
 
-use eos_tests::{agent_bin, TempDir};
+use eos_tests::{agent_bin, agent_modules, TempDir};
 use std::process::Command;
 
 fn check(dir: &TempDir, name: &str, text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
@@ -35,7 +35,7 @@ fn bad_files_give_file_line_messages() {
         (
             "unknown_top.yaml",
             "listen_address: :9100\nlisten_adress: :9200\n",
-            format!("{}:2: unknown field `listen_adress`, expected one of `listen_address`, `node_name`, `host`, `state_dir`, `server`, `modules`", p("unknown_top.yaml")),
+            format!("{}:2: unknown field `listen_adress`, expected one of `listen_address`, `node_name`, `host`, `state_dir`, `kubelet`, `server`, `modules`", p("unknown_top.yaml")),
         ),
         (
             "unknown_host_key.yaml",
@@ -181,24 +181,7 @@ fn bad_flags_are_reported() {
 
 /// The registered modules as serde lists them after an unknown field.
 fn module_list() -> String {
-    let out = Command::new(agent_bin())
-        .arg("--help")
-        .output()
-        .expect("--help");
-    let help = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = help
-        .lines()
-        .find(|l| l.trim_start().starts_with("modules in this build:"))
-        .unwrap_or_default();
-    let names: Vec<String> = line
-        .split(':')
-        .nth(1)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(|m| format!("`{m}`"))
-        .collect();
+    let names: Vec<String> = agent_modules().iter().map(|m| format!("`{m}`")).collect();
     match names.as_slice() {
         [] => "there are no fields".into(),
         [a] => format!("expected {a}"),

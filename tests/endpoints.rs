@@ -68,21 +68,11 @@ fn openmetrics_and_gzip_negotiation() {
     );
     assert!(om.contains("\nprocess_cpu_seconds_total "), "{om}");
 
-    // gzip is negotiated: the raw body starts with the gzip magic.
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&agent.addr).expect("connect");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    // gzip is negotiated: the body as sent starts with the gzip magic.
+    let gz = agent
+        .request("/metrics", &[("Accept-Encoding", "gzip")])
+        .expect("GET /metrics with gzip");
+    let head = gz.head.to_ascii_lowercase();
     assert!(head.contains("content-encoding: gzip"), "{head}");
-    assert_eq!(&raw[head_end + 4..head_end + 6], &[0x1f, 0x8b]);
+    assert_eq!(&gz.body[..2], &[0x1f, 0x8b]);
 }

@@ -22,7 +22,9 @@
 //! node_exporter's names is the point.
 
 use eos_exposition::parse_text;
-use eos_tests::{promtool_check_metrics, single_module_config, Agent, NodeExporter, TempDir};
+use eos_tests::{
+    known_collectors, promtool_check_metrics, single_module_config, Agent, NodeExporter, TempDir,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A series: sample name and sorted labels.
@@ -317,7 +319,7 @@ fn node_module_matches_node_exporter() {
         !ours_default.is_empty(),
         "the agent exports no node_scrape_collector_success: is the node module running?"
     );
-    let known = NodeExporter::known_collectors();
+    let known = known_collectors().unwrap_or_else(|e| panic!("{e}"));
     let (common, only_ours): (Vec<String>, Vec<String>) = ours_default
         .iter()
         .cloned()

@@ -4,7 +4,7 @@
 
 use eos_containers::{ContainersConfig, ContainersModule};
 use eos_exposition::{parse_text, Encoder, Format, Parsed};
-use eos_module::{HostPaths, Module, ModuleContext, ModuleDef, Scrape};
+use eos_module::{Facts, HostPaths, Module, ModuleContext, ModuleDef, Scrape};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -88,7 +88,7 @@ impl Sandbox {
 
 fn module(root: &Path, base: &str) -> Box<dyn Module> {
     let cfg: ContainersConfig = serde_yaml_ng::from_str(&format!(
-        "housekeeping_interval: 0\ncgroup_root: {}\nkubelet_cgroup_root: {base}\nkubelet: {{enabled: false}}\n",
+        "housekeeping_interval: 0\ncgroup_root: {}\nkubelet_cgroup_root: {base}\n",
         root.display()
     ))
     .unwrap();
@@ -96,13 +96,16 @@ fn module(root: &Path, base: &str) -> Box<dyn Module> {
 }
 
 fn ctx() -> ModuleContext {
-    ModuleContext {
-        node_name: "test".into(),
-        host: HostPaths::default(),
-        state_dir: std::env::temp_dir(),
-        version: "test",
-        revision: "test",
-    }
+    ModuleContext::standalone(
+        "containers",
+        Facts {
+            node_name: "test".into(),
+            host: HostPaths::default(),
+            state_root: std::env::temp_dir(),
+            version: "test",
+            revision: "test",
+        },
+    )
 }
 
 fn scrape(m: &dyn Module) -> Parsed {
@@ -127,11 +130,7 @@ fn value(p: &Parsed, name: &str, id_suffix: &str) -> Option<f64> {
 
 /// user+system CPU seconds of a process, from `/proc/<pid>/stat`.
 fn proc_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    eos_testkit::procstat::cpu_seconds(pid).unwrap()
 }
 
 fn busy_until(pid: u32, secs: f64) {
@@ -310,8 +309,7 @@ fn v2_unified_mount_cpu() {
 
 #[test]
 fn detects_this_hosts_cgroups_from_mountinfo() {
-    let cfg: ContainersConfig =
-        serde_yaml_ng::from_str("housekeeping_interval: 0\nkubelet: {enabled: false}\n").unwrap();
+    let cfg: ContainersConfig = serde_yaml_ng::from_str("housekeeping_interval: 0\n").unwrap();
     let m = ContainersModule::start(&cfg, &ctx()).unwrap();
     let status = m.status();
     let layout = &status.iter().find(|(k, _)| k == "cgroups").unwrap().1;

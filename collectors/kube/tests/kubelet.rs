@@ -2,6 +2,7 @@
 //! test CA, checking token auth, CA verification, bad JSON and a kubelet that is down.
 
 use eos_kube::{KubeletConfig, PodMetadata};
+use eos_testkit::TempDir;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::path::PathBuf;
@@ -12,25 +13,6 @@ use tokio::net::TcpListener;
 
 const PODS: &[u8] = include_bytes!("../testdata/pods.json");
 const TOKEN: &str = "test-token-0123";
-
-/// A temp directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("eos-kube-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Pki {
     ca_pem: String,
@@ -134,8 +116,8 @@ async fn kubelet(pki: &Pki) -> Kubelet {
 }
 
 fn config(dir: &TempDir, pki: &Pki, port: u16) -> KubeletConfig {
-    let ca = dir.0.join("ca.crt");
-    let token = dir.0.join("token");
+    let ca = dir.join("ca.crt");
+    let token = dir.join("token");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     KubeletConfig {
@@ -149,7 +131,7 @@ fn config(dir: &TempDir, pki: &Pki, port: u16) -> KubeletConfig {
 
 #[tokio::test]
 async fn token_and_ca_verification() {
-    let (dir, pki) = (TempDir::new("ok"), pki());
+    let (dir, pki) = (TempDir::new("kube-ok"), pki());
     let k = kubelet(&pki).await;
     let meta = PodMetadata::idle(config(&dir, &pki, k.port));
     meta.refresh().await.unwrap();
@@ -167,7 +149,7 @@ async fn token_and_ca_verification() {
 
 #[tokio::test]
 async fn wrong_token_is_refused_and_counted() {
-    let (dir, pki) = (TempDir::new("tok"), pki());
+    let (dir, pki) = (TempDir::new("kube-tok"), pki());
     let k = kubelet(&pki).await;
     let cfg = config(&dir, &pki, k.port);
     std::fs::write(&cfg.token_file, "other").unwrap();
@@ -181,7 +163,7 @@ async fn wrong_token_is_refused_and_counted() {
 
 #[tokio::test]
 async fn untrusted_certificate_fails_unless_skip_verify() {
-    let (dir, pki, other) = (TempDir::new("ca"), pki(), pki());
+    let (dir, pki, other) = (TempDir::new("kube-ca"), pki(), pki());
     let k = kubelet(&pki).await;
     let mut cfg = config(&dir, &other, k.port); // trusts a different CA
     let meta = PodMetadata::idle(cfg.clone());
@@ -202,15 +184,15 @@ async fn untrusted_certificate_fails_unless_skip_verify() {
     cfg.insecure_skip_verify = false;
     let e = PodMetadata::idle(cfg.clone()).refresh().await.unwrap_err();
     assert!(e.contains("set ca_file or insecure_skip_verify"), "{e}");
-    std::fs::write(dir.0.join("empty.crt"), "not a pem\n").unwrap();
-    cfg.ca_file = dir.0.join("empty.crt");
+    std::fs::write(dir.join("empty.crt"), "not a pem\n").unwrap();
+    cfg.ca_file = dir.join("empty.crt");
     let e = PodMetadata::idle(cfg).refresh().await.unwrap_err();
     assert!(e.contains("no certificate"), "{e}");
 }
 
 #[tokio::test]
 async fn bad_json_keeps_the_last_good_cache() {
-    let (dir, pki) = (TempDir::new("json"), pki());
+    let (dir, pki) = (TempDir::new("kube-json"), pki());
     let k = kubelet(&pki).await;
     let meta = PodMetadata::idle(config(&dir, &pki, k.port));
     meta.refresh().await.unwrap();
@@ -226,7 +208,7 @@ async fn bad_json_keeps_the_last_good_cache() {
 
 #[tokio::test]
 async fn kubelet_down_counts_failures_and_keeps_the_cache() {
-    let (dir, pki) = (TempDir::new("down"), pki());
+    let (dir, pki) = (TempDir::new("kube-down"), pki());
     let k = kubelet(&pki).await;
     let port = k.port;
     let meta = PodMetadata::idle(config(&dir, &pki, port));
@@ -250,7 +232,7 @@ async fn kubelet_down_counts_failures_and_keeps_the_cache() {
 
 #[tokio::test]
 async fn background_task_refreshes_and_stops() {
-    let (dir, pki) = (TempDir::new("bg"), pki());
+    let (dir, pki) = (TempDir::new("kube-bg"), pki());
     let k = kubelet(&pki).await;
     let mut cfg = config(&dir, &pki, k.port);
     cfg.min_refresh_interval = eos_module::Duration::from_millis(10);

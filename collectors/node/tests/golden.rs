@@ -20,7 +20,7 @@
 //! below in [`config`], so that their output is covered too.
 
 use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
 use eos_node::{NodeConfig, NodeModule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,19 +51,22 @@ fn config() -> NodeConfig {
 
 fn scrape() -> String {
     let root = fixtures();
-    let ctx = ModuleContext {
-        node_name: "fixture".into(),
-        host: HostPaths {
-            procfs: root.join("proc"),
-            sysfs: root.join("sys"),
-            rootfs: root.join("rootfs"),
-            udev_data: root.join("udev/data"),
-            log_dir: root.join("log"),
+    let ctx = ModuleContext::standalone(
+        "node",
+        Facts {
+            node_name: "fixture".into(),
+            host: HostPaths {
+                procfs: root.join("proc"),
+                sysfs: root.join("sys"),
+                rootfs: root.join("rootfs"),
+                udev_data: root.join("udev/data"),
+                log_dir: root.join("log"),
+            },
+            state_root: std::env::temp_dir(),
+            version: "0.0.0-golden",
+            revision: "golden",
         },
-        state_dir: std::env::temp_dir(),
-        version: "0.0.0-golden",
-        revision: "golden",
-    };
+    );
     let module = NodeModule::start(&config(), &ctx).unwrap();
     let mut buf = Vec::new();
     let mut enc = Encoder::new(&mut buf, Format::Text);

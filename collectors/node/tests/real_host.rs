@@ -3,19 +3,22 @@
 //! is duplicated, and the collectors that every Linux host supports succeed.
 
 use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
 use eos_node::{NodeConfig, NodeModule};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 fn context() -> ModuleContext {
-    ModuleContext {
-        node_name: "test".into(),
-        host: HostPaths::default(),
-        state_dir: std::env::temp_dir(),
-        version: "0.0.0-test",
-        revision: "test",
-    }
+    ModuleContext::standalone(
+        "node",
+        Facts {
+            node_name: "test".into(),
+            host: HostPaths::default(),
+            state_root: std::env::temp_dir(),
+            version: "0.0.0-test",
+            revision: "test",
+        },
+    )
 }
 
 fn scrape(config: &NodeConfig, params: &[(String, String)]) -> String {

@@ -12,7 +12,10 @@
 //! CPU per collection within 1.3x the floor; scrape latency under 1.5x the floor for
 //! scrape-time reads, or under 5 ms with housekeeping; RSS growth under 5 MiB.
 
-use super::{agent_modules, compare, Options, Side, TempDir};
+use super::{compare, Options, Side};
+use eos_testkit::agent::modules_section;
+use eos_testkit::procstat;
+use eos_testkit::{free_port, Description, TempDir};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,23 +80,23 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
         Some(p) => p.clone(),
         None => super::build_agent_release()?,
     };
-    let dir = TempDir::new("containers")?;
+    let dir = TempDir::try_new("bench-containers")?;
     let base = format!("/eos-bench-{}", std::process::id());
     eprintln!("bench: creating {containers} container cgroups under {base}");
     let tree = Tree::create(&base, containers)?;
 
     let floor = floor(&tree)?;
 
-    let modules = agent_modules(&agent)?;
+    let modules = Description::of(&agent)?.module_names();
     let start = |name: &str, containers_section: &str| {
-        let config = dir.path().join(format!("{name}.yaml"));
-        let mut s = format!("state_dir: {}\nmodules:\n", dir.path().join(name).display());
-        for m in modules.iter().filter(|m| *m != "containers") {
-            s.push_str(&format!("  {m}: {{enabled: false}}\n"));
-        }
-        s.push_str(&format!("  containers: {containers_section}\n"));
+        let config = dir.join(format!("{name}.yaml"));
+        let s = format!(
+            "state_dir: {}\n{}",
+            dir.join(name).display(),
+            modules_section(&modules, "containers", containers_section)
+        );
         std::fs::write(&config, s).map_err(|e| format!("writing {}: {e}", config.display()))?;
-        let port = super::free_port()?;
+        let port = free_port()?;
         Side::new(name, &agent)
             .args([
                 "--config".to_string(),
@@ -364,8 +367,8 @@ fn floor(tree: &Tree) -> Result<Floor, String> {
 fn thread_cpu() -> Result<f64, String> {
     let text = std::fs::read_to_string("/proc/thread-self/stat")
         .map_err(|e| format!("reading /proc/thread-self/stat: {e}"))?;
-    let ticks = super::parse_stat_cpu_ticks(&text)?;
-    Ok(ticks as f64 / super::clock_ticks())
+    let ticks = procstat::parse_stat_cpu_ticks(&text)?;
+    Ok(ticks as f64 / procstat::clock_ticks())
 }
 
 /// `eos_agent_containers_collection_duration_seconds` from an exposition.

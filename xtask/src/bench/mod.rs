@@ -13,7 +13,7 @@
 //!
 //! ```ignore
 //! let opts = Options::parse(args)?.only_known()?;
-//! let dir = TempDir::new("mybench")?;
+//! let dir = TempDir::try_new("bench-mine")?;
 //! let ours = Side::new("eos-agent", build_agent_release()?)
 //!     .args(["--config", &cfg]).listen(port_a).request("/metrics").start(&dir)?;
 //! let theirs = Side::new("other", "/usr/bin/other")
@@ -29,16 +29,18 @@
 //! CPU per run is the process's whole CPU time from the first measured run to the last,
 //! divided by the number of runs: work a server does after answering (garbage collection,
 //! background threads) counts against it, as it does on a real node.
-//! Everything here is std only, so building xtask stays quick.
+//! Processes, HTTP and `/proc` readings come from `eos-testkit`, shared with the tests.
 
 mod containers;
 mod node;
 
+use eos_testkit::agent::workspace_root;
+use eos_testkit::http::{request, Response};
+use eos_testkit::procstat::{self, Memory};
+use eos_testkit::{Server, TempDir};
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HELP: &str = "\
@@ -143,14 +145,6 @@ fn parse_count(flag: &str, v: &str) -> Result<usize, String> {
         .map_err(|_| format!("{flag}: {v:?} is not a whole number"))
 }
 
-/// The workspace root (xtask lives one level below it).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// Builds `eos-agent` in release and returns the binary's path.
 pub fn build_agent_release() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -173,66 +167,6 @@ pub fn build_agent_release() -> Result<PathBuf, String> {
         Ok(bin)
     } else {
         Err(format!("{} missing after the build", bin.display()))
-    }
-}
-
-/// The module names of this agent build, from the `modules in this build:` line of `--help`.
-fn agent_modules(agent: &Path) -> Result<Vec<String>, String> {
-    let out = std::process::Command::new(agent)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("running {} --help: {e}", agent.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_module_list(&text).ok_or_else(|| {
-        format!(
-            "{} --help has no `modules in this build:` line",
-            agent.display()
-        )
-    })
-}
-
-fn parse_module_list(help: &str) -> Option<Vec<String>> {
-    let line = help
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("modules in this build:"))?;
-    Some(
-        line.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-    )
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
-}
-
-/// A scratch directory (configs, logs), removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates `$TMPDIR/eos-bench-<tag>-<pid>`.
-    pub fn new(tag: &str) -> Result<TempDir, String> {
-        let p = std::env::temp_dir().join(format!("eos-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
-        Ok(TempDir(p))
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -298,226 +232,67 @@ impl Side {
         if self.addr.is_empty() {
             return Err(format!("{}: no port set (Side::listen)", self.name));
         }
-        let log = dir.path().join(format!("{}.log", self.name));
-        let logf =
-            std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let errf = logf
-            .try_clone()
-            .map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(logf)
-            .stderr(errf)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.program.display()))?;
-        let mut running = Running {
-            child,
+        let log = dir.join(format!("{}.log", self.name));
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        let mut server = Server::spawn(&self.name, cmd, &self.addr, &log)?;
+        server.wait_ready(&self.ready_path, Duration::from_secs(30))?;
+        Ok(Running {
+            server,
             side: self.clone(),
-            log,
-        };
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = running.child.try_wait() {
-                return Err(format!(
-                    "{} exited during startup ({status}); log:\n{}",
-                    self.name,
-                    running.log_tail()
-                ));
-            }
-            if matches!(get(&self.addr, &self.ready_path, false), Ok((200, _))) {
-                return Ok(running);
-            }
-            if Instant::now() >= end {
-                return Err(format!(
-                    "{} not ready on {}{} after 30 s; log:\n{}",
-                    self.name,
-                    self.addr,
-                    self.ready_path,
-                    running.log_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 }
 
 /// A started server, killed on drop.
 pub struct Running {
-    child: Child,
+    server: Server,
     side: Side,
-    log: PathBuf,
 }
 
 impl Running {
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// GETs `path` (plain text) and returns the body, failing on a non-200 answer.
     pub fn fetch(&self, path: &str) -> Result<String, String> {
-        let (status, body) = get(&self.side.addr, path, false)
+        let r = get(&self.side.addr, path, false)
             .map_err(|e| format!("{}: GET {path}: {e}", self.side.name))?;
-        if status != 200 {
-            return Err(format!("{}: GET {path}: status {status}", self.side.name));
+        if r.status != 200 {
+            return Err(format!(
+                "{}: GET {path}: status {}",
+                self.side.name, r.status
+            ));
         }
-        String::from_utf8(body).map_err(|_| format!("{}: GET {path}: not UTF-8", self.side.name))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        String::from_utf8(r.body).map_err(|_| format!("{}: GET {path}: not UTF-8", self.side.name))
     }
 
     fn cpu_ticks(&self) -> Result<u64, String> {
-        let path = format!("/proc/{}/stat", self.pid());
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
-        parse_stat_cpu_ticks(&text).map_err(|e| format!("parsing {path}: {e}"))
+        procstat::cpu_ticks(self.pid())
     }
 
-    fn memory(&self) -> Result<Memory, String> {
-        let path = format!("/proc/{}/status", self.pid());
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
-        parse_status_memory(&text).map_err(|e| format!("parsing {path}: {e}"))
+    /// Resident memory now and at its peak.
+    pub fn memory(&self) -> Result<Memory, String> {
+        procstat::memory(self.pid())
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.1 GET on a fresh connection; returns (status, body bytes as sent).
-pub fn get(addr: &str, path: &str, gzip: bool) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.set_nodelay(true)?;
-    let enc = if gzip {
-        "Accept-Encoding: gzip\r\n"
+/// A GET of `path` as Prometheus scrapes: text format, gzip when asked.
+fn get(addr: &str, path: &str, gzip: bool) -> std::io::Result<Response> {
+    let accept = ("Accept", "text/plain;version=0.0.4");
+    if gzip {
+        request(
+            "GET",
+            addr,
+            path,
+            &[accept, ("Accept-Encoding", "gzip")],
+            b"",
+        )
     } else {
-        ""
-    };
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain;version=0.0.4\r\n{enc}\
-Connection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    split_response(&raw).map_err(std::io::Error::other)
-}
-
-/// Splits a whole HTTP/1.1 response into status and body (chunked bodies are joined).
-fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers in the response")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let rest = &raw[end + 4..];
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {:?}", head.lines().next()))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        rest.to_vec()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut s: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = s
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
-        let size = std::str::from_utf8(&s[..eol]).unwrap_or("");
-        let size = size.split(';').next().unwrap_or("").trim();
-        let n = usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
-        s = &s[eol + 2..];
-        if n == 0 {
-            return Ok(out);
-        }
-        let chunk = s.get(..n).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        s = s.get(n..).unwrap_or(&[]);
-        s = s.strip_prefix(b"\r\n").unwrap_or(s);
+        request("GET", addr, path, &[accept], b"")
     }
-}
-
-/// `utime + stime` (clock ticks, all threads) from the text of `/proc/PID/stat`.
-fn parse_stat_cpu_ticks(text: &str) -> Result<u64, String> {
-    // The command name (field 2) is in parentheses and may hold spaces or ')'.
-    let after = text
-        .rfind(')')
-        .and_then(|i| text.get(i + 1..))
-        .ok_or("no ')' after the command name")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let field = |n: usize| -> Result<u64, String> {
-        let v = fields
-            .get(n - 3)
-            .ok_or_else(|| format!("only {} fields, no field {n}", fields.len() + 2))?;
-        v.parse()
-            .map_err(|_| format!("field {n} is {v:?}, not a number"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-/// Resident memory of a process, in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Memory {
-    /// `VmRSS`: resident now.
-    pub rss: u64,
-    /// `VmHWM`: the peak resident size so far.
-    pub hwm: u64,
-}
-
-/// `VmRSS` and `VmHWM` from the text of `/proc/PID/status`.
-fn parse_status_memory(text: &str) -> Result<Memory, String> {
-    let kib = |key: &str| -> Result<u64, String> {
-        let (n, line) = text
-            .lines()
-            .enumerate()
-            .find(|(_, l)| l.starts_with(key) && l[key.len()..].starts_with(':'))
-            .ok_or_else(|| format!("no {key} line"))?;
-        let v = line[key.len() + 1..].trim();
-        let num = v
-            .strip_suffix("kB")
-            .ok_or_else(|| format!("line {}: {key} is {v:?}, not in kB", n + 1))?
-            .trim();
-        num.parse::<u64>()
-            .map(|k| k * 1024)
-            .map_err(|_| format!("line {}: {key} is {v:?}", n + 1))
-    };
-    Ok(Memory {
-        rss: kib("VmRSS")?,
-        hwm: kib("VmHWM")?,
-    })
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux we run on).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
 }
 
 /// What one side did over the measured runs.
@@ -722,7 +497,7 @@ pub fn compare(ours: &Running, theirs: &Running, opts: &Options) -> Result<Compa
             run_once(r, opts.gzip)?;
         }
     }
-    let ticks = clock_ticks();
+    let ticks = procstat::clock_ticks();
     let cpu_before = [ours.cpu_ticks()?, theirs.cpu_ticks()?];
     let mut latencies = [Vec::new(), Vec::new()];
     let mut bytes = [0, 0];
@@ -758,9 +533,10 @@ pub fn compare(ours: &Running, theirs: &Running, opts: &Options) -> Result<Compa
 /// One timed GET of the side's path; fails unless it answers 200.
 fn run_once(r: &Running, gzip: bool) -> Result<(Duration, usize), String> {
     let start = Instant::now();
-    let (status, body) = get(&r.side.addr, &r.side.path, gzip)
+    let r2 = get(&r.side.addr, &r.side.path, gzip)
         .map_err(|e| format!("{}: GET {}: {e}", r.side.name, r.side.path))?;
     let took = start.elapsed();
+    let (status, body) = (r2.status, r2.body);
     if status != 200 {
         return Err(format!(
             "{}: GET {}: status {status}: {}",
@@ -778,20 +554,6 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn module_list_from_help() {
-        let help = "eos-agent 0.1\n\nmodules in this build: node, containers,probe\n";
-        assert_eq!(
-            parse_module_list(help),
-            Some(vec!["node".into(), "containers".into(), "probe".into()])
-        );
-        assert_eq!(
-            parse_module_list("modules in this build: node\n"),
-            Some(vec!["node".into()])
-        );
-        assert_eq!(parse_module_list("usage: nothing here"), None);
     }
 
     #[test]
@@ -822,50 +584,6 @@ mod tests {
             .contains("not a whole number"));
         assert!(Options::parse(&args(&["--runs=0"])).is_err());
         assert!(Options::parse(&args(&["--runs=-3"])).is_err());
-    }
-
-    #[test]
-    fn stat_cpu_ticks() {
-        let line = "4242 (node exp) worker) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
-                    150 25 0 0 20 0 9 0 100 1000000 2000 18446744073709551615";
-        assert_eq!(parse_stat_cpu_ticks(line), Ok(175));
-        assert!(parse_stat_cpu_ticks("4242 (short) S 1 2").is_err());
-        assert!(parse_stat_cpu_ticks("no parens at all").is_err());
-        let bad = "1 (x) S 1 1 1 0 -1 0 0 0 0 0 ab 25 0";
-        assert!(parse_stat_cpu_ticks(bad).unwrap_err().contains("field 14"));
-        assert!(parse_stat_cpu_ticks("").is_err());
-    }
-
-    #[test]
-    fn status_memory() {
-        let text = "Name:\tx\nVmPeak:\t  900 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n";
-        assert_eq!(
-            parse_status_memory(text),
-            Ok(Memory {
-                rss: 1024 * 1024,
-                hwm: 2048 * 1024
-            })
-        );
-        assert!(parse_status_memory("Name:\tx\nVmRSS:\t1 kB\n")
-            .unwrap_err()
-            .contains("VmHWM"));
-        assert!(parse_status_memory("VmRSS:\t1 MB\nVmHWM:\t1 kB\n")
-            .unwrap_err()
-            .contains("line 1"));
-        assert!(parse_status_memory("VmRSSx:\t1 kB\nVmHWM:\t1 kB\n").is_err());
-    }
-
-    #[test]
-    fn responses() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        assert_eq!(split_response(plain), Ok((200, b"hello".to_vec())));
-        let chunked =
-            b"HTTP/1.1 503 No\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(split_response(chunked), Ok((503, b"abcde".to_vec())));
-        assert!(split_response(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(split_response(b"garbage\r\n\r\n").is_err());
-        let truncated = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nabc";
-        assert!(split_response(truncated).is_err());
     }
 
     #[test]

@@ -9,12 +9,12 @@
 //! node_exporter's, RSS at most 0.5x (p99 latency is shown without a target). They are printed, not enforced: numbers from a shared
 //! 2-core machine are noisy.
 
-use super::{agent_modules, Measure, Options, Side, Target, TempDir};
+use super::{Measure, Options, Side, Target};
+use eos_testkit::agent::modules_section;
+use eos_testkit::node_exporter::{known_collectors, NODE_EXPORTER, UPSTREAM_DEFAULTS};
+use eos_testkit::{free_port, Description, TempDir};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Debian's node_exporter (package `prometheus-node-exporter`).
-const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
 
 const TARGETS: [Target; 3] = [
     Target::new(Measure::MedianLatency, 0.3),
@@ -33,14 +33,18 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
         Some(p) => p.clone(),
         None => super::build_agent_release()?,
     };
-    let dir = TempDir::new("node")?;
+    let dir = TempDir::try_new("bench-node")?;
 
-    let modules = agent_modules(&agent)?;
+    let modules = Description::of(&agent)?.module_names();
     let config = dir.path().join("agent.yaml");
-    std::fs::write(&config, node_only_config(&modules, dir.path()))
-        .map_err(|e| format!("writing {}: {e}", config.display()))?;
+    let text = format!(
+        "state_dir: {}\n{}",
+        dir.join("state").display(),
+        modules_section(&modules, "node", "{enabled: true}")
+    );
+    std::fs::write(&config, text).map_err(|e| format!("writing {}: {e}", config.display()))?;
     let start_ours = |extra: &[String]| {
-        let port = super::free_port()?;
+        let port = free_port()?;
         Side::new("eos-agent", &agent)
             .args([
                 "--config".to_string(),
@@ -55,7 +59,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     };
     let mut ours = start_ours(&[])?;
     let ours_default = enabled_collectors(&ours.fetch("/metrics")?)?;
-    let known = exporter_collectors()?;
+    let known = known_collectors()?;
     let (collectors, only_ours): (Vec<String>, Vec<String>) =
         ours_default.into_iter().partition(|c| known.contains(c));
     if !only_ours.is_empty() {
@@ -67,7 +71,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
             .collect();
         ours = start_ours(&off)?;
     }
-    let port = super::free_port()?;
+    let port = free_port()?;
     let theirs = Side::new("node_exporter", NODE_EXPORTER)
         .args(node_exporter_args(port, &collectors))
         .listen(port)
@@ -133,52 +137,6 @@ fn collector_durations(metrics: &str) -> Result<Vec<(String, f64)>, String> {
     Ok(out)
 }
 
-/// The collectors this node_exporter knows, from its `--help`.
-fn exporter_collectors() -> Result<Vec<String>, String> {
-    let out = std::process::Command::new(NODE_EXPORTER)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("running {NODE_EXPORTER} --help: {e}"))?;
-    // kingpin prints help on stderr.
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let names = parse_exporter_collectors(&text);
-    if names.is_empty() {
-        return Err(format!(
-            "{NODE_EXPORTER} --help lists no --collector.<name> flags"
-        ));
-    }
-    Ok(names)
-}
-
-/// Collector names from node_exporter's help: the `--collector.<name>` flags without a value.
-fn parse_exporter_collectors(help: &str) -> Vec<String> {
-    help.lines()
-        .filter_map(|l| l.trim().strip_prefix("--collector."))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .filter(|name| {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        })
-        .map(String::from)
-        .collect()
-}
-
-/// An agent config with the node module on (its defaults) and every other module off.
-fn node_only_config(modules: &[String], dir: &Path) -> String {
-    let mut s = format!("state_dir: {}\nmodules:\n", dir.join("state").display());
-    for m in modules {
-        let on = m == "node";
-        s.push_str(&format!("  {m}: {{enabled: {on}}}\n"));
-    }
-    if !modules.iter().any(|m| m == "node") {
-        s.push_str("  node: {enabled: true}\n");
-    }
-    s
-}
-
 /// The `collector` labels of `node_scrape_collector_success`, in output order.
 fn enabled_collectors(metrics: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -203,15 +161,6 @@ fn enabled_collectors(metrics: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Flags restoring upstream node_exporter 1.5's defaults where Debian's build changed them
-/// (Debian also excludes `/run`, `/mnt`, `/media` mounts and the `lo` device, and reads
-/// textfiles from `/var/lib/prometheus/node-exporter`), so both sides see the same devices.
-const UPSTREAM_DEFAULTS: [&str; 3] = [
-    "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
-    "--collector.netdev.device-exclude=",
-    "--collector.textfile.directory=",
-];
-
 /// node_exporter's flags to serve on `port` with exactly `collectors`.
 fn node_exporter_args(port: u16, collectors: &[String]) -> Vec<String> {
     let mut a = vec![
@@ -226,18 +175,6 @@ fn node_exporter_args(port: u16, collectors: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_turns_off_other_modules() {
-        let mods = vec!["node".to_string(), "probe".to_string()];
-        let c = node_only_config(&mods, Path::new("/tmp/x"));
-        assert_eq!(
-            c,
-            "state_dir: /tmp/x/state\nmodules:\n  node: {enabled: true}\n  probe: {enabled: false}\n"
-        );
-        let c = node_only_config(&[], Path::new("/d"));
-        assert!(c.ends_with("  node: {enabled: true}\n"), "{c}");
-    }
 
     #[test]
     fn collectors_from_metrics() {
@@ -256,22 +193,6 @@ mod tests {
                 .contains("no collector label")
         );
         assert!(enabled_collectors("node_scrape_collector_success{collector=\"cp").is_err());
-    }
-
-    #[test]
-    fn collectors_from_exporter_help() {
-        let help = "  --collector.arp.device-include=X  \n\
-                    \x20     --collector.arp            Enable the arp collector\n\
-                    \x20     --collector.cpu.guest      Enables metric\n\
-                    \x20     --collector.netclass_rtnl.with-stats\n\
-                    \x20     --collector.thermal_zone   Enable the thermal_zone collector\n\
-                    \x20     --collector.disable-defaults  Set all collectors to disabled\n\
-                    \x20     --collector.";
-        assert_eq!(
-            parse_exporter_collectors(help),
-            vec!["arp".to_string(), "thermal_zone".to_string()]
-        );
-        assert!(parse_exporter_collectors("").is_empty());
     }
 
     #[test]

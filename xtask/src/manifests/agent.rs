@@ -1,12 +1,26 @@
 //! The agent as deployed: the DaemonSet's args, mounts and probes, the shape of `agent.yaml`,
-//! and `eos-agent check-config` on it with a built agent.
+//! and `eos-agent check-config` on it. Flags, config keys and module names come from the built
+//! agent (`eos-agent describe`), so these checks need one and are skipped without it.
 
 use super::yaml::{get, get_str, mapping_keys, rel, seq, string_list};
-use super::{Fail, Outcome, Skip, TempDir};
+use super::{Fail, Outcome, Skip};
+use eos_testkit::{Description, TempDir};
 use serde_yaml_ng::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The built agent and what it says about itself; `Skip` when there is none
+/// (`$EOS_AGENT_BIN`, or `target/{debug,release}/eos-agent`).
+pub(super) fn built_agent() -> Result<(PathBuf, Description), Outcome> {
+    let Some(bin) = eos_testkit::agent::find_binary() else {
+        return Err(Skip(
+            "no built agent in target/ (cargo build -p eos-agent, or set EOS_AGENT_BIN)".into(),
+        ));
+    };
+    let description = Description::of(&bin).map_err(Fail)?;
+    Ok((bin, description))
+}
 
 pub(super) fn is_agent_daemonset(d: &Value) -> bool {
     get_str(d, &["kind"]) == Some("DaemonSet")
@@ -19,44 +33,59 @@ pub(super) fn agent_container(ds: &Value) -> Option<&Value> {
         .find(|c| get_str(c, &["name"]) == Some("eos-agent"))
 }
 
-/// Flags `eos-agent` takes; `true` when the value may come as the next argument.
-const AGENT_FLAGS: &[(&str, bool)] = &[
-    ("--config", true),
-    ("--web.listen-address", true),
-    ("--path.procfs", true),
-    ("--path.sysfs", true),
-    ("--path.rootfs", true),
-    ("--path.udev.data", true),
-    ("--log.level", true),
-];
-
-/// The agent's args as (flag, value) pairs, or the first argument it would not accept.
-fn parse_agent_args(args: &[String]) -> Result<Vec<(String, Option<String>)>, String> {
+/// The agent's args as (flag, value) pairs, or the first argument the agent would not accept:
+/// its own flags (`--flag=v` or `--flag v` when it takes a value), node_exporter's flags it
+/// ignores (a value inline, as the next argument or none), and module flags (a value inline
+/// only), all as `describe` lists them.
+fn parse_agent_args(
+    args: &[String],
+    agent: &Description,
+) -> Result<Vec<(String, Option<String>)>, String> {
     let mut out = Vec::new();
-    let mut it = args.iter();
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) => (f, Some(v.to_string())),
             None => (a.as_str(), None),
         };
-        if flag.starts_with("--collector.") || flag.starts_with("--no-collector.") {
+        if agent.is_module_flag(flag) {
             out.push((flag.to_string(), inline));
             continue;
         }
-        let Some((_, takes_value)) = AGENT_FLAGS.iter().find(|(f, _)| *f == flag) else {
+        if agent.ignored_flags.iter().any(|f| f == flag) {
+            let value = inline.or_else(|| it.next_if(|v| !v.starts_with('-')).cloned());
+            out.push((flag.to_string(), value));
+            continue;
+        }
+        let Some(known) = agent.flag(flag) else {
+            let module_prefixes = agent
+                .modules
+                .iter()
+                .flat_map(|m| &m.flag_prefixes)
+                .map(|p| format!("{p}*"));
+            let known: Vec<String> = agent
+                .flags
+                .iter()
+                .map(|f| f.name.clone())
+                .chain(agent.ignored_flags.iter().cloned())
+                .chain(module_prefixes)
+                .collect();
             return Err(format!(
-                "argument {a:?} is not an eos-agent flag (known: {}, --collector.*, --no-collector.*)",
-                AGENT_FLAGS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+                "argument {a:?} is not an eos-agent flag (known: {})",
+                known.join(", ")
             ));
         };
         let value = match inline {
             Some(v) => v,
-            None if *takes_value => it
+            None if known.takes_value => it
                 .next()
                 .filter(|v| !v.starts_with("--"))
                 .cloned()
                 .ok_or_else(|| format!("flag {flag} needs a value"))?,
-            None => String::new(),
+            None => {
+                out.push((flag.to_string(), None));
+                continue;
+            }
         };
         if value.is_empty() {
             return Err(format!("flag {flag} has an empty value"));
@@ -68,13 +97,13 @@ fn parse_agent_args(args: &[String]) -> Result<Vec<(String, Option<String>)>, St
 
 /// The DaemonSet's contract with the agent: accepted flags, host paths mounted where the flags
 /// say, the config directory mounted whole (no `subPath`) from a ConfigMap.
-pub(super) fn check_agent_daemonset(ds: &Value) -> Vec<String> {
+pub(super) fn check_agent_daemonset(ds: &Value, agent: &Description) -> Vec<String> {
     let mut errors = Vec::new();
     let Some(c) = agent_container(ds) else {
         return vec!["DaemonSet eos-agent has no container named eos-agent".into()];
     };
     let pod = get(ds, &["spec", "template", "spec"]).unwrap_or(&Value::Null);
-    let flags = match parse_agent_args(&string_list(c.get("args"))) {
+    let flags = match parse_agent_args(&string_list(c.get("args")), agent) {
         Ok(f) => f,
         Err(e) => return vec![e],
     };
@@ -230,25 +259,16 @@ pub(super) fn check_agent_daemonset(ds: &Value) -> Vec<String> {
     errors
 }
 
-/// Top-level keys of the agent config and module names (DESIGN.md, "Config shape").
-const AGENT_CONFIG_KEYS: &[&str] = &[
-    "listen_address",
-    "node_name",
-    "host",
-    "state_dir",
-    "server",
-    "modules",
-];
-const AGENT_MODULES: &[&str] = &["node", "containers", "logs", "probe", "ping", "mtr"];
-
-pub(super) fn check_agent_config(text: &str) -> Vec<String> {
+/// The top-level shape of `agent.yaml` (DESIGN.md, "Config shape"): the agent's config keys,
+/// and sections only for planned modules (built or not yet), each with `enabled`.
+pub(super) fn check_agent_config(text: &str, agent: &Description) -> Vec<String> {
     let v: Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,
         Err(e) => return vec![e.to_string()],
     };
     let mut errors = Vec::new();
     for k in mapping_keys(&v) {
-        if !AGENT_CONFIG_KEYS.contains(&k.as_str()) {
+        if !agent.config_keys.contains(&k) {
             errors.push(format!("unknown top-level key `{k}`"));
         }
     }
@@ -257,7 +277,7 @@ pub(super) fn check_agent_config(text: &str) -> Vec<String> {
     }
     let modules = v.get("modules").unwrap_or(&Value::Null);
     for m in mapping_keys(modules) {
-        if !AGENT_MODULES.contains(&m.as_str()) {
+        if !agent.planned_modules.contains(&m) {
             errors.push(format!("unknown module `{m}`"));
         } else if get(modules, &[m.as_str(), "enabled"])
             .and_then(Value::as_bool)
@@ -269,60 +289,23 @@ pub(super) fn check_agent_config(text: &str) -> Vec<String> {
     errors
 }
 
-/// The most recently built agent in `target/`, if any.
-pub(super) fn find_agent_binary(root: &Path) -> Option<PathBuf> {
-    ["target/release/eos-agent", "target/debug/eos-agent"]
-        .iter()
-        .map(|p| root.join(p))
-        .filter_map(|p| {
-            let modified = p.metadata().and_then(|m| m.modified()).ok()?;
-            Some((modified, p))
-        })
-        .max()
-        .map(|(_, p)| p)
-}
-
-/// The modules a built agent has, from the "modules in this build:" line of its `--help`
-/// (`None` when it does not say).
-pub(super) fn agent_modules(bin: &Path) -> Result<Option<Vec<String>>, String> {
-    let help = Command::new(bin)
-        .arg("--help")
-        .output()
-        .map_err(|e| format!("running {} --help: {e}", bin.display()))?;
-    let help =
-        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
-    Ok(help
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("modules in this build:"))
-        .map(|l| {
-            l.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        }))
-}
-
-/// `eos-agent check-config agent.yaml <DaemonSet flags>` with a built agent. Module sections
-/// for modules this build does not have yet are taken out first (and named in the report).
+/// `eos-agent check-config agent.yaml <DaemonSet flags>` with the built agent `bin`. Module
+/// sections for modules this build does not have yet are taken out first (and named in the
+/// report).
 pub(super) fn agent_check_config(
     root: &Path,
+    bin: &Path,
+    agent: &Description,
     config: &Path,
     ds_args: &[String],
-) -> Result<String, Outcome> {
-    let Some(bin) = find_agent_binary(root) else {
-        return Err(Skip(
-            "eos-agent check-config: no built agent in target/ (cargo build -p eos-agent)".into(),
-        ));
-    };
-    let built = agent_modules(&bin).map_err(Fail)?;
+) -> Result<String, String> {
+    let built = agent.module_names();
     let text = std::fs::read_to_string(config)
-        .map_err(|e| Fail(format!("reading {}: {e}", config.display())))?;
+        .map_err(|e| format!("reading {}: {e}", config.display()))?;
     let mut v: Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| Fail(format!("{}: {e}", config.display())))?;
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", config.display()))?;
     let mut left_out = Vec::new();
-    if let (Some(built), Some(modules)) =
-        (&built, v.get_mut("modules").and_then(Value::as_mapping_mut))
-    {
+    if let Some(modules) = v.get_mut("modules").and_then(Value::as_mapping_mut) {
         let names: Vec<String> = modules
             .keys()
             .filter_map(|k| k.as_str().map(str::to_string))
@@ -334,46 +317,43 @@ pub(super) fn agent_check_config(
             }
         }
     }
-    let tmp = TempDir::new("agent-config").map_err(Fail)?;
+    let tmp = TempDir::try_new("xtask-agent-config")?;
     // The original text when nothing was taken out, so errors point at its lines.
-    let file = tmp.path.join("agent.yaml");
+    let file = tmp.join("agent.yaml");
     let body = if left_out.is_empty() {
         text
     } else {
-        serde_yaml_ng::to_string(&v).map_err(|e| Fail(e.to_string()))?
+        serde_yaml_ng::to_string(&v).map_err(|e| e.to_string())?
     };
-    std::fs::write(&file, body).map_err(|e| Fail(format!("writing {}: {e}", file.display())))?;
-    let flags: Vec<String> = match parse_agent_args(ds_args) {
-        Ok(f) => f
-            .into_iter()
-            .filter(|(f, _)| f != "--config")
-            .flat_map(|(f, v)| match v {
-                Some(v) => vec![format!("{f}={v}")],
-                None => vec![f],
-            })
-            .collect(),
-        Err(e) => return Err(Fail(e)),
-    };
-    let out = Command::new(&bin)
+    std::fs::write(&file, body).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    let flags: Vec<String> = parse_agent_args(ds_args, agent)?
+        .into_iter()
+        .filter(|(f, _)| f != "--config")
+        .flat_map(|(f, v)| match v {
+            Some(v) => vec![format!("{f}={v}")],
+            None => vec![f],
+        })
+        .collect();
+    let out = Command::new(bin)
         .arg("check-config")
         .arg(&file)
         .args(&flags)
         .env("NODE_NAME", "validation-node")
         .output()
-        .map_err(|e| Fail(format!("running {} check-config: {e}", bin.display())))?;
+        .map_err(|e| format!("running {} check-config: {e}", bin.display()))?;
     if !out.status.success() {
-        return Err(Fail(format!(
+        return Err(format!(
             "{} check-config {} {} failed: {}{}",
             bin.display(),
             rel(root, config),
             flags.join(" "),
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        ));
     }
     let mut line = format!(
         "{} check-config {} with the DaemonSet's flags",
-        rel(root, &bin),
+        rel(root, bin),
         rel(root, config)
     );
     if !left_out.is_empty() {
@@ -394,22 +374,33 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    /// The agent as `describe` shows it: node and containers built.
+    fn agent() -> Description {
+        Description::parse(eos_testkit::describe::EXAMPLE).expect("the example parses")
+    }
+
     #[test]
     fn agent_args_accept_node_exporter_flags_only() {
-        let ok = parse_agent_args(&s(&[
-            "--path.procfs=/host/proc",
-            "--config",
-            "/etc/eos-agent/agent.yaml",
-            "--collector.processes",
-            "--no-collector.wifi",
-            "--web.listen-address=:9100",
-        ]));
+        let ok = parse_agent_args(
+            &s(&[
+                "--path.procfs=/host/proc",
+                "--config",
+                "/etc/eos-agent/agent.yaml",
+                "--collector.processes",
+                "--no-collector.wifi",
+                "--web.listen-address=:9100",
+            ]),
+            &agent(),
+        );
         assert_eq!(ok.map(|v| v.len()), Ok(5));
-        assert!(parse_agent_args(&s(&["--path.proc=/x"]))
+        assert!(parse_agent_args(&s(&["--path.proc=/x"]), &agent())
             .is_err_and(|e| e.contains("not an eos-agent flag")));
-        assert!(parse_agent_args(&s(&["--config"])).is_err_and(|e| e.contains("needs a value")));
-        assert!(parse_agent_args(&s(&["--config", "--log.level=info"])).is_err());
-        assert!(parse_agent_args(&s(&["--log.level="])).is_err_and(|e| e.contains("empty")));
+        assert!(parse_agent_args(&s(&["--config"]), &agent())
+            .is_err_and(|e| e.contains("needs a value")));
+        assert!(parse_agent_args(&s(&["--config", "--log.level=info"]), &agent()).is_err());
+        assert!(
+            parse_agent_args(&s(&["--log.level="]), &agent()).is_err_and(|e| e.contains("empty"))
+        );
     }
 
     const DAEMONSET: &str = r#"
@@ -447,7 +438,7 @@ spec:
     #[test]
     fn agent_daemonset_fixture_passes() {
         let ds: Value = serde_yaml_ng::from_str(DAEMONSET).expect("fixture parses");
-        assert_eq!(check_agent_daemonset(&ds), Vec::<String>::new());
+        assert_eq!(check_agent_daemonset(&ds, &agent()), Vec::<String>::new());
     }
 
     #[test]
@@ -457,7 +448,7 @@ spec:
             "{name: config, mountPath: /etc/eos-agent/agent.yaml, subPath: agent.yaml}",
         );
         let ds: Value = serde_yaml_ng::from_str(&bad).expect("fixture parses");
-        let errors = check_agent_daemonset(&ds);
+        let errors = check_agent_daemonset(&ds, &agent());
         assert!(errors.iter().any(|e| e.contains("subPath")), "{errors:?}");
     }
 
@@ -471,20 +462,87 @@ spec:
             )
             .replace("{path: /proc}", "{path: /var/proc}");
         let ds: Value = serde_yaml_ng::from_str(&bad).expect("fixture parses");
-        let errors = check_agent_daemonset(&ds);
+        let errors = check_agent_daemonset(&ds, &agent());
         assert_eq!(errors.len(), 3, "{errors:?}");
     }
 
     #[test]
     fn agent_config_shape() {
         assert_eq!(
-            check_agent_config("node_name: ${NODE_NAME}\nmodules:\n  node: {enabled: true}\n"),
+            check_agent_config(
+                "node_name: ${NODE_NAME}\nmodules:\n  node: {enabled: true}\n",
+                &agent()
+            ),
             Vec::<String>::new()
         );
         let e = check_agent_config(
             "node_name: x\nlisten: 1\nmodules:\n  nodes: {enabled: true}\n  ping: {enabled: yes please}\n",
+            &agent(),
         );
         assert_eq!(e.len(), 4, "{e:?}");
-        assert_eq!(check_agent_config("[1, 2").len(), 1);
+        assert_eq!(check_agent_config("[1, 2", &agent()).len(), 1);
+    }
+
+    #[test]
+    fn ignored_flags_take_a_value_or_none() {
+        let got = parse_agent_args(
+            &s(&[
+                "--log.format=logfmt",
+                "--web.max-requests",
+                "40",
+                "--web.disable-exporter-metrics",
+                "--config=/etc/eos-agent/agent.yaml",
+            ]),
+            &agent(),
+        )
+        .unwrap();
+        let pairs: Vec<(&str, Option<&str>)> = got
+            .iter()
+            .map(|(f, v)| (f.as_str(), v.as_deref()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("--log.format", Some("logfmt")),
+                ("--web.max-requests", Some("40")),
+                ("--web.disable-exporter-metrics", None),
+                ("--config", Some("/etc/eos-agent/agent.yaml")),
+            ]
+        );
+        let e = parse_agent_args(&s(&["--web.config.file=/x"]), &agent()).unwrap_err();
+        assert!(e.contains("--log.format"), "{e}");
+        assert!(e.contains("--no-collector.*"), "{e}");
+    }
+
+    #[test]
+    fn flags_and_modules_come_from_the_agent() {
+        let mut a = agent();
+        // A build without the node module has no --collector.* flags.
+        a.modules.retain(|m| m.name != "node");
+        assert!(parse_agent_args(&s(&["--collector.cpu"]), &a)
+            .is_err_and(|e| e.contains("not an eos-agent flag")));
+        // A flag without a value stands alone.
+        a.flags.push(eos_testkit::describe::Flag {
+            name: "--web.enable-lifecycle".into(),
+            takes_value: false,
+        });
+        assert_eq!(
+            parse_agent_args(&s(&["--web.enable-lifecycle", "--log.level=info"]), &a),
+            Ok(vec![
+                ("--web.enable-lifecycle".to_string(), None),
+                ("--log.level".to_string(), Some("info".to_string())),
+            ])
+        );
+        // Config keys and planned modules are the agent's.
+        a.config_keys.retain(|k| k != "state_dir");
+        a.planned_modules.retain(|m| m != "mtr");
+        let e = check_agent_config(
+            "node_name: ${NODE_NAME}\nstate_dir: /x\nmodules:\n  mtr: {enabled: false}\n",
+            &a,
+        );
+        assert_eq!(
+            e,
+            ["unknown top-level key `state_dir`", "unknown module `mtr`"]
+        );
     }
 }

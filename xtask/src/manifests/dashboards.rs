@@ -6,7 +6,7 @@
 use super::prometheus::promtool;
 use super::promql::metric_names;
 use super::yaml::{get_str, has_ext, load_yaml, rel, seq, walk};
-use super::TempDir;
+use eos_testkit::{Description, TempDir};
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,9 +17,12 @@ struct Expr {
     promql: String,
 }
 
+/// Every dashboard and the metric names of the dashboards and rules; with a built agent, also
+/// [`check_owners`].
 pub(super) fn check_dashboards_and_names(
     root: &Path,
     dashboards: &Path,
+    agent: Option<&Description>,
 ) -> Result<Vec<String>, Vec<String>> {
     let mut errors = Vec::new();
     let mut exprs = Vec::new();
@@ -107,61 +110,88 @@ pub(super) fn check_dashboards_and_names(
             used.insert(name);
         }
     }
-    // The agent's own names must be ones the agent source writes.
-    let agent_src = read_sources(&root.join("agent/src"));
-    for name in allow.iter().filter(|n| n.starts_with("eos_agent_")) {
-        if !agent_src.contains(&format!("\"{name}\"")) {
-            errors.push(format!(
-                "{}: {name} does not appear in agent/src (renamed?)",
-                rel(root, &allow_path)
-            ));
-        }
-    }
-    // Names the modules export must be in their crates (source, fixtures or golden output).
-    let mut implemented = 0;
-    for (prefixes, dir) in IMPLEMENTATIONS {
-        let dir = root.join(dir);
-        if !dir.is_dir() {
-            continue;
-        }
-        let text = read_sources(&dir);
-        for name in used
-            .iter()
-            .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
-        {
-            if contains_word(&text, name) {
-                implemented += 1;
-            } else {
-                errors.push(format!(
-                    "{name} is used by a dashboard or rule but appears nowhere in {} (not exported yet, or renamed?)",
-                    rel(root, &dir)
-                ));
-            }
+    let mut lines = vec![
+        format!(
+            "{} dashboards: {} queries parse (promtool), datasource is ${{datasource}}",
+            files.len(),
+            exprs.len()
+        ),
+        format!(
+            "{} metric names used by dashboards and rules are all in the allowlist",
+            used.len()
+        ),
+    ];
+    if let Some(agent) = agent {
+        let allowlist = rel(root, &allow_path);
+        match check_owners(root, agent, &allowlist, &allow, &used) {
+            Ok(line) => lines.push(line),
+            Err(mut e) => errors.append(&mut e),
         }
     }
     if errors.is_empty() {
-        Ok(vec![
-            format!(
-                "{} dashboards: {} queries parse (promtool), datasource is ${{datasource}}",
-                files.len(),
-                exprs.len()
-            ),
-            format!(
-                "{} metric names used by dashboards and rules are all in the allowlist; {implemented} of them found in the module crates",
-                used.len()
-            ),
-        ])
+        Ok(lines)
     } else {
         Err(errors)
     }
 }
 
-/// Which crate exports the metrics with these prefixes.
-const IMPLEMENTATIONS: &[(&[&str], &str)] = &[
-    (&["node_"], "collectors/node"),
-    (&["container_", "machine_"], "collectors/containers"),
-    (&["eos_agent_"], "agent/src"),
-];
+/// Metric names against the part of the agent that owns them (the longest matching prefix of
+/// `eos-agent describe`'s `metric_prefixes`): each `eos_agent_*` name in the allowlist must be
+/// written (as a string) by its owner's source, and each name a dashboard or rule uses must
+/// appear in its owner's tree (source, fixtures or golden output). Names no part owns
+/// (kube-state-metrics, Prometheus) are not checked here.
+fn check_owners(
+    root: &Path,
+    agent: &Description,
+    allowlist: &str,
+    allow: &BTreeSet<String>,
+    used: &BTreeSet<String>,
+) -> Result<String, Vec<String>> {
+    let mut errors = Vec::new();
+    // Each owner's tree, read once.
+    let mut sources: BTreeMap<&str, String> = BTreeMap::new();
+    for o in allow.iter().chain(used).filter_map(|n| agent.owner(n)) {
+        sources
+            .entry(o.source)
+            .or_insert_with(|| read_sources(&root.join(o.source)));
+    }
+    for name in allow.iter().filter(|n| n.starts_with("eos_agent_")) {
+        match agent.owner(name) {
+            Some(o) if sources[o.source].contains(&format!("\"{name}\"")) => {}
+            Some(o) => errors.push(format!(
+                "{allowlist}: {name} does not appear in {} (renamed?)",
+                o.source
+            )),
+            None => errors.push(format!(
+                "{allowlist}: {name}: no part of the agent has a metric prefix for it (eos-agent describe)"
+            )),
+        }
+    }
+    let mut implemented = 0;
+    for name in used {
+        let Some(o) = agent.owner(name) else {
+            continue;
+        };
+        if !root.join(o.source).is_dir() {
+            continue;
+        }
+        if contains_word(&sources[o.source], name) {
+            implemented += 1;
+        } else {
+            errors.push(format!(
+                "{name} is used by a dashboard or rule but appears nowhere in {} (not exported yet, or renamed?)",
+                o.source
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(format!(
+            "{implemented} metric names used by dashboards and rules found in the source of the part that owns them (owners from eos-agent describe)"
+        ))
+    } else {
+        Err(errors)
+    }
+}
 
 /// The text of a tree's source, fixture and golden files.
 fn read_sources(dir: &Path) -> String {
@@ -386,8 +416,8 @@ fn promql_parses(exprs: &[Expr]) -> Result<(), String> {
     }
     let mut doc = Mapping::new();
     doc.insert("groups".into(), Value::Sequence(groups));
-    let tmp = TempDir::new("dashboard-queries")?;
-    let file = tmp.path.join("queries.yaml");
+    let tmp = TempDir::try_new("xtask-dashboard-queries")?;
+    let file = tmp.join("queries.yaml");
     let body = serde_yaml_ng::to_string(&Value::Mapping(doc)).map_err(|e| e.to_string())?;
     std::fs::write(&file, body).map_err(|e| format!("writing {}: {e}", file.display()))?;
     promtool(&["check", "rules"], &[file]).map(|_| ())
@@ -422,5 +452,56 @@ mod tests {
         assert!(contains_word(text, "node_load15"));
         assert!(!contains_word("node_load15 1", "node_load1"));
         assert!(!contains_word("xnode_load1 1", "node_load1"));
+    }
+
+    #[test]
+    fn metric_names_are_checked_in_their_owners_source() {
+        let root = TempDir::new("xtask-owners");
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "agent/src/selfmetrics.rs",
+            r#"enc.gauge("eos_agent_config_hash", 1);"#,
+        );
+        write(
+            "collectors/containers/src/lib.rs",
+            r#"("eos_agent_containers_cgroups", "container_cpu_usage_seconds_total")"#,
+        );
+        let agent = Description::parse(eos_testkit::describe::EXAMPLE).unwrap();
+        let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        let allow = names(&[
+            "eos_agent_config_hash",
+            "eos_agent_containers_cgroups",
+            "container_cpu_usage_seconds_total",
+            "kube_pod_info",
+        ]);
+        // node_load1's owner (collectors/node) is not in this tree: not checked.
+        let used = names(&[
+            "eos_agent_containers_cgroups",
+            "container_cpu_usage_seconds_total",
+            "kube_pod_info",
+            "node_load1",
+        ]);
+        let ok = check_owners(root.path(), &agent, "allowlist", &allow, &used).unwrap();
+        assert!(ok.starts_with("2 metric names"), "{ok}");
+
+        // Containers' names belong to collectors/containers, not agent/src.
+        write("collectors/containers/src/lib.rs", "");
+        write(
+            "agent/src/selfmetrics.rs",
+            r#""eos_agent_config_hash" "eos_agent_containers_cgroups""#,
+        );
+        let errors = check_owners(root.path(), &agent, "allowlist", &allow, &used).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "allowlist: eos_agent_containers_cgroups does not appear in collectors/containers (renamed?)",
+                "container_cpu_usage_seconds_total is used by a dashboard or rule but appears nowhere in collectors/containers (not exported yet, or renamed?)",
+                "eos_agent_containers_cgroups is used by a dashboard or rule but appears nowhere in collectors/containers (not exported yet, or renamed?)",
+            ]
+        );
     }
 }

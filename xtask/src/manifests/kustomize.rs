@@ -7,6 +7,7 @@ use super::yaml::{
     get_str, has_ext, load_yaml, mapping_keys, parse_yaml_docs, rel, seq, string_list, walk,
 };
 use super::{Fail, Outcome, Skip};
+use eos_testkit::Description;
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -217,7 +218,13 @@ fn kustomize_major(v: &str) -> Option<u32> {
         .ok()
 }
 
-pub(super) fn kustomize_builds(root: &Path, manifests: &Path) -> Result<Vec<String>, Outcome> {
+/// Builds the base and every overlay and cross-checks each output; the agent DaemonSet in it is
+/// checked against `agent` when there is a built agent.
+pub(super) fn kustomize_builds(
+    root: &Path,
+    manifests: &Path,
+    agent: Option<&Description>,
+) -> Result<Vec<String>, Outcome> {
     let Some((cmd, pre, what)) = kustomize_command() else {
         return Err(Skip(
             "kustomize build: neither `kustomize` nor `kubectl` with kustomize v4+ is installed (Debian's kubectl 1.20 has kustomize v2)".into(),
@@ -256,7 +263,7 @@ pub(super) fn kustomize_builds(root: &Path, manifests: &Path) -> Result<Vec<Stri
                 continue;
             }
         };
-        let problems = check_rendered(&docs);
+        let problems = check_rendered(&docs, agent);
         if problems.is_empty() {
             lines.push(format!(
                 "{what} {name}: {} objects, cross-references resolve",
@@ -275,13 +282,13 @@ pub(super) fn kustomize_builds(root: &Path, manifests: &Path) -> Result<Vec<Stri
 
 #[cfg(test)]
 mod tests {
-    use super::super::TempDir;
     use super::*;
+    use eos_testkit::TempDir;
 
     #[test]
     fn kustomization_missing_files_are_reported() {
-        let tmp = TempDir::new("kustomization-test").expect("temp dir");
-        let k = tmp.path.join("kustomization.yaml");
+        let tmp = TempDir::new("xtask-kustomization-test");
+        let k = tmp.join("kustomization.yaml");
         std::fs::write(
             &k,
             "resources: [gone.yaml, nodir]\npatchesStrategicMerge: [x.yaml]\npatches: [{path: p.yaml}]\nconfigMapGenerator: [{name: c, files: [k=missing.yml]}]\n",

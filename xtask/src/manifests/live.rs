@@ -14,12 +14,15 @@
 //! `eos / Containers` is left out: its series need pods that a kubelet names, and there is
 //! none here. Its queries are covered by the offline checks (syntax and metric names).
 
-use super::agent::{agent_modules, find_agent_binary};
+use super::agent::built_agent;
 use super::dashboards::{collect_panels, label_values_selector, substitute_variables};
 use super::promql::metric_names;
 use super::yaml::rel;
 use super::{Fail, Outcome, Skip};
-use crate::bench::{free_port, get, Side, TempDir};
+use crate::bench::Side;
+use eos_testkit::agent::modules_section;
+use eos_testkit::prometheus::PROMETHEUS;
+use eos_testkit::{free_port, Prometheus, TempDir};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,36 +40,28 @@ const WARM_SAMPLES: u32 = 12;
 
 /// Runs the live check; `Skip` when the agent or Prometheus is not available here.
 pub(super) fn run(root: &Path) -> Result<Vec<String>, Outcome> {
-    let Some(agent) = find_agent_binary(root) else {
-        return Err(Skip(
-            "live dashboards: no built agent in target/ (cargo build -p eos-agent)".into(),
-        ));
+    let (agent, description) = match built_agent() {
+        Ok(built) => built,
+        Err(Skip(why)) => return Err(Skip(format!("live dashboards: {why}"))),
+        Err(fail) => return Err(fail),
     };
-    if !installed("prometheus") {
-        return Err(Skip(
-            "live dashboards: `prometheus` is not installed (Debian package prometheus)".into(),
-        ));
+    if !Path::new(PROMETHEUS).exists() {
+        return Err(Skip(format!(
+            "live dashboards: {PROMETHEUS} is not installed (Debian package prometheus)"
+        )));
     }
     let node_exporter = ["prometheus-node-exporter", "node_exporter"]
         .into_iter()
         .find(|p| installed(p));
-    let dir = TempDir::new("manifests-live").map_err(Fail)?;
-    let (agent_port, ne_port, prom_port) = (
-        free_port().map_err(Fail)?,
-        free_port().map_err(Fail)?,
-        free_port().map_err(Fail)?,
-    );
+    let dir = TempDir::try_new("xtask-manifests-live").map_err(Fail)?;
+    let (agent_port, ne_port) = (free_port().map_err(Fail)?, free_port().map_err(Fail)?);
 
     // The agent with only the node module.
-    let mut config = format!(
-        "listen_address: 127.0.0.1:{agent_port}\nnode_name: {INSTANCE}\nstate_dir: {}\nmodules:\n  node:\n    enabled: true\n",
-        dir.path().join("state").display()
+    let config = format!(
+        "listen_address: 127.0.0.1:{agent_port}\nnode_name: {INSTANCE}\nstate_dir: {}\n{}",
+        dir.join("state").display(),
+        modules_section(&description.module_names(), "node", "{enabled: true}")
     );
-    for m in agent_modules(&agent).map_err(Fail)?.unwrap_or_default() {
-        if m != "node" {
-            config.push_str(&format!("  {m}:\n    enabled: false\n"));
-        }
-    }
     let agent_cfg = dir.path().join("agent.yaml");
     write(&agent_cfg, &config)?;
     let _agent = Side::new("eos-agent", &agent)
@@ -105,27 +100,13 @@ scrape_configs:
     if node_exporter.is_some() {
         prom_cfg.push_str(&scrape_job("node", ne_port));
     }
-    let prom_file = dir.path().join("prometheus.yml");
-    write(&prom_file, &prom_cfg)?;
-    let prom_addr = format!("127.0.0.1:{prom_port}");
-    let _prometheus = Side::new("prometheus", "prometheus")
-        .args([
-            format!("--config.file={}", prom_file.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-            format!("--web.listen-address={prom_addr}"),
-        ])
-        .listen(prom_port)
-        .ready_path("/-/ready")
-        .start(&dir)
-        .map_err(Fail)?;
-
-    let prom = Prom { addr: prom_addr };
+    let prom = Prometheus::with_config(&prom_cfg).map_err(Fail)?;
     let jobs: Vec<&str> = if node_exporter.is_some() {
         vec!["eos-agent", "node"]
     } else {
         vec!["eos-agent"]
     };
-    prom.wait_for_samples(&jobs)?;
+    wait_for_samples(&prom, &jobs)?;
 
     let mut lines = Vec::new();
     let mut errors = Vec::new();
@@ -137,7 +118,7 @@ scrape_configs:
     for (origin, expr) in queries(&node) {
         let counts: Vec<usize> = jobs
             .iter()
-            .map(|job| prom.count(&fill(&expr, job)))
+            .map(|job| count(&prom, &fill(&expr, job)))
             .collect::<Result<_, _>>()?;
         let ours = counts.first().copied().unwrap_or(0);
         let theirs = counts.get(1).copied();
@@ -153,7 +134,7 @@ scrape_configs:
                 let reference = jobs.last().copied().unwrap_or("eos-agent");
                 let mut missing = Vec::new();
                 for name in metric_names(&expr) {
-                    if prom.count(&format!("{name}{{job=\"{reference}\"}}"))? == 0 {
+                    if count(&prom, &format!("{name}{{job=\"{reference}\"}}"))? == 0 {
                         missing.push(name);
                     }
                 }
@@ -188,7 +169,7 @@ scrape_configs:
     let mut total = 0;
     for (origin, expr) in queries(&agent_dash) {
         total += 1;
-        let n = prom.count(&fill(&expr, "eos-agent"))?;
+        let n = count(&prom, &fill(&expr, "eos-agent"))?;
         let allowed = MAY_BE_EMPTY
             .iter()
             .any(|(u, title)| *u == uid && origin.contains(&format!("{title:?}")));
@@ -201,7 +182,7 @@ scrape_configs:
         MAY_BE_EMPTY.len()
     ));
     // Rules.
-    let (rules_ok, rules_total, rule_errors) = prom.rule_health()?;
+    let (rules_ok, rules_total, rule_errors) = rule_health(&prom)?;
     errors.extend(rule_errors);
     lines.push(format!(
         "live rules: {rules_ok}/{rules_total} rules from {} evaluate without error",
@@ -279,110 +260,68 @@ fn fill(expr: &str, job: &str) -> String {
     })
 }
 
-/// The Prometheus HTTP API, just what this check needs.
-struct Prom {
-    addr: String,
+/// How many series an instant query returns.
+fn count(prom: &Prometheus, promql: &str) -> Result<usize, Outcome> {
+    prom.try_query(promql).map(|r| r.len()).map_err(Fail)
 }
 
-impl Prom {
-    fn api(&self, path: &str) -> Result<serde_json::Value, Outcome> {
-        let (status, body) =
-            get(&self.addr, path, false).map_err(|e| Fail(format!("GET {path}: {e}")))?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Fail(format!("GET {path}: status {status}, not JSON: {e}")))?;
-        if status != 200 || v.get("status").and_then(|s| s.as_str()) != Some("success") {
-            return Err(Fail(format!("GET {path}: status {status}: {v}")));
+/// Waits (up to 60 s) until every job has [`WARM_SAMPLES`] samples of `up == 1`.
+fn wait_for_samples(prom: &Prometheus, jobs: &[&str]) -> Result<(), Outcome> {
+    let end = Instant::now() + Duration::from_secs(60);
+    for job in jobs {
+        let q = format!("sum_over_time(up{{job=\"{job}\"}}[1m]) >= {WARM_SAMPLES}");
+        while count(prom, &q)? == 0 {
+            if Instant::now() >= end {
+                return Err(Fail(format!(
+                    "live dashboards: job {job} did not reach {WARM_SAMPLES} successful scrapes in 60 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        Ok(v)
     }
+    Ok(())
+}
 
-    /// How many series an instant query returns.
-    fn count(&self, promql: &str) -> Result<usize, Outcome> {
-        let v = self.api(&format!("/api/v1/query?query={}", url_encode(promql)))?;
-        Ok(v.pointer("/data/result")
+/// (healthy rules, all rules, one line per unhealthy rule).
+fn rule_health(prom: &Prometheus) -> Result<(usize, usize, Vec<String>), Outcome> {
+    let v = prom.api("/api/v1/rules").map_err(Fail)?;
+    let mut ok = 0;
+    let mut total = 0;
+    let mut errors = Vec::new();
+    let empty = Vec::new();
+    let groups = v
+        .pointer("/data/groups")
+        .and_then(|g| g.as_array())
+        .unwrap_or(&empty);
+    for g in groups {
+        for r in g
+            .get("rules")
             .and_then(|r| r.as_array())
-            .map_or(0, Vec::len))
-    }
-
-    /// Waits (up to 60 s) until every job has [`WARM_SAMPLES`] samples of `up == 1`.
-    fn wait_for_samples(&self, jobs: &[&str]) -> Result<(), Outcome> {
-        let end = Instant::now() + Duration::from_secs(60);
-        for job in jobs {
-            let q = format!("sum_over_time(up{{job=\"{job}\"}}[1m]) >= {WARM_SAMPLES}");
-            while self.count(&q)? == 0 {
-                if Instant::now() >= end {
-                    return Err(Fail(format!(
-                        "live dashboards: job {job} did not reach {WARM_SAMPLES} successful scrapes in 60 s"
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(500));
+            .into_iter()
+            .flatten()
+        {
+            total += 1;
+            let health = r.get("health").and_then(|h| h.as_str()).unwrap_or("");
+            if health == "ok" {
+                ok += 1;
+            } else {
+                errors.push(format!(
+                    "rule {}: health {health:?}: {}",
+                    r.get("name").and_then(|n| n.as_str()).unwrap_or("?"),
+                    r.get("lastError").and_then(|e| e.as_str()).unwrap_or("")
+                ));
             }
         }
-        Ok(())
     }
-
-    /// (healthy rules, all rules, one line per unhealthy rule).
-    fn rule_health(&self) -> Result<(usize, usize, Vec<String>), Outcome> {
-        let v = self.api("/api/v1/rules")?;
-        let mut ok = 0;
-        let mut total = 0;
-        let mut errors = Vec::new();
-        let empty = Vec::new();
-        let groups = v
-            .pointer("/data/groups")
-            .and_then(|g| g.as_array())
-            .unwrap_or(&empty);
-        for g in groups {
-            for r in g
-                .get("rules")
-                .and_then(|r| r.as_array())
-                .into_iter()
-                .flatten()
-            {
-                total += 1;
-                let health = r.get("health").and_then(|h| h.as_str()).unwrap_or("");
-                if health == "ok" {
-                    ok += 1;
-                } else {
-                    errors.push(format!(
-                        "rule {}: health {health:?}: {}",
-                        r.get("name").and_then(|n| n.as_str()).unwrap_or("?"),
-                        r.get("lastError").and_then(|e| e.as_str()).unwrap_or("")
-                    ));
-                }
-            }
-        }
-        if total == 0 {
-            errors.push("Prometheus loaded no rules".into());
-        }
-        Ok((ok, total, errors))
+    if total == 0 {
+        errors.push("Prometheus loaded no rules".into());
     }
-}
-
-/// Percent-encodes a query-string value.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    Ok((ok, total, errors))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_encoding() {
-        assert_eq!(
-            url_encode(r#"up{job="a b"} > 0"#),
-            "up%7Bjob%3D%22a%20b%22%7D%20%3E%200"
-        );
-    }
 
     #[test]
     fn variables_filled_for_a_job() {

@@ -9,9 +9,10 @@
 //!    in `dashboards/` is listed in that directory's generator.
 //! 3. The agent: the DaemonSet's args are flags `eos-agent` accepts, its `--path.*` flags and
 //!    `--config` point at the right mounts, the config directory is not a `subPath` mount (that
-//!    would break live reload), and `agent.yaml` has the top-level shape of DESIGN.md. When a
-//!    built agent is found in `target/`, `eos-agent check-config` runs on `agent.yaml` with the
-//!    DaemonSet's flags.
+//!    would break live reload), `agent.yaml` has the top-level shape of DESIGN.md, and
+//!    `eos-agent check-config` accepts it with the DaemonSet's flags. The flags, config keys and
+//!    module names are the built agent's own (`eos-agent describe`, via `eos-testkit`), so
+//!    without a built agent (`$EOS_AGENT_BIN` or `target/`) this step is skipped.
 //! 4. Prometheus: `promtool check rules` and `promtool test rules` on `dashboards/rules`, every
 //!    alert covered by a test, and `promtool check config` on each `prometheus.yml`. Debian's
 //!    promtool is built without Kubernetes service discovery, so `kubernetes_sd_configs` blocks
@@ -19,8 +20,9 @@
 //! 5. Alertmanager: `amtool check-config` on each `alertmanager.yml`, when amtool is installed.
 //! 6. Dashboards: each panel's PromQL (with Grafana's variables substituted) parses, checked
 //!    by promtool as recording rules, and names only metrics in `dashboards/metrics-allowlist.txt`
-//!    (as do the alert rules). `eos_agent_*` names in the allowlist must appear in the agent's
-//!    source.
+//!    (as do the alert rules). With a built agent, each name belongs to the part of the agent
+//!    whose `metric_prefixes` match it longest (`describe`): `eos_agent_*` names in the
+//!    allowlist must be written by that part's source, and names in use must appear in its tree.
 //! 7. When `kubectl` (kustomize v4+) or `kustomize` is installed: every overlay and the base
 //!    build, and the rendered objects are cross-checked (namespaces, ConfigMap volumes, service
 //!    accounts, Service selectors, the agent DaemonSet again).
@@ -36,7 +38,7 @@
 //! and `manifests::tests::live_dashboards_and_rules`), so `cargo test --workspace` covers it.
 
 use agent::{
-    agent_check_config, agent_container, check_agent_config, check_agent_daemonset,
+    agent_check_config, agent_container, built_agent, check_agent_config, check_agent_daemonset,
     is_agent_daemonset,
 };
 use alertmanager::tool_ok;
@@ -156,7 +158,17 @@ fn validate(root: &Path) -> Result<Report, String> {
         resource_docs.len()
     ));
 
-    // 3. The agent's DaemonSet and config.
+    // 3. The agent's DaemonSet and config, against what the built agent says it takes.
+    let built = built_agent();
+    let agent = built.as_ref().ok().map(|(_, d)| d);
+    let without_agent = match &built {
+        Ok(_) => None,
+        Err(Skip(why)) => Some(why.clone()),
+        Err(Fail(e)) => {
+            errors.push(e.clone());
+            Some(e.clone())
+        }
+    };
     let daemonsets: Vec<&(PathBuf, Value)> = resource_docs
         .iter()
         .filter(|(_, d)| is_agent_daemonset(d))
@@ -165,29 +177,39 @@ fn validate(root: &Path) -> Result<Report, String> {
         errors.push("no DaemonSet named eos-agent among the kustomize resources".into());
     }
     let agent_config = manifests.join("base/agent/agent.yaml");
-    for (path, ds) in &daemonsets {
-        for e in check_agent_daemonset(ds) {
-            errors.push(format!("{}: {e}", path.display()));
-        }
-    }
-    match std::fs::read_to_string(&agent_config) {
-        Ok(text) => {
-            for e in check_agent_config(&text) {
-                errors.push(format!("{}: {e}", agent_config.display()));
-            }
-        }
-        Err(e) => errors.push(format!("reading {}: {e}", agent_config.display())),
-    }
-    report.ok("agent DaemonSet: flags, mounts, config shape");
     let ds_args = daemonsets
         .first()
         .and_then(|(_, d)| agent_container(d))
         .map(|c| string_list(c.get("args")))
         .unwrap_or_default();
-    match agent_check_config(root, &agent_config, &ds_args) {
-        Ok(line) => report.ok(line),
-        Err(Skip(why)) => report.skipped(why),
-        Err(Fail(e)) => errors.push(e),
+    match &built {
+        Ok((bin, agent)) => {
+            for (path, ds) in &daemonsets {
+                for e in check_agent_daemonset(ds, agent) {
+                    errors.push(format!("{}: {e}", path.display()));
+                }
+            }
+            match std::fs::read_to_string(&agent_config) {
+                Ok(text) => {
+                    for e in check_agent_config(&text, agent) {
+                        errors.push(format!("{}: {e}", agent_config.display()));
+                    }
+                }
+                Err(e) => errors.push(format!("reading {}: {e}", agent_config.display())),
+            }
+            report.ok(format!(
+                "agent DaemonSet: flags, mounts, config shape (flags, config keys and modules from {} describe)",
+                rel(root, bin)
+            ));
+            match agent_check_config(root, bin, agent, &agent_config, &ds_args) {
+                Ok(line) => report.ok(line),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(_) => report.skipped(format!(
+            "agent DaemonSet, agent.yaml and eos-agent check-config: {}",
+            without_agent.as_deref().unwrap_or_default()
+        )),
     }
 
     // 4. Prometheus rules and config.
@@ -219,13 +241,16 @@ fn validate(root: &Path) -> Result<Report, String> {
     }
 
     // 6. Dashboards and metric names.
-    match check_dashboards_and_names(root, &dashboards) {
+    match check_dashboards_and_names(root, &dashboards, agent) {
         Ok(lines) => lines.into_iter().for_each(|l| report.ok(l)),
         Err(mut e) => errors.append(&mut e),
     }
+    if let Some(why) = &without_agent {
+        report.skipped(format!("metric names against their owners' source: {why}"));
+    }
 
     // 7. kustomize build.
-    match kustomize_builds(root, &manifests) {
+    match kustomize_builds(root, &manifests, agent) {
         Ok(lines) => lines.into_iter().for_each(|l| report.ok(l)),
         Err(Skip(why)) => report.skipped(why),
         Err(Fail(e)) => errors.push(e),
@@ -248,31 +273,6 @@ enum Outcome {
     Fail(String),
 }
 use Outcome::{Fail, Skip};
-
-/// A scratch directory removed on drop.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(what: &str) -> Result<TempDir, String> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "eos-xtask-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
 
 #[cfg(test)]
 mod tests {

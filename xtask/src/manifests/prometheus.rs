@@ -3,7 +3,7 @@
 //! here because Debian's promtool lacks Kubernetes service discovery).
 
 use super::yaml::{get_str, has_ext, load_yaml, mapping_keys, rel, seq, walk};
-use super::TempDir;
+use eos_testkit::TempDir;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -77,23 +77,28 @@ pub(super) fn check_rules(rules_dir: &Path) -> Result<String, String> {
     ))
 }
 
+/// The alerts a rules file defines.
 fn alert_names(rules: &Path) -> Result<BTreeSet<String>, String> {
-    let docs = load_yaml(rules)?;
-    Ok(docs
-        .iter()
-        .flat_map(|d| seq(d.get("groups")))
-        .flat_map(|g| seq(g.get("rules")))
-        .filter_map(|r| get_str(r, &["alert"]).map(str::to_string))
-        .collect())
+    names_in(rules, ["groups", "rules"], "alert")
 }
 
+/// The alerts a rules test file tests.
 fn tested_alerts(test: &Path) -> Result<BTreeSet<String>, String> {
-    let docs = load_yaml(test)?;
+    names_in(test, ["tests", "alert_rule_test"], "alertname")
+}
+
+/// The `field` of every `outer[].inner[]` item in a YAML file's documents.
+fn names_in(
+    path: &Path,
+    [outer, inner]: [&str; 2],
+    field: &str,
+) -> Result<BTreeSet<String>, String> {
+    let docs = load_yaml(path)?;
     Ok(docs
         .iter()
-        .flat_map(|d| seq(d.get("tests")))
-        .flat_map(|t| seq(t.get("alert_rule_test")))
-        .filter_map(|a| get_str(a, &["alertname"]).map(str::to_string))
+        .flat_map(|d| seq(d.get(outer)))
+        .flat_map(|g| seq(g.get(inner)))
+        .filter_map(|r| get_str(r, &[field]).map(str::to_string))
         .collect())
 }
 
@@ -217,8 +222,8 @@ pub(super) fn check_prometheus_config(
         let glob = rules_dir.join("*.yaml").display().to_string();
         m.insert("rule_files".into(), Value::Sequence(vec![glob.into()]));
     }
-    let tmp = TempDir::new("prometheus-config")?;
-    let file = tmp.path.join("prometheus.yml");
+    let tmp = TempDir::try_new("xtask-prometheus-config")?;
+    let file = tmp.join("prometheus.yml");
     let body = serde_yaml_ng::to_string(&cfg).map_err(|e| e.to_string())?;
     std::fs::write(&file, body).map_err(|e| format!("writing {}: {e}", file.display()))?;
     promtool(&["check", "config"], &[file]).map_err(|e| {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-/// PromQL words that are never metric names.
+/// PromQL words that are never metric names, besides [`LABEL_LIST_KEYWORDS`].
 const PROMQL_KEYWORDS: &[&str] = &[
     "sum",
     "min",
@@ -21,12 +21,6 @@ const PROMQL_KEYWORDS: &[&str] = &[
     "and",
     "or",
     "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "bool",
     "offset",
     "atan2",
@@ -36,7 +30,8 @@ const PROMQL_KEYWORDS: &[&str] = &[
     "end",
 ];
 
-/// Words after which a parenthesised list holds label names, not expressions.
+/// Words after which a parenthesised list holds label names, not expressions; never metric
+/// names either.
 const LABEL_LIST_KEYWORDS: &[&str] = &[
     "by",
     "without",

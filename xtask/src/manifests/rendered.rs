@@ -5,6 +5,7 @@
 use super::agent::{check_agent_daemonset, is_agent_daemonset};
 use super::kustomize::required_fields;
 use super::yaml::{get, get_str, seq};
+use eos_testkit::Description;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +21,7 @@ const CLUSTER_SCOPED: &[&str] = &[
 ];
 
 /// Cross-checks of a rendered stack: what one object names, another provides.
-pub(super) fn check_rendered(docs: &[Value]) -> Vec<String> {
+pub(super) fn check_rendered(docs: &[Value], agent: Option<&Description>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut by_kind: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for d in docs {
@@ -103,9 +104,9 @@ pub(super) fn check_rendered(docs: &[Value]) -> Vec<String> {
                 "{wname}: selector does not match its pod template labels"
             ));
         }
-        if is_agent_daemonset(w) {
+        if let Some(agent) = agent.filter(|_| is_agent_daemonset(w)) {
             errors.extend(
-                check_agent_daemonset(w)
+                check_agent_daemonset(w, agent)
                     .into_iter()
                     .map(|e| format!("{wname}: {e}")),
             );
@@ -245,7 +246,7 @@ metadata: {name: r}
 "#,
         )
         .expect("fixture parses");
-        let e = check_rendered(&docs);
+        let e = check_rendered(&docs, None);
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e.iter().any(|x| x.contains("volume \"nope\"")));
         assert!(e.iter().any(|x| x.contains("ServiceAccount web")));
