@@ -150,8 +150,10 @@ fn run(cli: cli::Cli) -> ExitCode {
         if let Err(e) = server.await {
             error!(error = %e, "server task failed");
         }
-        triggers.abort();
+        // Stop first: it waits for a reload in progress (which must not be cut off halfway,
+        // with a new instance outside any slot) and refuses later ones.
         state.stop().await;
+        triggers.abort();
         info!("eos-agent stopped");
         ExitCode::SUCCESS
     });

@@ -56,6 +56,24 @@ struct SlotState {
     enabled: bool,
     running: Option<Running>,
     start_error: Option<String>,
+    /// The shared services the last start attempt was given (successful or not).
+    services: Vec<Service>,
+    /// What is left of an earlier instance that did not stop (blocking tasks still in a
+    /// read) or of a start that timed out: the next instance waits until it is gone.
+    lingering: Option<Lingering>,
+}
+
+/// An earlier instance (or start) that may still be running on blocking threads.
+struct Lingering {
+    tasks: Tasks,
+    /// Set when the start thread returned (always, for an instance that was running).
+    start_returned: Arc<AtomicBool>,
+}
+
+impl Lingering {
+    fn busy(&self) -> bool {
+        !self.start_returned.load(Ordering::Acquire) || self.tasks.running() > 0
+    }
 }
 
 /// A started module instance.
@@ -134,13 +152,14 @@ impl Supervisor {
     /// Brings the modules in line with `new`. With `old`, only modules whose section, facts
     /// (node name, host paths, state dir) or shared services changed are stopped and
     /// restarted; with `retry_failed`, enabled modules that failed to start or whose tasks
-    /// panicked are tried again too.
+    /// panicked are tried again too. Every instance that goes is stopped before any new one
+    /// starts, so a path or a state file handed from one module to another is free by then.
     pub async fn apply(&self, old: Option<&Config>, new: &Arc<Config>, retry_failed: bool) {
         let facts = new.facts();
         let facts_changed = old.is_none_or(|o| o.facts() != facts);
         self.services.configure(new);
+        let mut starting = Vec::new();
         for slot in &self.slots {
-            let name = slot.reg.name();
             let services = self.services.for_module(slot.reg.services(), new);
             let (failed, services_changed) = {
                 let st = lock(&slot.state);
@@ -148,28 +167,32 @@ impl Supervisor {
                     .running
                     .as_ref()
                     .is_some_and(|r| r.tasks.failure().is_some());
-                let services_changed = st
-                    .running
-                    .as_ref()
-                    .is_some_and(|r| r.services != services.kinds());
                 (
                     retry_failed && (st.start_error.is_some() || task_failed),
-                    services_changed,
+                    st.enabled && st.services != services.kinds(),
                 )
             };
             let changed = facts_changed
                 || failed
                 || services_changed
                 || old.is_none_or(|o| slot.reg.section_changed(&o.modules, &new.modules));
-            if !changed {
-                continue;
+            if changed {
+                starting.push((slot, services));
             }
-            let previous = lock(&slot.state).running.take();
-            if let Some(r) = previous {
-                self.stop(name, &r).await;
-            }
+        }
+        self.stop_all(starting.iter().map(|(slot, _)| *slot)).await;
+        for (slot, services) in starting {
+            let name = slot.reg.name();
             let enabled = slot.reg.enabled(&new.modules);
-            let (running, start_error) = if enabled {
+            let kinds = services.kinds();
+            let lingering = lock(&slot.state).lingering.take().filter(Lingering::busy);
+            let (running, start_error, lingering) = if !enabled {
+                (None, None, lingering)
+            } else if lingering.is_some() {
+                let e = "the previous instance still has blocking tasks running; it starts once they return (SIGHUP or POST /-/reload retries)";
+                warn!(module = name, "{e}");
+                (None, Some(e.to_string()), lingering)
+            } else {
                 let ctx = ModuleContext {
                     module: name,
                     facts: facts.clone(),
@@ -179,20 +202,20 @@ impl Supervisor {
                 match self.start(slot, new, ctx).await {
                     Ok(r) => {
                         info!(module = name, "module started");
-                        (Some(r), None)
+                        (Some(r), None, None)
                     }
-                    Err(e) => {
+                    Err((e, left)) => {
                         error!(module = name, error = %e, "module failed to start");
-                        (None, Some(e))
+                        (None, Some(e), left)
                     }
                 }
-            } else {
-                (None, None)
             };
             *lock(&slot.state) = SlotState {
                 enabled,
                 running,
                 start_error,
+                services: kinds,
+                lingering,
             };
         }
         let in_use = self.slots.iter().any(|s| {
@@ -206,54 +229,72 @@ impl Supervisor {
     }
 
     /// Starts one instance on a blocking thread, bounded by the start timeout, and checks
-    /// that the paths it claims are free.
+    /// that the paths it claims are free. On failure, returns what may still be running of
+    /// it (a start that timed out, tasks that would not stop).
     async fn start(
         &self,
         slot: &Slot,
         cfg: &Arc<Config>,
         ctx: ModuleContext,
-    ) -> Result<Running, String> {
+    ) -> Result<Running, (String, Option<Lingering>)> {
         let name = slot.reg.name();
         let tasks = ctx.tasks.clone();
         let services = ctx.services.kinds();
-        let (reg, cfg) = (slot.reg.clone(), cfg.clone());
+        let start_returned = Arc::new(AtomicBool::new(false));
+        let (reg, cfg, returned) = (slot.reg.clone(), cfg.clone(), start_returned.clone());
         let started = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| reg.start(&cfg.modules, &ctx)))
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| reg.start(&cfg.modules, &ctx)));
+            returned.store(true, Ordering::Release);
+            r
         });
+        let failed = |e: String, stopped: Stopped| {
+            let left = Lingering {
+                tasks: tasks.clone(),
+                start_returned: start_returned.clone(),
+            };
+            let busy = stopped == Stopped::BlockingLeftRunning || left.busy();
+            Err((e, busy.then_some(left)))
+        };
         let module = match tokio::time::timeout(self.start_timeout, started).await {
             Ok(Ok(Ok(Ok(m)))) => Arc::<dyn Module>::from(m),
             Ok(Ok(Ok(Err(e)))) => {
-                tasks.stop(self.shutdown_timeout).await;
-                return Err(start_error_text(&e));
+                let stopped = tasks.stop(self.shutdown_timeout).await;
+                return failed(start_error_text(&e), stopped);
             }
             Ok(Ok(Err(p))) => {
-                tasks.stop(self.shutdown_timeout).await;
-                return Err(format!(
-                    "panicked while starting: {} (a bug; see the log)",
-                    panic_message(p.as_ref())
-                ));
+                let stopped = tasks.stop(self.shutdown_timeout).await;
+                return failed(
+                    format!(
+                        "panicked while starting: {} (a bug; see the log)",
+                        panic_message(p.as_ref())
+                    ),
+                    stopped,
+                );
             }
             Ok(Err(e)) => {
-                tasks.stop(self.shutdown_timeout).await;
-                return Err(format!("start did not run: {e}"));
+                let stopped = tasks.stop(self.shutdown_timeout).await;
+                return failed(format!("start did not run: {e}"), stopped);
             }
             Err(_) => {
-                tasks.stop(self.shutdown_timeout).await;
-                return Err(format!(
-                    "did not start within {:?}; the blocked start is left behind",
-                    self.start_timeout
-                ));
+                let stopped = tasks.stop(self.shutdown_timeout).await;
+                return failed(
+                    format!(
+                        "did not start within {:?}; the next start waits until this one returns",
+                        self.start_timeout
+                    ),
+                    stopped,
+                );
             }
         };
         let running = Running {
             module,
             hung: Arc::default(),
-            tasks,
+            tasks: tasks.clone(),
             services,
         };
         if let Err(e) = self.check_paths(name, running.module.paths()) {
-            self.stop(name, &running).await;
-            return Err(e);
+            let stopped = self.stop(name, &running.tasks).await;
+            return failed(e, stopped);
         }
         Ok(running)
     }
@@ -291,28 +332,45 @@ impl Supervisor {
 
     /// Stops every module (on SIGTERM), and the shared services.
     pub async fn shutdown(&self) {
-        for slot in &self.slots {
-            let running = lock(&slot.state).running.take();
-            if let Some(r) = running {
-                self.stop(slot.reg.name(), &r).await;
-            }
-        }
+        self.stop_all(self.slots.iter()).await;
         self.services.run_pod_metadata(false);
     }
 
-    /// Stops an instance: cancels its tasks, waits, aborts what is left.
-    async fn stop(&self, name: &str, r: &Running) {
-        match r.tasks.stop(self.shutdown_timeout).await {
-            Stopped::Cleanly => info!(module = name, "module stopped"),
-            Stopped::Aborted => warn!(
-                module = name,
-                "module tasks ignored cancellation for {:?}; aborted them", self.shutdown_timeout
-            ),
-            Stopped::BlockingLeftRunning => error!(
-                module = name,
-                "module has blocking tasks still running after cancellation; they are left behind"
-            ),
+    /// Takes the running instances of these slots out of service and stops them all at once
+    /// (so that several slow modules share one timeout). Blocking tasks that outlive the stop
+    /// are kept as the slot's lingering instance.
+    async fn stop_all<'s>(&'s self, slots: impl Iterator<Item = &'s Slot>) {
+        let mut stopping = tokio::task::JoinSet::new();
+        let mut owners = Vec::new();
+        for slot in slots {
+            let Some(r) = lock(&slot.state).running.take() else {
+                continue;
+            };
+            let (name, tasks, timeout) = (slot.reg.name(), r.tasks.clone(), self.shutdown_timeout);
+            let i = owners.len();
+            owners.push((slot, r.tasks));
+            stopping.spawn(async move { (i, log_stop(name, tasks.stop(timeout).await, timeout)) });
         }
+        let mut outcomes = vec![Stopped::Cleanly; owners.len()];
+        while let Some(done) = stopping.join_next().await {
+            if let Ok((i, stopped)) = done {
+                outcomes[i] = stopped;
+            }
+        }
+        for ((slot, tasks), stopped) in owners.into_iter().zip(outcomes) {
+            if stopped == Stopped::BlockingLeftRunning {
+                lock(&slot.state).lingering = Some(Lingering {
+                    tasks,
+                    start_returned: Arc::new(AtomicBool::new(true)),
+                });
+            }
+        }
+    }
+
+    /// Stops one instance's tasks: cancels them, waits, aborts what is left.
+    async fn stop(&self, name: &'static str, tasks: &Tasks) -> Stopped {
+        let timeout = self.shutdown_timeout;
+        log_stop(name, tasks.stop(timeout).await, timeout)
     }
 
     /// The running module that serves `path` (its own top-level path, e.g. `/probe`), or the
@@ -545,6 +603,21 @@ fn count(slot: &Slot, e: ScrapeError) {
     slot.errors[e as usize].fetch_add(1, Ordering::Relaxed);
 }
 
+fn log_stop(name: &'static str, stopped: Stopped, timeout: Duration) -> Stopped {
+    match stopped {
+        Stopped::Cleanly => info!(module = name, "module stopped"),
+        Stopped::Aborted => warn!(
+            module = name,
+            "module tasks ignored cancellation for {timeout:?}; aborted them"
+        ),
+        Stopped::BlockingLeftRunning => error!(
+            module = name,
+            "module has blocking tasks still running after cancellation; its next instance waits for them"
+        ),
+    }
+    stopped
+}
+
 /// A start error as the status page shows it; retryable ones say that a reload retries.
 fn start_error_text(e: &ModuleError) -> String {
     if e.is_retryable() {
@@ -630,11 +703,19 @@ mod tests {
         BlockingStart,
         /// Declares that it uses pod metadata.
         UsesPods,
+        /// Claims `/probe` when [`HANDOFF`] equals the value (and changes on every reload).
+        ProbeWhen(bool),
+        /// Starts a blocking task that ignores cancellation until [`UNSTICK`] is set (and
+        /// changes on every reload).
+        StuckBlocking,
     }
+
+    static HANDOFF: AtomicBool = AtomicBool::new(false);
+    static UNSTICK: AtomicBool = AtomicBool::new(false);
 
     static RELEASE: AtomicBool = AtomicBool::new(false);
 
-    struct TestModule(&'static str, Behaviour);
+    struct TestModule(&'static str, Behaviour, &'static [&'static str]);
 
     impl Module for TestModule {
         fn collect(&self, enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {
@@ -648,7 +729,13 @@ mod tests {
         }
 
         fn paths(&self) -> &'static [&'static str] {
-            match self.1 {
+            self.2
+        }
+    }
+
+    impl TestKind {
+        fn paths(&self) -> &'static [&'static str] {
+            match self.behaviour {
                 Behaviour::Claims("/probe") => &["/probe"],
                 Behaviour::Claims("/metrics") => &["/metrics"],
                 Behaviour::Claims(_) => &["/debug/x"],
@@ -667,7 +754,10 @@ mod tests {
         fn section_changed(&self, _: &ModulesConfig, _: &ModulesConfig) -> bool {
             matches!(
                 self.behaviour,
-                Behaviour::FastChanging | Behaviour::StubbornTask
+                Behaviour::FastChanging
+                    | Behaviour::StubbornTask
+                    | Behaviour::ProbeWhen(_)
+                    | Behaviour::StuckBlocking
             )
         }
         fn services(&self) -> &'static [Service] {
@@ -709,9 +799,21 @@ mod tests {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
+                Behaviour::StuckBlocking => ctx.tasks.spawn_blocking("reader", || {
+                    while !UNSTICK.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }),
                 _ => {}
             }
-            Ok(Box::new(TestModule(self.name, self.behaviour)))
+            // Handing `/probe` over: decided at start, as a real module would from its config.
+            let claims: &'static [&'static str] = match self.behaviour {
+                Behaviour::ProbeWhen(wanted) if HANDOFF.load(Ordering::SeqCst) == wanted => {
+                    &["/probe"]
+                }
+                _ => self.paths(),
+            };
+            Ok(Box::new(TestModule(self.name, self.behaviour, claims)))
         }
         fn describe(&self, _: &ModulesConfig) -> String {
             String::new()
@@ -1017,5 +1119,52 @@ mod tests {
         assert_eq!(starts[0].load(Ordering::Relaxed), 2);
         s.shutdown().await;
         assert!(!s.services.pod_metadata_running());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_path_handed_between_modules_is_free_when_the_new_owner_starts() {
+        let s = supervisor(&[
+            ("newowner", Behaviour::ProbeWhen(true)),
+            ("oldowner", Behaviour::ProbeWhen(false)),
+        ]);
+        let cfg = config();
+        HANDOFF.store(false, Ordering::SeqCst);
+        s.apply(None, &cfg, false).await;
+        assert_eq!(
+            s.route("/probe").map(|(m, _)| m.paths()),
+            Some(&["/probe"][..])
+        );
+        HANDOFF.store(true, Ordering::SeqCst);
+        s.apply(Some(&*cfg), &cfg, false).await;
+        let views = s.views();
+        assert!(
+            views.iter().all(|v| v.up),
+            "{:?}",
+            views.iter().map(|v| &v.problem).collect::<Vec<_>>()
+        );
+        assert_eq!(views[0].paths, ["/probe"]);
+        assert!(views[1].paths.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_next_instance_waits_for_blocking_tasks_of_the_last() {
+        let (s, starts) = supervisor_counting(&[("reader", Behaviour::StuckBlocking)]);
+        let cfg = config();
+        s.apply(None, &cfg, false).await;
+        // The reader ignores cancellation: the new instance must not start beside it.
+        s.apply(Some(&*cfg), &cfg, false).await;
+        assert_eq!(starts[0].load(Ordering::Relaxed), 1);
+        let v = &s.views()[0];
+        assert!(!v.up);
+        assert_eq!(
+            v.problem.as_deref(),
+            Some("the previous instance still has blocking tasks running; it starts once they return (SIGHUP or POST /-/reload retries)")
+        );
+        UNSTICK.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.apply(Some(&*cfg), &cfg, true).await;
+        assert_eq!(starts[0].load(Ordering::Relaxed), 2);
+        assert!(s.views()[0].up);
+        s.shutdown().await;
     }
 }

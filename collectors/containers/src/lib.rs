@@ -110,7 +110,8 @@ impl ModuleDef for ContainersModule {
                 let mut size_hint = 0;
                 loop {
                     let c = collector.clone();
-                    let round = tokio::task::spawn_blocking(move || {
+                    // Tracked by the instance's tasks: stopping waits for a round in progress.
+                    let round = tasks.run_blocking("housekeeping round", move || {
                         let snap = c.collect(None);
                         // encoded here, once per round, so that scrapes only copy bytes
                         let mut text = Vec::with_capacity(size_hint + size_hint / 8);
@@ -119,7 +120,7 @@ impl ModuleDef for ContainersModule {
                         text.shrink_to_fit(); // held until the next round: no slack
                         (snap, text)
                     });
-                    if let Ok((snap, text)) = round.await {
+                    if let Some((snap, text)) = round.await {
                         size_hint = text.len();
                         if let Ok(mut l) = latest.lock() {
                             *l = Latest {

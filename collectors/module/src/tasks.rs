@@ -61,11 +61,15 @@ impl Tasks {
     }
 
     /// Runs `fut` on the agent's runtime as one of this instance's tasks. Must be called from
-    /// inside the runtime (as `start` is). A panic in it is caught and recorded.
+    /// inside the runtime (as `start` is). A panic in it is caught and recorded. Once the
+    /// instance is stopping, nothing new starts.
     pub fn spawn<F>(&self, name: &'static str, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        // Checked and registered under the lock `stop` cancels under, so that no task can
+        // slip in after `stop` has looked at what is running.
+        let mut aborts = lock(&self.inner.aborts);
         if self.is_cancelled() {
             return;
         }
@@ -76,7 +80,6 @@ impl Tasks {
                 inner.record_panic(name, msg);
             }
         });
-        let mut aborts = lock(&self.inner.aborts);
         aborts.retain(|h| !h.is_finished());
         aborts.push(handle.abort_handle());
     }
@@ -88,15 +91,43 @@ impl Tasks {
     where
         F: FnOnce() + Send + 'static,
     {
+        let _ = self.blocking_handle(name, f);
+    }
+
+    /// Runs `f` on a blocking thread as one of this instance's tasks and waits for its
+    /// result: `None` when the instance is stopping or `f` panicked (recorded). Stopping waits
+    /// for `f` like for any other task, so a round of reads never outlives its instance.
+    pub async fn run_blocking<F, T>(&self, name: &'static str, f: F) -> Option<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.blocking_handle(name, f)?.await.ok().flatten()
+    }
+
+    fn blocking_handle<F, T>(
+        &self,
+        name: &'static str,
+        f: F,
+    ) -> Option<tokio::task::JoinHandle<Option<T>>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _registering = lock(&self.inner.aborts);
         if self.is_cancelled() {
-            return;
+            return None;
         }
         let inner = self.inner.clone();
-        self.inner.tracker.spawn_blocking(move || {
-            if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
-                inner.record_panic(name, panic_message(p.as_ref()));
+        Some(self.inner.tracker.spawn_blocking(move || {
+            match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(v) => Some(v),
+                Err(p) => {
+                    inner.record_panic(name, panic_message(p.as_ref()));
+                    None
+                }
             }
-        });
+        }))
     }
 
     /// Resolves once the instance is being stopped.
@@ -125,10 +156,15 @@ impl Tasks {
     }
 
     /// Cancels every task, waits up to `timeout` for them to return, then aborts the async
-    /// ones still running and waits (up to `timeout` again) for the aborts to land.
+    /// ones still running and waits (up to `timeout` again) for the aborts to land. Blocking
+    /// tasks cannot be aborted; [`Stopped::BlockingLeftRunning`] says some still run, and
+    /// [`Tasks::running`] tells when they are done.
     pub async fn stop(&self, timeout: Duration) -> Stopped {
-        self.inner.token.cancel();
-        self.inner.tracker.close();
+        {
+            let _no_new_tasks = lock(&self.inner.aborts);
+            self.inner.token.cancel();
+            self.inner.tracker.close();
+        }
         if tokio::time::timeout(timeout, self.inner.tracker.wait())
             .await
             .is_ok()
@@ -256,6 +292,32 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!ran.load(Ordering::SeqCst));
         assert_eq!(t.running(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_results_come_back_and_stop_waits_for_them() {
+        let t = Tasks::new();
+        assert_eq!(t.run_blocking("read", || 41 + 1).await, Some(42));
+        assert_eq!(
+            t.run_blocking("boom", || -> u8 { panic!("bad file") })
+                .await,
+            None
+        );
+        assert_eq!(t.failure().as_deref(), Some("task boom panicked: bad file"));
+        let t = Tasks::new();
+        let t2 = t.clone();
+        let round = tokio::spawn(async move {
+            t2.run_blocking("round", || std::thread::sleep(Duration::from_millis(100)))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(t.stop(Duration::from_secs(2)).await, Stopped::Cleanly);
+        assert_eq!(
+            round.await.expect("joined"),
+            Some(()),
+            "the round finished first"
+        );
+        assert_eq!(t.run_blocking("late", || 1).await, None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
