@@ -92,6 +92,27 @@ fn bad_files_give_file_line_messages() {
             "- just\n- a list\n",
             format!("{}:1: invalid type: sequence, expected struct Config", p("not_a_map.yaml")),
         ),
+        // Module sections' own checks (validate), with the line of the key.
+        (
+            "netdev_both.yaml",
+            "modules:\n  node:\n    netdev:\n      device_exclude: '^lo$'\n      device_include: '^eth'\n",
+            format!("{}:5: modules.node.netdev.device_include: device_include and device_exclude are mutually exclusive (--collector.netdev.device-include/-exclude)", p("netdev_both.yaml")),
+        ),
+        (
+            "pod_labels_clash.yaml",
+            "modules:\n  containers:\n    pod_labels: [app.kubernetes.io/name, app_kubernetes_io_name]\n",
+            format!("{}:3: modules.containers.pod_labels: \"app.kubernetes.io/name\" and \"app_kubernetes_io_name\" both become the label label_app_kubernetes_io_name; keep one", p("pod_labels_clash.yaml")),
+        ),
+        (
+            "kubelet_zero.yaml",
+            "kubelet:\n  url: https://127.0.0.1:10250/pods\n  refresh_interval: 0s\n",
+            format!("{}:3: kubelet.refresh_interval: must be more than 0, e.g. 5s", p("kubelet_zero.yaml")),
+        ),
+        (
+            "kubelet_twice.yaml",
+            "kubelet: {insecure_skip_verify: true}\nmodules:\n  containers:\n    kubelet: {insecure_skip_verify: true}\n",
+            format!("{}:4: modules.containers.kubelet and the top-level kubelet: are both set; keep only the top-level kubelet: section", p("kubelet_twice.yaml")),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, text, want) in &cases {
@@ -131,6 +152,26 @@ fn missing_file_and_good_file() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok (modules enabled: "), "{out}");
+}
+
+#[test]
+fn the_old_kubelet_key_is_accepted_with_a_warning() {
+    let dir = TempDir::new("config-deprecated");
+    let (code, out, err) = check(
+        &dir,
+        "old.yaml",
+        "modules:\n  containers:\n    kubelet: {insecure_skip_verify: true}\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok (modules enabled: "), "{out}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "warning: {}:3: modules.containers.kubelet is deprecated: move it to the top-level kubelet: section, which every module that needs pod metadata shares",
+            dir.join("old.yaml").display()
+        )
+    );
 }
 
 #[test]

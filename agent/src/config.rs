@@ -225,19 +225,22 @@ impl Config {
             expanded.as_str()
         };
         let mut cfg = serde_yaml_ng::from_str::<Config>(doc).map_err(|e| yaml_error(source, &e))?;
-        cfg.lift_deprecated(source, doc)?;
+        cfg.lift_deprecated(source, doc, text)?;
         Ok(cfg)
     }
 
     /// Moves `modules.containers.kubelet` (before the kubelet became a shared service) to the
     /// top-level `kubelet:`, with a warning; both at once is an error.
-    fn lift_deprecated(&mut self, source: &str, text: &str) -> Result<(), ConfigError> {
+    /// `doc` is the parsed (expanded) text, `raw` the file as written, for line numbers.
+    fn lift_deprecated(&mut self, source: &str, doc: &str, raw: &str) -> Result<(), ConfigError> {
         let Some(old) = self.modules.containers.kubelet.take() else {
             return Ok(());
         };
-        let path = ["modules", "containers", "kubelet"];
-        let line = keypath::line_of(text, &path);
-        if keypath::line_of(text, &["kubelet"]).is_some() {
+        let line = keypath::line_of(raw, &["modules", "containers", "kubelet"]);
+        // Whether the top level has the key too, however the document is written.
+        let top: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(doc).map_err(|e| yaml_error(source, &e))?;
+        if top.get("kubelet").is_some() {
             return Err(ConfigError {
                 source: source.to_string(),
                 line,
@@ -257,16 +260,26 @@ impl Config {
 
     /// Runs every module section's `validate`; the error points at the key's line in `text`.
     pub fn validate(&self, source: &str, text: &str) -> Result<(), ConfigError> {
-        self.modules.validate().map_err(|(module, issue)| {
-            let mut path = vec!["modules".to_string(), module.to_string()];
-            path.extend(issue.path.iter().cloned());
-            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-            ConfigError {
-                source: source.to_string(),
-                line: keypath::line_of(text, &keys),
-                message: format!("{}: {}", keys.join("."), issue.message),
-            }
-        })
+        let kubelet = self
+            .kubelet
+            .validate()
+            .map_err(|issue| (vec!["kubelet".to_string()], issue));
+        let modules = || {
+            self.modules
+                .validate()
+                .map_err(|(module, issue)| (vec!["modules".to_string(), module.to_string()], issue))
+        };
+        kubelet
+            .and_then(|()| modules())
+            .map_err(|(mut path, issue)| {
+                path.extend(issue.path.iter().cloned());
+                let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+                ConfigError {
+                    source: source.to_string(),
+                    line: keypath::line_of(text, &keys),
+                    message: format!("{}: {}", keys.join("."), issue.message),
+                }
+            })
     }
 
     /// Applies command-line overrides; an unknown module flag is an error.
@@ -637,6 +650,21 @@ mod tests {
     }
 
     #[test]
+    fn the_kubelet_section_is_validated() {
+        let e = load("kubelet:\n  refresh_interval: 0s\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.yaml:2: kubelet.refresh_interval: must be more than 0, e.g. 5s"
+        );
+        let e = load("{kubelet: {url: x}}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("agent.yaml: kubelet.url: \"x\" is not"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_old_containers_kubelet_key_still_works() {
         let c =
             load("modules:\n  containers:\n    kubelet: {insecure_skip_verify: true}\n").unwrap();
@@ -657,6 +685,9 @@ mod tests {
             e.to_string(),
             "agent.yaml:4: modules.containers.kubelet and the top-level kubelet: are both set; keep only the top-level kubelet: section"
         );
+        // However the document is written.
+        let e = load("{kubelet: {}, modules: {containers: {kubelet: {}}}}").unwrap_err();
+        assert!(e.message.contains("are both set"), "{e}");
         let c = load("kubelet: {url: 'http://127.0.0.1:10255/pods'}\n").unwrap();
         assert_eq!(c.kubelet.url, "http://127.0.0.1:10255/pods");
         assert!(c.warnings.is_empty());

@@ -37,7 +37,6 @@ pub fn describe() -> Value {
                 "source": module_source(i.name),
                 "metric_prefixes": i.metric_prefixes,
                 "flag_prefixes": i.flag_prefixes,
-                "paths": [],
             })
         })
         .collect();

@@ -1,6 +1,6 @@
 //! The `kubelet:` config section: where the kubelet is and how to authenticate to it.
 
-use eos_module::Duration;
+use eos_module::{ConfigIssue, Duration};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -47,6 +47,42 @@ impl Default for KubeletConfig {
     }
 }
 
+impl KubeletConfig {
+    /// What the types cannot say: an http(s) URL with a host, and intervals above zero (a
+    /// zero refresh interval would ask the kubelet in a busy loop).
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let rest = self
+            .url
+            .strip_prefix("https://")
+            .or_else(|| self.url.strip_prefix("http://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with(['/', ':']) => {}
+            _ => {
+                return Err(ConfigIssue::at(
+                    "url",
+                    format!(
+                        "{:?} is not an http(s) URL with a host, e.g. https://127.0.0.1:10250/pods",
+                        self.url
+                    ),
+                ))
+            }
+        }
+        for (key, d) in [
+            ("timeout", self.timeout),
+            ("refresh_interval", self.refresh_interval),
+            ("min_refresh_interval", self.min_refresh_interval),
+        ] {
+            if d.get().is_zero() {
+                return Err(ConfigIssue::at(key, "must be more than 0, e.g. 5s"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +98,27 @@ mod tests {
         assert_eq!(c.refresh_interval, Duration::from_secs(30));
         let e = serde_yaml_ng::from_str::<KubeletConfig>("urll: x\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `urll`"), "{e}");
+    }
+
+    #[test]
+    fn validation() {
+        assert_eq!(KubeletConfig::default().validate(), Ok(()));
+        let with = |yaml: &str| {
+            serde_yaml_ng::from_str::<KubeletConfig>(yaml)
+                .unwrap()
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            with("url: 127.0.0.1:10250/pods\n"),
+            Err("url: \"127.0.0.1:10250/pods\" is not an http(s) URL with a host, e.g. https://127.0.0.1:10250/pods".into())
+        );
+        assert!(with("url: 'https:///pods'\n").is_err());
+        assert_eq!(
+            with("refresh_interval: 0s\n"),
+            Err("refresh_interval: must be more than 0, e.g. 5s".into())
+        );
+        assert_eq!(with("enabled: false\nrefresh_interval: 0s\n"), Ok(()));
+        assert_eq!(with("url: http://10.0.0.1:10255/pods\n"), Ok(()));
     }
 }

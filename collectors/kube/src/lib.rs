@@ -109,7 +109,7 @@ impl PodMetadata {
             *c = config;
             changed
         };
-        if changed {
+        if changed && self.is_running() {
             self.inner.wake.notify_one();
         }
     }
@@ -210,6 +210,11 @@ impl PodMetadata {
         let mut failing = false;
         loop {
             let cfg = self.config();
+            if !cfg.enabled {
+                // Switched off by a reconfigure: fetch nothing until switched on again.
+                self.inner.wake.notified().await;
+                continue;
+            }
             let started = Instant::now();
             match self.refresh().await {
                 Ok(()) if failing => {

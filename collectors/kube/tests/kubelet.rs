@@ -254,3 +254,48 @@ async fn background_task_refreshes_and_stops() {
     assert!(meta.stats().successes >= 2, "a miss asks for a refresh");
     meta.shutdown();
 }
+
+#[tokio::test]
+async fn reconfigure_in_place_keeps_handles_and_switching_off_stops_fetching() {
+    let (dir, pki) = (TempDir::new("kube-reconf"), pki());
+    let k = kubelet(&pki).await;
+    let mut cfg = config(&dir, &pki, k.port);
+    cfg.min_refresh_interval = eos_module::Duration::from_millis(10);
+    cfg.refresh_interval = eos_module::Duration::from_millis(20);
+    let meta = PodMetadata::start(cfg.clone());
+    let held = meta.clone(); // what a module holds
+    for _ in 0..500 {
+        if held.stats().successes >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(held.stats().successes >= 2);
+    meta.reconfigure(eos_kube::KubeletConfig {
+        enabled: false,
+        ..cfg.clone()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let asked = k.requests.load(Ordering::Relaxed);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(
+        k.requests.load(Ordering::Relaxed),
+        asked,
+        "no fetch while off"
+    );
+    assert!(meta.is_running(), "the task waits to be switched on again");
+    meta.reconfigure(cfg);
+    for _ in 0..500 {
+        if k.requests.load(Ordering::Relaxed) > asked {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(k.requests.load(Ordering::Relaxed) > asked, "on again");
+    assert_eq!(
+        held.snapshot().len(),
+        4,
+        "the module's handle sees the same cache"
+    );
+    meta.shutdown();
+}

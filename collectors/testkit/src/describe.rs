@@ -154,8 +154,8 @@ pub const EXAMPLE: &str = r#"{
   "ignored_flags": ["--log.format","--web.disable-exporter-metrics","--web.max-requests","--web.telemetry-path","--web.systemd-socket","--runtime.gomaxprocs"],
   "planned_modules": ["node","containers","logs","probe","ping","mtr"],
   "modules": [
-    {"name":"node","enabled_by_default":true,"source":"collectors/node","metric_prefixes":["node_"],"flag_prefixes":["--collector.","--no-collector."],"paths":[]},
-    {"name":"containers","enabled_by_default":true,"source":"collectors/containers","metric_prefixes":["container_","machine_","eos_agent_containers_"],"flag_prefixes":[],"paths":[]}
+    {"name":"node","enabled_by_default":true,"source":"collectors/node","metric_prefixes":["node_"],"flag_prefixes":["--collector.","--no-collector."]},
+    {"name":"containers","enabled_by_default":true,"source":"collectors/containers","metric_prefixes":["container_","machine_","eos_agent_containers_"],"flag_prefixes":[]}
   ],
   "agent": {"source":"agent/src","metric_prefixes":["eos_agent_","process_"]}
 }"#;

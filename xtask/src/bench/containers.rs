@@ -91,7 +91,8 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     let start = |name: &str, containers_section: &str| {
         let config = dir.join(format!("{name}.yaml"));
         let s = format!(
-            "state_dir: {}\n{}",
+            // No kubelet here: rows keep the labels their cgroup paths give.
+            "state_dir: {}\nkubelet: {{enabled: false}}\n{}",
             dir.join(name).display(),
             modules_section(&modules, "containers", containers_section)
         );
@@ -110,7 +111,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     };
     let section = |interval: &str| {
         format!(
-            "{{enabled: true, housekeeping_interval: {interval}, kubelet_cgroup_root: {base}, kubelet: {{enabled: false}}}}"
+            "{{enabled: true, housekeeping_interval: {interval}, kubelet_cgroup_root: {base}}}"
         )
     };
     let scrape_time = start("scrape-time", &section("0"))?;
