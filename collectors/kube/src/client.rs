@@ -1,6 +1,7 @@
 //! One `GET /pods` against the kubelet: HTTPS with the service account token, or plain HTTP.
 
 use crate::config::KubeletConfig;
+use crate::error::KubeletError;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper::Uri;
@@ -17,27 +18,34 @@ use tokio::net::TcpStream;
 const MAX_BODY: usize = 64 << 20;
 
 /// Fetches the pod list body. Errors say which step failed.
-pub async fn fetch_pods(cfg: &KubeletConfig) -> Result<Vec<u8>, String> {
+pub async fn fetch_pods(cfg: &KubeletConfig) -> Result<Vec<u8>, KubeletError> {
     let timeout = cfg.timeout.get();
     match tokio::time::timeout(timeout, fetch(cfg)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("GET {}: no answer within {}", cfg.url, cfg.timeout)),
+        Err(_) => Err(KubeletError::Unavailable(format!(
+            "GET {}: no answer within {}",
+            cfg.url, cfg.timeout
+        ))),
     }
 }
 
-async fn fetch(cfg: &KubeletConfig) -> Result<Vec<u8>, String> {
+async fn fetch(cfg: &KubeletConfig) -> Result<Vec<u8>, KubeletError> {
     let url = &cfg.url;
     let uri: Uri = url
         .parse()
-        .map_err(|e| format!("kubelet url {url:?}: {e}"))?;
+        .map_err(|e| KubeletError::Config(format!("kubelet url {url:?}: {e}")))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => return Err(format!("kubelet url {url:?}: use http:// or https://")),
+        _ => {
+            return Err(KubeletError::Config(format!(
+                "kubelet url {url:?}: use http:// or https://"
+            )))
+        }
     };
     let host = uri
         .host()
-        .ok_or_else(|| format!("kubelet url {url:?}: no host"))?
+        .ok_or_else(|| KubeletError::Config(format!("kubelet url {url:?}: no host")))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -47,28 +55,32 @@ async fn fetch(cfg: &KubeletConfig) -> Result<Vec<u8>, String> {
 
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("GET {url}: connecting to {host}:{port}: {e}"))?;
+        .map_err(|e| {
+            KubeletError::Unavailable(format!("GET {url}: connecting to {host}:{port}: {e}"))
+        })?;
     let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
     if https {
         let tls = tls_config(cfg)?;
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| format!("kubelet url {url:?}: host {host:?}: {e}"))?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| {
+            KubeletError::Config(format!("kubelet url {url:?}: host {host:?}: {e}"))
+        })?;
         let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("GET {url}: TLS handshake: {e}"))?;
+            .map_err(|e| KubeletError::Refused(format!("GET {url}: TLS handshake: {e}")))?;
         request(stream, url, &authority, &path, token.as_deref()).await
     } else {
         request(tcp, url, &authority, &path, token.as_deref()).await
     }
 }
 
-fn read_token(cfg: &KubeletConfig) -> Result<Option<String>, String> {
+fn read_token(cfg: &KubeletConfig) -> Result<Option<String>, KubeletError> {
     if cfg.token_file.as_os_str().is_empty() {
         return Ok(None);
     }
-    let t = std::fs::read_to_string(&cfg.token_file)
-        .map_err(|e| format!("reading token {}: {e}", cfg.token_file.display()))?;
+    let t = std::fs::read_to_string(&cfg.token_file).map_err(|e| {
+        KubeletError::Config(format!("reading token {}: {e}", cfg.token_file.display()))
+    })?;
     Ok(Some(t.trim().to_string()))
 }
 
@@ -78,13 +90,13 @@ async fn request<S>(
     authority: &str,
     path: &str,
     token: Option<&str>,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>, KubeletError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| KubeletError::Unavailable(format!("GET {url}: {e}")))?;
     let conn = tokio::spawn(conn);
     let mut req = hyper::Request::get(path)
         .header(hyper::header::HOST, authority)
@@ -94,21 +106,24 @@ where
     }
     let req = req
         .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("GET {url}: building request: {e}"))?;
+        .map_err(|e| KubeletError::Config(format!("GET {url}: building request: {e}")))?;
     let result = async {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| KubeletError::Unavailable(format!("GET {url}: {e}")))?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| format!("GET {url}: reading body: {e}"))?
+            .map_err(|e| KubeletError::Unavailable(format!("GET {url}: reading body: {e}")))?
             .to_bytes();
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(format!("GET {url}: HTTP {status}: {}", text.trim()));
+            return Err(KubeletError::for_status(
+                status.as_u16(),
+                format!("GET {url}: HTTP {status}: {}", text.trim()),
+            ));
         }
         Ok(body.to_vec())
     }
@@ -117,11 +132,11 @@ where
     result
 }
 
-fn tls_config(cfg: &KubeletConfig) -> Result<ClientConfig, String> {
+fn tls_config(cfg: &KubeletConfig) -> Result<ClientConfig, KubeletError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(|e| KubeletError::Config(format!("TLS setup: {e}")))?;
     let config = if cfg.insecure_skip_verify {
         builder
             .dangerous()
@@ -129,20 +144,24 @@ fn tls_config(cfg: &KubeletConfig) -> Result<ClientConfig, String> {
             .with_no_client_auth()
     } else {
         if cfg.ca_file.as_os_str().is_empty() {
-            return Err("kubelet: set ca_file or insecure_skip_verify for HTTPS".into());
+            return Err(KubeletError::Config(
+                "kubelet: set ca_file or insecure_skip_verify for HTTPS".into(),
+            ));
         }
         let ca = cfg.ca_file.display();
         let mut roots = RootCertStore::empty();
         let certs = CertificateDer::pem_file_iter(&cfg.ca_file)
-            .map_err(|e| format!("reading CA {ca}: {e}"))?;
+            .map_err(|e| KubeletError::Config(format!("reading CA {ca}: {e}")))?;
         for cert in certs {
-            let cert = cert.map_err(|e| format!("reading CA {ca}: {e}"))?;
+            let cert = cert.map_err(|e| KubeletError::Config(format!("reading CA {ca}: {e}")))?;
             roots
                 .add(cert)
-                .map_err(|e| format!("reading CA {ca}: {e}"))?;
+                .map_err(|e| KubeletError::Config(format!("reading CA {ca}: {e}")))?;
         }
         if roots.is_empty() {
-            return Err(format!("reading CA {ca}: no certificate in the file"));
+            return Err(KubeletError::Config(format!(
+                "reading CA {ca}: no certificate in the file"
+            )));
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };

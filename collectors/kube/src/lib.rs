@@ -26,10 +26,12 @@
 mod cache;
 mod client;
 mod config;
+mod error;
 mod podlist;
 
 pub use cache::{ContainerRef, PodCache};
 pub use config::KubeletConfig;
+pub use error::KubeletError;
 pub use podlist::{bare_container_id, parse_pod_list, Container, ContainerKind, Owner, Pod};
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -159,11 +161,11 @@ impl PodMetadata {
 
     /// Fetches the pod list once and installs the next snapshot. On failure the old snapshot
     /// stays and the failure is counted.
-    pub async fn refresh(&self) -> Result<(), String> {
+    pub async fn refresh(&self) -> Result<(), KubeletError> {
         let cfg = self.config();
         let result = client::fetch_pods(&cfg)
             .await
-            .and_then(|body| parse_pod_list(&body));
+            .and_then(|body| parse_pod_list(&body).map_err(KubeletError::Malformed));
         let mut stats = match self.inner.stats.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -178,7 +180,7 @@ impl PodMetadata {
             }
             Err(e) => {
                 stats.failures += 1;
-                stats.last_error = Some(e.clone());
+                stats.last_error = Some(e.to_string());
                 Err(e)
             }
         }
@@ -223,7 +225,14 @@ impl PodMetadata {
                 }
                 Ok(()) => {}
                 Err(e) if !failing => {
-                    tracing::warn!("kubelet pod list: {e} (keeping the last pods)");
+                    // Say what would fix it: waiting, or the kubelet: section.
+                    if e.is_retryable() {
+                        tracing::warn!("kubelet pod list: {e} (keeping the last pods; retrying)");
+                    } else {
+                        tracing::error!(
+                            "kubelet pod list: {e} (keeping the last pods; check the kubelet: section)"
+                        );
+                    }
                     failing = true;
                 }
                 Err(e) => tracing::debug!("kubelet pod list: {e}"),

@@ -155,9 +155,10 @@ async fn wrong_token_is_refused_and_counted() {
     std::fs::write(&cfg.token_file, "other").unwrap();
     let meta = PodMetadata::idle(cfg);
     let e = meta.refresh().await.unwrap_err();
-    assert!(e.contains("HTTP 401"), "{e}");
+    assert!(e.to_string().contains("HTTP 401"), "{e}");
+    assert!(matches!(e, eos_kube::KubeletError::Refused(_)), "{e:?}");
     assert_eq!(meta.stats().failures, 1);
-    assert_eq!(meta.stats().last_error.as_deref(), Some(e.as_str()));
+    assert_eq!(meta.stats().last_error, Some(e.to_string()));
     assert!(meta.snapshot().is_empty());
 }
 
@@ -168,7 +169,8 @@ async fn untrusted_certificate_fails_unless_skip_verify() {
     let mut cfg = config(&dir, &other, k.port); // trusts a different CA
     let meta = PodMetadata::idle(cfg.clone());
     let e = meta.refresh().await.unwrap_err();
-    assert!(e.contains("TLS handshake"), "{e}");
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+    assert!(!e.is_retryable(), "{e:?}");
     assert_eq!(
         k.requests.load(Ordering::Relaxed),
         0,
@@ -183,11 +185,16 @@ async fn untrusted_certificate_fails_unless_skip_verify() {
 
     cfg.insecure_skip_verify = false;
     let e = PodMetadata::idle(cfg.clone()).refresh().await.unwrap_err();
-    assert!(e.contains("set ca_file or insecure_skip_verify"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("set ca_file or insecure_skip_verify"),
+        "{e}"
+    );
+    assert!(matches!(e, eos_kube::KubeletError::Config(_)), "{e:?}");
     std::fs::write(dir.join("empty.crt"), "not a pem\n").unwrap();
     cfg.ca_file = dir.join("empty.crt");
     let e = PodMetadata::idle(cfg).refresh().await.unwrap_err();
-    assert!(e.contains("no certificate"), "{e}");
+    assert!(e.to_string().contains("no certificate"), "{e}");
 }
 
 #[tokio::test]
@@ -199,7 +206,11 @@ async fn bad_json_keeps_the_last_good_cache() {
     let gen = meta.snapshot().generation();
     *k.body.lock().unwrap() = b"{\"kind\":\"PodList\",\"items\":[{\"metad".to_vec();
     let e = meta.refresh().await.unwrap_err();
-    assert!(e.starts_with("parsing the kubelet pod list: "), "{e}");
+    assert!(
+        e.to_string().starts_with("parsing the kubelet pod list: "),
+        "{e}"
+    );
+    assert!(matches!(e, eos_kube::KubeletError::Malformed(_)), "{e:?}");
     assert_eq!(meta.snapshot().len(), 4);
     assert_eq!(meta.snapshot().generation(), gen);
     let s = meta.stats();
@@ -225,7 +236,8 @@ async fn kubelet_down_counts_failures_and_keeps_the_cache() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let e = last.unwrap_err();
-    assert!(e.contains("connecting to 127.0.0.1"), "{e}");
+    assert!(e.to_string().contains("connecting to 127.0.0.1"), "{e}");
+    assert!(e.is_retryable(), "{e:?}");
     assert!(meta.stats().failures >= 1);
     assert_eq!(meta.snapshot().len(), 4, "cache kept");
 }

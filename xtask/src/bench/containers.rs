@@ -110,9 +110,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
             .start(&dir)
     };
     let section = |interval: &str| {
-        format!(
-            "{{enabled: true, housekeeping_interval: {interval}, kubelet_cgroup_root: {base}}}"
-        )
+        format!("{{enabled: true, housekeeping_interval: {interval}, kubelet_cgroup_root: {base}}}")
     };
     let scrape_time = start("scrape-time", &section("0"))?;
     let housekeeping = start("housekeeping", &section("10s"))?;
