@@ -133,6 +133,9 @@ async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
         .and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
     let params: Arc<[(String, String)]> = parse_query(req.uri().query().unwrap_or("")).into();
+    if let Err(e) = state.supervisor.check_params(&params) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
     let mut chunks = state
         .supervisor
         .collect(format, params, request_deadline(&cfg, req))
@@ -313,6 +316,7 @@ fn module_index(state: &AgentState, path: &str) -> Resp {
         "enabled": v.enabled,
         "up": v.up,
         "problem": v.problem,
+        "degraded": v.degraded,
         "status": status,
         "paths": v.paths,
     });

@@ -15,7 +15,7 @@ pub fn render(state: &AgentState) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>eos-agent on {node}</title>\
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}\
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
-.up{{color:#080}}.down{{color:#b00}}.off{{color:#888}}</style></head><body>\
+.up{{color:#080}}.degraded{{color:#b60}}.down{{color:#b00}}.off{{color:#888}}</style></head><body>\
 <h1>eos-agent</h1><p>Version {ver} ({rev}) on node <b>{node}</b>, up {up}.</p>",
         node = esc(&cfg.facts().node_name),
         ver = esc(VERSION),
@@ -24,10 +24,11 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
     );
     h.push_str("<h2>Modules</h2><table><tr><th>module</th><th>state</th><th>details</th><th>links</th></tr>");
     for v in &views {
-        let (class, label) = match (v.enabled, v.up) {
-            (false, _) => ("off", "disabled"),
-            (true, true) => ("up", "up"),
-            (true, false) => ("down", "down"),
+        let (class, label) = match (v.enabled, v.up, &v.degraded) {
+            (false, _, _) => ("off", "disabled"),
+            (true, true, None) => ("up", "up"),
+            (true, true, Some(_)) => ("degraded", "degraded"),
+            (true, false, _) => ("down", "down"),
         };
         let _ = write!(
             h,
@@ -36,6 +37,9 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         );
         if let Some(p) = &v.problem {
             let _ = write!(h, "<div class=\"down\">{}</div>", esc(p));
+        }
+        if let Some(p) = &v.degraded {
+            let _ = write!(h, "<div class=\"degraded\">{}</div>", esc(p));
         }
         for (k, val) in &v.status {
             let _ = write!(h, "<div>{}: {}</div>", esc(k), esc(val));

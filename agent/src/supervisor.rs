@@ -99,6 +99,8 @@ pub struct ModuleView {
     pub up: bool,
     /// Why it is down, if it is.
     pub problem: Option<String>,
+    /// Why it is only partly working, if it is (still up).
+    pub degraded: Option<String>,
     pub status: Vec<(String, String)>,
     pub paths: &'static [&'static str],
 }
@@ -487,6 +489,17 @@ impl Supervisor {
         out
     }
 
+    /// The first running module that refuses these `/metrics` parameters, with its message.
+    pub fn check_params(&self, params: &[(String, String)]) -> Result<(), String> {
+        for slot in &self.slots {
+            let module = lock(&slot.state).running.as_ref().map(|r| r.module.clone());
+            if let Some(m) = module {
+                m.check_params(params)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A snapshot of every module for the status page (with each module's status lines).
     pub fn views(&self) -> Vec<ModuleView> {
         self.views_with(true)
@@ -506,23 +519,27 @@ impl Supervisor {
                         st.start_error.clone(),
                     )
                 };
-                let (up, problem, status, paths) = match running {
+                let (up, problem, degraded, status, paths) = match running {
                     Some((m, tasks)) => {
                         let status = if with_status { m.status() } else { Vec::new() };
                         match (tasks.failure(), m.health()) {
                             (Some(why), _) | (None, Health::Down(why)) => {
-                                (false, Some(why), status, m.paths())
+                                (false, Some(why), None, status, m.paths())
                             }
-                            (None, Health::Up) => (true, None, status, m.paths()),
+                            (None, Health::Degraded(why)) => {
+                                (true, None, Some(why), status, m.paths())
+                            }
+                            (None, Health::Up) => (true, None, None, status, m.paths()),
                         }
                     }
-                    None => (false, start_error, Vec::new(), &[][..]),
+                    None => (false, start_error, None, Vec::new(), &[][..]),
                 };
                 ModuleView {
                     name: slot.reg.name(),
                     enabled,
                     up,
                     problem,
+                    degraded,
                     status,
                     paths,
                 }
@@ -556,6 +573,17 @@ impl Supervisor {
         );
         for v in views.iter().filter(|v| v.enabled) {
             f.sample(&[("module", v.name)], f64::from(u8::from(v.up)));
+        }
+        let mut f = enc.family(
+            "eos_agent_module_degraded",
+            "Whether an enabled, running module is only partly working (see the status page for why).",
+            Kind::Gauge,
+        );
+        for v in views.iter().filter(|v| v.enabled) {
+            f.sample(
+                &[("module", v.name)],
+                f64::from(u8::from(v.degraded.is_some())),
+            );
         }
         let mut f = enc.family(
             "eos_agent_module_collect_duration_seconds",
@@ -703,6 +731,8 @@ mod tests {
         BlockingStart,
         /// Declares that it uses pod metadata.
         UsesPods,
+        /// Reports itself degraded and refuses `collect[]=bogus`.
+        Partial,
         /// Claims `/probe` when [`HANDOFF`] equals the value (and changes on every reload).
         ProbeWhen(bool),
         /// Starts a blocking task that ignores cancellation until [`UNSTICK`] is set (and
@@ -730,6 +760,23 @@ mod tests {
 
         fn paths(&self) -> &'static [&'static str] {
             self.2
+        }
+
+        fn health(&self) -> Health {
+            match self.1 {
+                Behaviour::Partial => Health::Degraded("collector x is stuck".into()),
+                _ => Health::Up,
+            }
+        }
+
+        fn check_params(&self, params: &[(String, String)]) -> Result<(), String> {
+            match params
+                .iter()
+                .find(|(k, v)| k == "collect[]" && v == "bogus")
+            {
+                Some(_) if self.1 == Behaviour::Partial => Err("missing collector: bogus".into()),
+                _ => Ok(()),
+            }
         }
     }
 
@@ -1166,5 +1213,30 @@ mod tests {
         assert_eq!(starts[0].load(Ordering::Relaxed), 2);
         assert!(s.views()[0].up);
         s.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn degraded_modules_stay_up_and_say_why() {
+        let s = supervisor(&[("node", Behaviour::Partial), ("fast", Behaviour::Fast)]);
+        s.apply(None, &config(), false).await;
+        let v = &s.views()[0];
+        assert!(v.up);
+        assert_eq!(v.degraded.as_deref(), Some("collector x is stuck"));
+        let m = module_metrics(&s);
+        assert!(m.contains("eos_agent_module_up{module=\"node\"} 1"), "{m}");
+        assert!(
+            m.contains("eos_agent_module_degraded{module=\"node\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("eos_agent_module_degraded{module=\"fast\"} 0"),
+            "{m}"
+        );
+        let bogus = [("collect[]".to_string(), "bogus".to_string())];
+        assert_eq!(
+            s.check_params(&bogus),
+            Err("missing collector: bogus".into())
+        );
+        assert_eq!(s.check_params(&[]), Ok(()));
     }
 }

@@ -107,6 +107,10 @@ impl Scrape<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
     Up,
+    /// Doing most of its job: part of it is failing (a stuck collector, one target that
+    /// cannot be reached), with the reason. Still `eos_agent_module_up 1`, and
+    /// `eos_agent_module_degraded 1`; the status page shows the reason.
+    Degraded(String),
     /// Running, but not doing its job, with the reason (shown on the status page and logged).
     Down(String),
 }
@@ -118,6 +122,13 @@ pub trait Module: Send + Sync + 'static {
     /// Writes this module's samples for one scrape. Runs on a blocking thread, so reading files
     /// here is fine; check `scrape.deadline` in long loops.
     fn collect(&self, _enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {}
+
+    /// Refuses a `/metrics` request whose query parameters this module cannot honour (e.g.
+    /// node_exporter answers `collect[]=bogus` with 400 `missing collector: bogus`). Runs
+    /// before any module collects; the message becomes the 400 response. Must be cheap.
+    fn check_params(&self, _params: &[(String, String)]) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Top-level paths this module serves besides `/debug/<name>/...`, e.g. `/probe`.
     fn paths(&self) -> &'static [&'static str] {
