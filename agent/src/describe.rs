@@ -18,6 +18,9 @@ pub const CONFIG_KEYS: &[&str] = &[
     "modules",
 ];
 
+/// The metric prefixes of the agent's own families.
+pub const AGENT_METRIC_PREFIXES: &[&str] = &["eos_agent_", "process_"];
+
 /// Every module DESIGN.md names, built into this agent or not yet.
 pub const PLANNED_MODULES: &[&str] = &["node", "containers", "logs", "probe", "ping", "mtr"];
 
@@ -51,7 +54,7 @@ pub fn describe() -> Value {
         "ignored_flags": IGNORED_FLAGS.iter().map(|f| format!("--{f}")).collect::<Vec<_>>(),
         "planned_modules": PLANNED_MODULES,
         "modules": modules,
-        "agent": {"source": "agent/src", "metric_prefixes": ["eos_agent_", "process_"]},
+        "agent": {"source": "agent/src", "metric_prefixes": AGENT_METRIC_PREFIXES},
     })
 }
 

@@ -12,6 +12,7 @@ mod config;
 mod describe;
 mod keypath;
 mod memory;
+mod merge;
 mod modules;
 mod reload;
 mod selfmetrics;

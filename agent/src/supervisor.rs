@@ -9,10 +9,11 @@
 
 use crate::body::SharedOwner;
 use crate::config::Config;
+use crate::merge::{merge, Output};
 use crate::modules::Registered;
 use crate::services::SharedServices;
 use bytes::Bytes;
-use eos_exposition::{Encoder, Format, Kind, SharedChunks};
+use eos_exposition::{DropReason, Dropped, Encoder, Format, Kind, SharedChunks};
 use eos_module::tasks::{panic_message, Stopped};
 use eos_module::{Health, Module, ModuleContext, ModuleError, Scrape, Service, Tasks};
 use std::panic::AssertUnwindSafe;
@@ -49,6 +50,44 @@ struct Slot {
     last_size: AtomicU64,
     last_duration_us: AtomicU64,
     errors: [AtomicU64; 3],
+    drops: DropStats,
+}
+
+/// What one source had dropped to keep the exposition valid, for
+/// `eos_agent_exposition_dropped_total` and a log line now and then.
+#[derive(Default)]
+struct DropStats {
+    counts: [AtomicU64; 3],
+    /// The last example logged, and when.
+    logged: Mutex<Option<(String, Instant)>>,
+}
+
+/// How often the same kind of drop is logged again.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(300);
+
+impl DropStats {
+    fn add(&self, source: &str, d: &Dropped) {
+        if d.is_empty() {
+            return;
+        }
+        for (c, n) in self.counts.iter().zip(d.counts) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+        let example = d.example.clone().unwrap_or_default();
+        let mut logged = lock(&self.logged);
+        let due = logged
+            .as_ref()
+            .is_none_or(|(last, at)| *last != example || at.elapsed() >= DROP_LOG_EVERY);
+        if due {
+            warn!(
+                source,
+                dropped = d.counts.iter().sum::<u64>(),
+                example = %example,
+                "left out of the scrape to keep the exposition valid (see eos_agent_exposition_dropped_total)"
+            );
+            *logged = Some((example, Instant::now()));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,6 +151,8 @@ pub struct Supervisor {
     /// Sources that are always there and cheap to collect (the agent's own metrics); written
     /// after the modules.
     builtin: Vec<Arc<dyn Module>>,
+    /// What the built-in sources had dropped.
+    builtin_drops: DropStats,
     services: SharedServices,
     shutdown_timeout: Duration,
     start_timeout: Duration,
@@ -129,6 +170,7 @@ impl Supervisor {
     pub fn new(registry: Vec<Arc<dyn Registered>>, builtin: Vec<Arc<dyn Module>>) -> Self {
         Supervisor {
             builtin,
+            builtin_drops: DropStats::default(),
             services: SharedServices::default(),
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             start_timeout: START_TIMEOUT,
@@ -140,6 +182,7 @@ impl Supervisor {
                     last_size: AtomicU64::new(0),
                     last_duration_us: AtomicU64::new(0),
                     errors: Default::default(),
+                    drops: DropStats::default(),
                 })
                 .collect(),
             ready: AtomicBool::new(false),
@@ -438,19 +481,29 @@ impl Supervisor {
                         deadline,
                     },
                 );
-                (buf, shared, started.elapsed())
+                let (records, dropped) = enc.finish();
+                (buf, shared, records, dropped, started.elapsed())
             });
             pending.push((i, task, progress, hung));
         }
-        let mut out = Vec::with_capacity(pending.len() * 2);
+        let mut outputs = Vec::with_capacity(pending.len() + 1);
+        let mut sources = Vec::with_capacity(pending.len() + 1);
         for (i, task, progress, hung) in pending {
             let slot = &self.slots[i];
             match tokio::time::timeout_at(deadline.into(), task).await {
-                Ok(Ok((buf, shared, took))) => {
+                Ok(Ok((buf, shared, records, dropped, took))) => {
                     slot.last_size.store(buf.len() as u64, Ordering::Relaxed);
                     slot.last_duration_us
                         .store(took.as_micros() as u64, Ordering::Relaxed);
-                    interleave(&mut out, buf, shared);
+                    slot.drops.add(slot.reg.name(), &dropped);
+                    let mut chunks = Vec::with_capacity(shared.len() * 2 + 1);
+                    interleave(&mut chunks, buf, shared);
+                    outputs.push(Output {
+                        chunks,
+                        records,
+                        owns: slot.reg.info().metric_prefixes,
+                    });
+                    sources.push(Some(slot));
                 }
                 Ok(Err(e)) => {
                     count(slot, ScrapeError::Panic);
@@ -485,8 +538,28 @@ impl Supervisor {
             b.collect(&mut enc, &scrape);
         }
         self.encode_metrics(&mut enc);
-        out.push(Bytes::from(own));
-        out
+        let (records, dropped) = enc.finish();
+        self.builtin_drops.add("agent", &dropped);
+        outputs.push(Output {
+            chunks: vec![Bytes::from(own)],
+            records,
+            owns: crate::describe::AGENT_METRIC_PREFIXES,
+        });
+        sources.push(None);
+        let (merged, cut) = merge(outputs);
+        for (o, name) in cut {
+            let (stats, source) = match sources[o] {
+                Some(slot) => (&slot.drops, slot.reg.name()),
+                None => (&self.builtin_drops, "agent"),
+            };
+            let mut d = Dropped::default();
+            d.counts[DropReason::DuplicateFamily as usize] = 1;
+            d.example = Some(format!(
+                "duplicate_family: {name} (another source writes it too)"
+            ));
+            stats.add(source, &d);
+        }
+        merged
     }
 
     /// The first running module that refuses these `/metrics` parameters, with its message.
@@ -557,6 +630,22 @@ impl Supervisor {
 
     /// The supervisor's own families: module state and per-module scrape health.
     pub fn encode_metrics(&self, enc: &mut Encoder<'_>) {
+        let mut f = enc.family(
+            "eos_agent_exposition_dropped_total",
+            "Samples (invalid_name, duplicate_label) and families (duplicate_family) left out of scrapes to keep the exposition valid, by source.",
+            Kind::Counter,
+        );
+        let sources = self
+            .slots
+            .iter()
+            .map(|s| (s.reg.name(), &s.drops))
+            .chain([("agent", &self.builtin_drops)]);
+        for (name, stats) in sources {
+            for reason in DropReason::ALL {
+                let n = stats.counts[reason as usize].load(Ordering::Relaxed);
+                f.sample(&[("module", name), ("reason", reason.as_str())], n as f64);
+            }
+        }
         let views = self.views_with(false);
         let mut f = enc.family(
             "eos_agent_module_enabled",
@@ -733,6 +822,8 @@ mod tests {
         UsesPods,
         /// Reports itself degraded and refuses `collect[]=bogus`.
         Partial,
+        /// Also writes the family `clash`, and a series with a repeated label.
+        Clash,
         /// Claims `/probe` when [`HANDOFF`] equals the value (and changes on every reload).
         ProbeWhen(bool),
         /// Starts a blocking task that ignores cancellation until [`UNSTICK`] is set (and
@@ -755,7 +846,13 @@ mod tests {
                 Behaviour::Panic => panic!("test module panics"),
                 _ => {}
             }
-            enc.single("test_up", "h", Kind::Gauge, &[("module", self.0)], 1.0);
+            // One family per module: two sources writing one family would see it cut.
+            let family = format!("{}_up", self.0);
+            enc.single(&family, "h", Kind::Gauge, &[("module", self.0)], 1.0);
+            if self.1 == Behaviour::Clash {
+                enc.single("clash", "h", Kind::Gauge, &[("module", self.0)], 1.0);
+                enc.single("twice", "h", Kind::Gauge, &[("a", "1"), ("a", "2")], 1.0);
+            }
         }
 
         fn paths(&self) -> &'static [&'static str] {
@@ -930,8 +1027,8 @@ mod tests {
         s.apply(None, &config(), false).await;
         assert!(s.ready());
         let out = scrape(&s, Duration::from_millis(300)).await;
-        assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
-        assert!(!out.contains("test_up{module=\"slow\"}"), "{out}");
+        assert!(out.contains("fast_up{module=\"fast\"} 1"), "{out}");
+        assert!(!out.contains("slow_up{module=\"slow\"}"), "{out}");
         // The hung collection is still running: the next scrape skips it as busy.
         let out = scrape(&s, Duration::from_millis(300)).await;
         assert!(out.contains("fast"), "{out}");
@@ -1024,7 +1121,7 @@ mod tests {
             .collect();
         for t in scrapes {
             let out = t.await.expect("scrape task");
-            assert!(out.contains("test_up{module=\"slow\"} 1"), "{out}");
+            assert!(out.contains("slow_up{module=\"slow\"} 1"), "{out}");
         }
     }
 
@@ -1087,7 +1184,7 @@ mod tests {
         assert!(m.contains("eos_agent_module_up{module=\"logs\"} 0"), "{m}");
         assert!(m.contains("eos_agent_module_up{module=\"fast\"} 1"), "{m}");
         let out = scrape(&s, Duration::from_secs(5)).await;
-        assert!(out.contains("test_up{module=\"fast\"} 1"), "{out}");
+        assert!(out.contains("fast_up{module=\"fast\"} 1"), "{out}");
         // A requested reload restarts the failed module, not the healthy one.
         s.apply(Some(&*cfg), &cfg, true).await;
         let n: Vec<usize> = starts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -1238,5 +1335,24 @@ mod tests {
             Err("missing collector: bogus".into())
         );
         assert_eq!(s.check_params(&[]), Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_family_two_modules_write_is_sent_once_and_counted() {
+        let s = supervisor(&[("one", Behaviour::Clash), ("two", Behaviour::Clash)]);
+        s.apply(None, &config(), false).await;
+        let out = scrape(&s, Duration::from_secs(5)).await;
+        assert_eq!(out.matches("# HELP clash ").count(), 1, "{out}");
+        assert!(out.contains("clash{module=\"one\"} 1"), "{out}");
+        assert!(!out.contains("twice{"), "{out}");
+        eos_exposition::parse_text(&out).expect("valid exposition");
+        let m = module_metrics(&s);
+        for want in [
+            "eos_agent_exposition_dropped_total{module=\"two\",reason=\"duplicate_family\"} 1",
+            "eos_agent_exposition_dropped_total{module=\"one\",reason=\"duplicate_family\"} 0",
+            "eos_agent_exposition_dropped_total{module=\"one\",reason=\"duplicate_label\"} 1",
+        ] {
+            assert!(m.contains(want), "{want}\n{m}");
+        }
     }
 }

@@ -52,7 +52,7 @@ mod golden;
 pub use config::ContainersConfig;
 
 use collector::{Collector, Settings, Snapshot};
-use eos_exposition::{Encoder, Format, Kind};
+use eos_exposition::{Encoder, FamilyRecord, Format, Kind};
 use eos_kube::PodMetadata;
 use eos_module::http::{Request, Response};
 use eos_module::{BoxFuture, Module, ModuleContext, ModuleDef, ModuleError, Scrape, Service};
@@ -117,15 +117,16 @@ impl ModuleDef for ContainersModule {
                         let mut text = Vec::with_capacity(size_hint + size_hint / 8);
                         let mut enc = Encoder::new(&mut text, Format::Text);
                         export::write(&mut enc, &snap, c.extra_names(), true);
+                        let families: Arc<[FamilyRecord]> = enc.records().into();
                         text.shrink_to_fit(); // held until the next round: no slack
-                        (snap, text)
+                        (snap, text, families)
                     });
-                    if let Some((snap, text)) = round.await {
+                    if let Some((snap, text, families)) = round.await {
                         size_hint = text.len();
                         if let Ok(mut l) = latest.lock() {
                             *l = Latest {
                                 snap: Arc::new(snap),
-                                text: Some(Arc::new(text)),
+                                text: Some((Arc::new(text), families)),
                             };
                         }
                     }
@@ -146,12 +147,16 @@ impl ModuleDef for ContainersModule {
     }
 }
 
-/// The last round: its values, and (with housekeeping) its families already encoded as text.
+/// The last round: its values, and (with housekeeping) its families already encoded as text
+/// with where each starts.
 #[derive(Default)]
 struct Latest {
     snap: Arc<Snapshot>,
-    text: Option<Arc<Vec<u8>>>,
+    text: Option<Encoded>,
 }
+
+/// A round's families as text, and where each starts.
+type Encoded = (Arc<Vec<u8>>, Arc<[FamilyRecord]>);
 
 /// The running module.
 struct Containers {
@@ -165,7 +170,7 @@ struct Containers {
 }
 
 impl Containers {
-    fn last(&self) -> (Arc<Snapshot>, Option<Arc<Vec<u8>>>) {
+    fn last(&self) -> (Arc<Snapshot>, Option<Encoded>) {
         let l = match self.latest.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
@@ -179,7 +184,9 @@ impl Module for Containers {
         let snap = if self.housekeeping {
             let (snap, text) = self.last();
             match text {
-                Some(text) if enc.format() == Format::Text => enc.extend_shared(&text),
+                Some((text, families)) if enc.format() == Format::Text => {
+                    enc.extend_shared(&text, &families)
+                }
                 _ => export::write(enc, &snap, self.collector.extra_names(), true),
             }
             snap

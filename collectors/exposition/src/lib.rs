@@ -26,10 +26,12 @@
 //! allocates nothing in steady state.
 
 mod float;
+pub mod guard;
 mod metrics;
 mod parse;
 
 pub use float::write_go_float;
+pub use guard::{DropReason, Dropped, FamilyRecord};
 pub use metrics::{
     exponential_buckets, linear_buckets, Counter, CounterVec, Gauge, GaugeVec, Histogram,
     HistogramVec, Metric, MetricVec, DEFAULT_BUCKETS,
@@ -92,10 +94,23 @@ pub type Shared = std::sync::Arc<Vec<u8>>;
 pub type SharedChunks = Vec<(usize, Shared)>;
 
 /// Writes metric families into a byte buffer.
+///
+/// Whatever a collector asks for, the output stays valid (see [`guard`]): a family or label
+/// name that is not valid, a label repeated in one series, or a family written a second time
+/// is dropped and counted ([`Encoder::dropped`]). The encoder also records where each family
+/// starts ([`Encoder::records`]), so that outputs can be merged without a family twice.
 pub struct Encoder<'a> {
     buf: &'a mut Vec<u8>,
     format: Format,
     shared: Option<&'a mut SharedChunks>,
+    /// Bytes of shared chunks listed so far: a family's place in the output is
+    /// `buf.len() + shared_len`.
+    shared_len: usize,
+    records: Vec<FamilyRecord>,
+    seen: guard::HashSet64,
+    /// The family written last; calling [`Encoder::family`] again for it continues it.
+    current: Option<u64>,
+    dropped: Dropped,
 }
 
 /// A position in the output, for [`Encoder::rollback`].
@@ -103,6 +118,9 @@ pub struct Encoder<'a> {
 pub struct Mark {
     len: usize,
     shared: usize,
+    shared_len: usize,
+    records: usize,
+    current: Option<u64>,
 }
 
 impl<'a> Encoder<'a> {
@@ -112,6 +130,11 @@ impl<'a> Encoder<'a> {
             buf,
             format,
             shared: None,
+            shared_len: 0,
+            records: Vec::new(),
+            seen: Default::default(),
+            current: None,
+            dropped: Dropped::default(),
         }
     }
 
@@ -119,25 +142,66 @@ impl<'a> Encoder<'a> {
     /// in `shared` with their offset in `buf`, and the caller sends the pieces in order.
     pub fn with_shared(buf: &'a mut Vec<u8>, format: Format, shared: &'a mut SharedChunks) -> Self {
         Encoder {
-            buf,
-            format,
             shared: Some(shared),
+            ..Encoder::new(buf, format)
         }
     }
 
     /// Appends whole families that an encoder of the same [`Format`] wrote earlier, e.g. in a
     /// background round between scrapes, so the scrape copies bytes instead of formatting.
+    /// Their families are found by their `# HELP` lines.
     pub fn extend_encoded(&mut self, encoded: &[u8]) {
+        let records = scan_records(encoded);
+        self.add_records(&records);
         self.buf.extend_from_slice(encoded);
     }
 
     /// Like [`Encoder::extend_encoded`], but without copying when the encoder was made
     /// [`Encoder::with_shared`]: a large pre-encoded output then costs no memory per scrape.
-    pub fn extend_shared(&mut self, encoded: &Shared) {
+    /// `records` are the families of `encoded` as the encoder that wrote it recorded them
+    /// ([`Encoder::records`]).
+    pub fn extend_shared(&mut self, encoded: &Shared, records: &[FamilyRecord]) {
+        self.add_records(records);
         match self.shared.as_deref_mut() {
-            Some(list) => list.push((self.buf.len(), Shared::clone(encoded))),
+            Some(list) => {
+                list.push((self.buf.len(), Shared::clone(encoded)));
+                self.shared_len += encoded.len();
+            }
             None => self.buf.extend_from_slice(encoded),
         }
+    }
+
+    /// Takes on the records of pre-encoded families placed at the current position.
+    fn add_records(&mut self, records: &[FamilyRecord]) {
+        let at = self.position();
+        for r in records {
+            self.seen.insert(r.hash);
+            self.records.push(FamilyRecord {
+                hash: r.hash,
+                start: at + r.start,
+            });
+        }
+        self.current = None;
+    }
+
+    /// Where the next byte goes in the whole output (shared chunks included).
+    fn position(&self) -> usize {
+        self.buf.len() + self.shared_len
+    }
+
+    /// Where each family written so far starts, in order.
+    pub fn records(&self) -> &[FamilyRecord] {
+        &self.records
+    }
+
+    /// What was dropped to keep the output valid.
+    pub fn dropped(&self) -> &Dropped {
+        &self.dropped
+    }
+
+    /// Ends the encoder, keeping its records and what it dropped.
+    pub fn finish(self) -> (Vec<FamilyRecord>, Dropped) {
+        (self.records, self.dropped)
     }
 
     /// The format being written.
@@ -145,14 +209,15 @@ impl<'a> Encoder<'a> {
         self.format
     }
 
-    /// Starts a family. Its header is written with its first sample.
+    /// Starts a family. Its header is written with its first sample. Starting the family
+    /// written last again continues it; any other family already written is dropped.
     pub fn family<'e>(&'e mut self, name: &'e str, help: &'e str, kind: Kind) -> Family<'e, 'a> {
         Family {
             enc: self,
             name,
             help,
             kind,
-            started: false,
+            state: State::New,
         }
     }
 
@@ -161,6 +226,9 @@ impl<'a> Encoder<'a> {
         Mark {
             len: self.buf.len(),
             shared: self.shared.as_deref().map_or(0, Vec::len),
+            shared_len: self.shared_len,
+            records: self.records.len(),
+            current: self.current,
         }
     }
 
@@ -171,6 +239,11 @@ impl<'a> Encoder<'a> {
         if let Some(list) = self.shared.as_deref_mut() {
             list.truncate(mark.shared);
         }
+        self.shared_len = mark.shared_len;
+        for r in self.records.drain(mark.records..) {
+            self.seen.remove(&r.hash);
+        }
+        self.current = mark.current;
     }
 
     /// Shorthand for a family with exactly one sample.
@@ -219,7 +292,16 @@ pub struct Family<'e, 'a> {
     name: &'e str,
     help: &'e str,
     kind: Kind,
-    started: bool,
+    state: State,
+}
+
+/// Whether a family's header is out, and whether its samples are kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    New,
+    Writing,
+    /// Dropped (an invalid name, or written before): samples go nowhere.
+    Dropping,
 }
 
 impl Family<'_, '_> {
@@ -247,11 +329,19 @@ impl Family<'_, '_> {
         labels: impl IntoIterator<Item = (&'l str, &'l str)>,
         value: f64,
     ) {
-        self.start();
+        let fresh = (self.state == State::New).then(|| self.enc.mark());
+        if !self.start() {
+            return;
+        }
         let buf = &mut *self.enc.buf;
+        let line = buf.len();
         buf.extend_from_slice(self.name.as_bytes());
         buf.extend_from_slice(suffix.as_bytes());
-        write_labels(buf, labels.into_iter());
+        if let Err((reason, label)) = write_labels(buf, labels.into_iter()) {
+            buf.truncate(line);
+            self.drop_line(fresh, reason, label);
+            return;
+        }
         buf.push(b' ');
         write_go_float(buf, value);
         buf.push(b'\n');
@@ -260,11 +350,19 @@ impl Family<'_, '_> {
     /// Writes a sample with a timestamp in milliseconds (for values collected ahead of the
     /// scrape). OpenMetrics takes seconds, so it is converted there.
     pub fn sample_at(&mut self, labels: &[(&str, &str)], value: f64, timestamp_ms: i64) {
-        self.start();
+        let fresh = (self.state == State::New).then(|| self.enc.mark());
+        if !self.start() {
+            return;
+        }
         let format = self.enc.format;
         let buf = &mut *self.enc.buf;
+        let line = buf.len();
         buf.extend_from_slice(self.name.as_bytes());
-        write_labels(buf, labels.iter().map(|(k, v)| (*k, *v)));
+        if let Err((reason, label)) = write_labels(buf, labels.iter().map(|(k, v)| (*k, *v))) {
+            buf.truncate(line);
+            self.drop_line(fresh, reason, label);
+            return;
+        }
         buf.push(b' ');
         write_go_float(buf, value);
         buf.push(b' ');
@@ -284,28 +382,100 @@ impl Family<'_, '_> {
         buf.push(b'\n');
     }
 
-    fn start(&mut self) {
-        if !self.started {
-            self.started = true;
-            let (name, help, kind) = (self.name, self.help, self.kind);
-            self.enc.header(name, help, kind);
+    /// Counts a line left out; if it was the family's first, takes the header back too, so
+    /// that a family without a valid sample leaves no trace.
+    fn drop_line(&mut self, fresh: Option<Mark>, reason: DropReason, label: &str) {
+        if let Some(mark) = fresh {
+            self.enc.rollback(mark);
+            self.state = State::New;
         }
+        let name = self.name;
+        self.enc
+            .dropped
+            .add(reason, || format!("label {label:?} in {name}"));
+    }
+
+    /// Writes the header before the first sample; false when the family is dropped.
+    fn start(&mut self) -> bool {
+        match self.state {
+            State::Writing => return true,
+            State::Dropping => return false,
+            State::New => {}
+        }
+        let name = self.name;
+        let hash = guard::name_hash(name);
+        let enc = &mut *self.enc;
+        self.state = if !is_valid_name(name) {
+            enc.dropped
+                .add(DropReason::InvalidName, || format!("family {name:?}"));
+            State::Dropping
+        } else if enc.current == Some(hash) {
+            State::Writing
+        } else if !enc.seen.insert(hash) {
+            enc.dropped
+                .add(DropReason::DuplicateFamily, || format!("family {name}"));
+            State::Dropping
+        } else {
+            let start = enc.position();
+            enc.records.push(FamilyRecord { hash, start });
+            enc.current = Some(hash);
+            enc.header(name, self.help, self.kind);
+            State::Writing
+        };
+        self.state == State::Writing
     }
 }
 
-fn write_labels<'l>(buf: &mut Vec<u8>, labels: impl Iterator<Item = (&'l str, &'l str)>) {
-    let mut first = true;
+/// Writes `{k="v",...}`; stops at the first label name that is invalid or repeated, with the
+/// reason and the name (the caller drops the line).
+fn write_labels<'l>(
+    buf: &mut Vec<u8>,
+    labels: impl Iterator<Item = (&'l str, &'l str)>,
+) -> Result<(), (DropReason, &'l str)> {
+    let mut names: [&str; 8] = [""; 8];
+    let mut more: Vec<&str> = Vec::new();
+    let mut n = 0;
     for (k, v) in labels {
-        buf.push(if first { b'{' } else { b',' });
-        first = false;
+        let earlier = names[..n.min(8)].iter().chain(more.iter()).copied();
+        if let Some(reason) = guard::label_problem(k, earlier) {
+            return Err((reason, k));
+        }
+        if n < 8 {
+            names[n] = k;
+        } else {
+            more.push(k);
+        }
+        buf.push(if n == 0 { b'{' } else { b',' });
+        n += 1;
         buf.extend_from_slice(k.as_bytes());
         buf.extend_from_slice(b"=\"");
         escape_into(buf, v, true);
         buf.push(b'"');
     }
-    if !first {
+    if n > 0 {
         buf.push(b'}');
     }
+    Ok(())
+}
+
+/// The families in text an encoder wrote, by their `# HELP` lines.
+fn scan_records(text: &[u8]) -> Vec<FamilyRecord> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"# HELP ") {
+            let end = rest.iter().position(|&b| b == b' ' || b == b'\n');
+            let name = &rest[..end.unwrap_or(rest.len())];
+            if let Ok(name) = std::str::from_utf8(name) {
+                out.push(FamilyRecord {
+                    hash: guard::name_hash(name),
+                    start: at,
+                });
+            }
+        }
+        at += line.len();
+    }
+    out
 }
 
 /// Escapes `\`, newline and (in label values) `"`, as the text format requires.
@@ -424,9 +594,9 @@ mod tests {
         let mut e = Encoder::with_shared(&mut buf, Format::Text, &mut shared);
         e.single("b", "h", Kind::Gauge, &[], 2.0);
         let m = e.mark();
-        e.extend_shared(&early);
+        e.extend_shared(&early, &[]);
         e.rollback(m);
-        e.extend_shared(&early);
+        e.extend_shared(&early, &[]);
         e.single("c", "h", Kind::Gauge, &[], 3.0);
         let first = "# HELP b h\n# TYPE b gauge\nb 2\n".len();
         assert_eq!(shared.len(), 1);
@@ -434,8 +604,65 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&shared[0].1, &early));
         // Without a shared list the bytes are copied in place.
         let mut plain = Vec::new();
-        Encoder::new(&mut plain, Format::Text).extend_shared(&early);
+        Encoder::new(&mut plain, Format::Text).extend_shared(&early, &[]);
         assert_eq!(plain, b"a 1\n");
+    }
+
+    #[test]
+    fn invalid_and_repeated_names_are_dropped_and_counted() {
+        let mut buf = Vec::new();
+        let mut e = Encoder::new(&mut buf, Format::Text);
+        e.single("a", "h", Kind::Gauge, &[("x", "1")], 1.0);
+        e.single("bad-name", "h", Kind::Gauge, &[], 1.0);
+        e.single("b", "h", Kind::Gauge, &[("x", "1"), ("y", "2"), ("x", "3")], 2.0);
+        e.single("b", "h", Kind::Gauge, &[("app.kubernetes.io/name", "v")], 2.0);
+        // The family written last continues without a second header...
+        e.single("b", "h", Kind::Gauge, &[("y", "ok")], 3.0);
+        // ...but one written before another is dropped.
+        e.single("a", "h", Kind::Gauge, &[("x", "2")], 9.0);
+        let labels: Vec<(String, String)> = (0..12).map(|i| (format!("l{i}"), i.to_string())).collect();
+        let mut many: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        e.single("c", "h", Kind::Gauge, &many, 1.0);
+        many.push(("l10", "again"));
+        e.single("c", "h", Kind::Gauge, &many, 2.0);
+        let dropped = e.dropped().clone();
+        let records = e.records().to_vec();
+        let out = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            out,
+            "# HELP a h\n# TYPE a gauge\na{x=\"1\"} 1\n\
+             # HELP b h\n# TYPE b gauge\nb{y=\"ok\"} 3\n\
+             # HELP c h\n# TYPE c gauge\nc{l0=\"0\",l1=\"1\",l2=\"2\",l3=\"3\",l4=\"4\",l5=\"5\",l6=\"6\",l7=\"7\",l8=\"8\",l9=\"9\",l10=\"10\",l11=\"11\"} 1\n"
+        );
+        assert!(parse_text(&out).is_ok());
+        // invalid: the family name and one label name; duplicate labels: x, l10; family: a.
+        assert_eq!(dropped.counts, [2, 2, 1]);
+        assert_eq!(dropped.example.as_deref(), Some("invalid_name: family \"bad-name\""));
+        let starts: Vec<usize> = records.iter().map(|r| r.start).collect();
+        assert_eq!(starts, [0, out.find("# HELP b").unwrap(), out.find("# HELP c").unwrap()]);
+    }
+
+    #[test]
+    fn records_cover_shared_and_encoded_chunks() {
+        let mut pre = Vec::new();
+        let mut p = Encoder::new(&mut pre, Format::Text);
+        p.single("s1", "h", Kind::Gauge, &[], 1.0);
+        p.single("s2", "h", Kind::Gauge, &[], 2.0);
+        let pre_records = p.records().to_vec();
+        let pre: Shared = std::sync::Arc::new(pre);
+        let mut buf = Vec::new();
+        let mut shared = SharedChunks::new();
+        let mut e = Encoder::with_shared(&mut buf, Format::Text, &mut shared);
+        e.single("a", "h", Kind::Gauge, &[], 1.0);
+        let a_len = "# HELP a h\n# TYPE a gauge\na 1\n".len();
+        e.extend_shared(&pre, &pre_records);
+        e.extend_encoded(b"# HELP z h\n# TYPE z gauge\nz 1\n");
+        // Written again after the shared chunk: dropped.
+        e.single("s1", "h", Kind::Gauge, &[], 5.0);
+        let starts: Vec<usize> = e.records().iter().map(|r| r.start).collect();
+        let s2 = "# HELP s1 h\n# TYPE s1 gauge\ns1 1\n".len();
+        assert_eq!(starts, [0, a_len, a_len + s2, a_len + pre.len()]);
+        assert_eq!(e.dropped().counts, [0, 0, 1]);
     }
 
     #[test]
