@@ -213,6 +213,11 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        check_shape(text).map_err(|(line, message)| ConfigError {
+            source: source.to_string(),
+            line,
+            message,
+        })?;
         let expanded = expand_env(text, env).map_err(|(line, message)| ConfigError {
             source: source.to_string(),
             line: Some(line),
@@ -426,6 +431,18 @@ fn yaml_error(source: &str, e: &serde_yaml_ng::Error) -> ConfigError {
             message.replace_range(pos..pos + needle.len() + digits, "");
         }
     }
+    // serde names the Rust type it wanted ("expected struct ContainersConfig"); say what the
+    // file should have instead.
+    while let Some(pos) = message.find("expected struct ") {
+        let name_len = message[pos + 16..]
+            .bytes()
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        message.replace_range(
+            pos..pos + 16 + name_len,
+            "expected a mapping of settings (key: value)",
+        );
+    }
     ConfigError {
         source: source.to_string(),
         line,
@@ -465,51 +482,207 @@ fn comment_start(line: &str) -> usize {
 }
 
 fn expand_line(
-    mut rest: &str,
+    code: &str,
     line: usize,
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut String,
 ) -> Result<(), (usize, String)> {
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            let end = r
-                .find('}')
-                .ok_or((line, "unterminated ${ in environment reference".to_string()))?;
-            let inner = &r[..end];
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner, None),
-            };
-            let valid =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return Err((line, format!("invalid environment variable name {name:?}")));
+    let (mut single, mut double) = (false, false);
+    let mut i = 0;
+    let b = code.as_bytes();
+    while i < b.len() {
+        match b[i] {
+            b'\'' if !double => single = !single,
+            b'"' if !single && !(i > 0 && b[i - 1] == b'\\') => double = !double,
+            b'$' if b.get(i + 1) == Some(&b'$') => {
+                out.push('$');
+                i += 2;
+                continue;
             }
-            match (env(name), default) {
-                (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    return Err((
-                        line,
-                        format!(
-                            "environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
-                        ),
-                    ))
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                let r = &code[i + 2..];
+                let end = r
+                    .find('}')
+                    .ok_or((line, "unterminated ${ in environment reference".to_string()))?;
+                let inner = &r[..end];
+                let (name, default) = match inner.split_once(":-") {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (inner, None),
+                };
+                let valid = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !valid {
+                    return Err((line, format!("invalid environment variable name {name:?}")));
+                }
+                let value = match (env(name), default) {
+                    (Some(v), Some(d)) if v.is_empty() => d.to_string(),
+                    (Some(v), _) => v,
+                    (None, Some(d)) => d.to_string(),
+                    (None, None) => {
+                        return Err((
+                            line,
+                            format!(
+                                "environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
+                            ),
+                        ))
+                    }
+                };
+                let after = i + 2 + end + 1;
+                let whole = whole_scalar(&code[..i], &code[after..]);
+                let quote = if double {
+                    Quote::Double
+                } else if single {
+                    Quote::Single
+                } else {
+                    Quote::Plain { whole }
+                };
+                push_value(out, name, &value, quote).map_err(|m| (line, m))?;
+                i = after;
+                continue;
+            }
+            _ => {}
+        }
+        let ch = code[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    Ok(())
+}
+
+/// Where an `${VAR}` stands in the line, for how its value is written.
+#[derive(Clone, Copy)]
+enum Quote {
+    Double,
+    Single,
+    /// Unquoted; `whole` when the reference is the entire value (`key: ${VAR}`).
+    Plain { whole: bool },
+}
+
+/// Whether a reference is a whole plain value: after `key: ` or `- ` (or a flow `[`, `{`, `,`)
+/// and before the end of the line, a comment or a flow `,`/`]`/`}`.
+fn whole_scalar(before: &str, after: &str) -> bool {
+    let b = before.trim_end();
+    let starts = b.is_empty()
+        || b.ends_with(':')
+        || b.ends_with('-') && b.trim_start() == "-"
+        || b.ends_with(['[', '{', ',']);
+    let a = after.trim_start();
+    starts && (a.is_empty() || a.starts_with('#') || a.starts_with([',', ']', '}']))
+}
+
+/// Writes an environment value so that YAML reads it as the string it is: escaped inside
+/// quotes, quoted when it is a whole plain value with YAML syntax in it, and an error naming
+/// the variable when it is part of a plain value and would change the document's structure.
+fn push_value(out: &mut String, name: &str, value: &str, quote: Quote) -> Result<(), String> {
+    match quote {
+        Quote::Double => {
+            for c in value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    c => out.push(c),
                 }
             }
-            rest = &r[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
+        }
+        Quote::Single => {
+            if value.contains('\n') {
+                return Err(format!(
+                    "environment variable {name} holds a line break, which a single-quoted value cannot take; use \"${{{name}}}\""
+                ));
+            }
+            out.push_str(&value.replace('\'', "''"));
+        }
+        Quote::Plain { whole } => {
+            if !has_yaml_syntax(value) {
+                out.push_str(value);
+            } else if whole {
+                out.push('"');
+                push_value(out, name, value, Quote::Double)?;
+                out.push('"');
+            } else {
+                return Err(format!(
+                    "environment variable {name} holds YAML syntax ({value:?}) in the middle of a value; quote the whole value, e.g. \"...${{{name}}}...\""
+                ));
+            }
         }
     }
-    out.push_str(rest);
+    Ok(())
+}
+
+/// Whether a plain (unquoted) YAML value would not read back as this string.
+fn has_yaml_syntax(v: &str) -> bool {
+    v.contains(": ")
+        || v.contains(" #")
+        || v.ends_with(':')
+        || v.contains(['\n', '\t', '[', ']', '{', '}', ',', '"', '\''])
+        || v.starts_with(['&', '*', '!', '|', '>', '%', '@', '`', '-', '?', ' '])
+        || v.ends_with(' ')
+}
+
+/// The largest config file the agent reads.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// How deep mappings and lists may nest.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses text that is too big or nested too deep before the YAML parser sees it: a deeply
+/// nested file makes the parser slow and its errors useless.
+fn check_shape(text: &str) -> Result<(), (Option<usize>, String)> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err((
+            None,
+            format!(
+                "the file is {} bytes; the limit is {} (1 MiB)",
+                text.len(),
+                MAX_CONFIG_BYTES
+            ),
+        ));
+    }
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let code = &line[..comment_start(line)];
+        let trimmed = code.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if flow == 0 {
+            // Block nesting: a "- " item opens a level as an indent does.
+            let mut indent = code.len() - trimmed.len();
+            while indents.last().is_some_and(|&d| d > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+            let mut rest = trimmed;
+            while let Some(r) = rest.strip_prefix("- ") {
+                indent += 2;
+                indents.push(indent);
+                rest = r.trim_start();
+            }
+        }
+        let (mut single, mut double) = (false, false);
+        for c in code.bytes() {
+            match c {
+                b'\'' if !double => single = !single,
+                b'"' if !single => double = !double,
+                b'[' | b'{' if !single && !double => flow += 1,
+                b']' | b'}' if !single && !double => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            if indents.len() + flow > MAX_NESTING {
+                break;
+            }
+        }
+        if indents.len() + flow > MAX_NESTING {
+            return Err((
+                Some(i + 1),
+                format!("nested more than {MAX_NESTING} levels deep"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -578,6 +751,57 @@ mod tests {
         assert_eq!(
             expand_env("u: \"x # ${NODE_NAME}\"\nv: a#${NODE_NAME}\n", &env).unwrap(),
             "u: \"x # worker-3\"\nv: a#worker-3\n"
+        );
+    }
+
+    #[test]
+    fn env_values_with_yaml_syntax_stay_strings() {
+        let env = |k: &str| match k {
+            "COLON" => Some("a: b".to_string()),
+            "QUOTE" => Some("say \"hi\" it's".to_string()),
+            "LIST" => Some("[x".to_string()),
+            "PLAIN" => Some("worker-3".to_string()),
+            _ => None,
+        };
+        let c = Config::parse("f", "node_name: ${COLON}\n", &env).unwrap();
+        assert_eq!(c.node_name, "a: b");
+        let c = Config::parse("f", "node_name: \"${QUOTE}\"\n", &env).unwrap();
+        assert_eq!(c.node_name, "say \"hi\" it's");
+        let c = Config::parse("f", "node_name: '${QUOTE}'\n", &env).unwrap();
+        assert_eq!(c.node_name, "say \"hi\" it's");
+        let c = Config::parse("f", "node_name: ${LIST} # note\n", &env).unwrap();
+        assert_eq!(c.node_name, "[x");
+        let c = Config::parse("f", "state_dir: /var/${PLAIN}/x\n", &env).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/worker-3/x"));
+        let e = Config::parse("f", "state_dir: /var/${COLON}/x\n", &env).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.starts_with("environment variable COLON holds YAML syntax"), "{e}");
+    }
+
+    #[test]
+    fn size_and_nesting_are_bounded() {
+        let deep = "a:\n".to_string()
+            + &(1..100).map(|i| format!("{}k{i}:\n", " ".repeat(i * 2))).collect::<String>();
+        let e = Config::parse("f", &deep, &env).unwrap_err();
+        assert_eq!(e.message, "nested more than 64 levels deep");
+        assert_eq!(e.line, Some(65));
+        let flow = format!("a: {}{}", "[".repeat(50_000), "]".repeat(50_000));
+        let e = Config::parse("f", &flow, &env).unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (Some(1), "nested more than 64 levels deep"));
+        let big = format!("# {}\n", "x".repeat(MAX_CONFIG_BYTES));
+        let e = Config::parse("f", &big, &env).unwrap_err();
+        assert!(e.message.contains("the limit is 1048576 (1 MiB)"), "{e}");
+        // Lists of mappings count one level per item marker, and ordinary files pass.
+        Config::parse("f", "modules:\n  node:\n    collectors: {cpu: true}\n", &env).unwrap();
+        Config::parse("f", EMBEDDED_DEFAULT, &env).unwrap();
+    }
+
+    #[test]
+    fn type_errors_name_what_the_file_should_have() {
+        let e = Config::parse("f", "modules:\n  containers: [\n", &env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f:2: modules.containers: invalid type: sequence, expected a mapping of settings (key: value)"
         );
     }
 
