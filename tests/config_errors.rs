@@ -90,7 +90,7 @@ fn bad_files_give_file_line_messages() {
         (
             "not_a_map.yaml",
             "- just\n- a list\n",
-            format!("{}:1: invalid type: sequence, expected struct Config", p("not_a_map.yaml")),
+            format!("{}:1: invalid type: sequence, expected a mapping of settings (key: value)", p("not_a_map.yaml")),
         ),
         // Module sections' own checks (validate), with the line of the key.
         (
@@ -208,6 +208,10 @@ fn bad_flags_are_reported() {
             "eos-agent: --log.level: unknown level",
         ),
         (vec!["--frobnicate"], "unknown flag --frobnicate"),
+        (
+            vec!["--collector.bogus"],
+            "command line: --collector.bogus: unknown node collector \"bogus\"",
+        ),
     ] {
         let out = Command::new(agent_bin())
             .args(&args)
@@ -217,6 +221,11 @@ fn bad_flags_are_reported() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(
+            err.matches("--collector.bogus").count(),
+            usize::from(args[0] == "--collector.bogus"),
+            "the flag is named once: {err}"
+        );
     }
 }
 

@@ -91,6 +91,23 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The offset is taken off Prometheus' timeout: one as long as the default timeout would
+    /// leave a `curl` scrape no time at all.
+    fn validate(&self) -> Result<(), eos_module::ConfigIssue> {
+        if self.scrape_timeout_offset.get() >= self.scrape_timeout.get() {
+            return Err(eos_module::ConfigIssue::at(
+                "scrape_timeout_offset",
+                format!(
+                    "{} must be less than scrape_timeout ({})",
+                    self.scrape_timeout_offset, self.scrape_timeout
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `scrape_timeout`, which must be more than zero.
 fn positive_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<eos_module::Duration, D::Error> {
     let v = eos_module::Duration::deserialize(d)?;
@@ -265,16 +282,22 @@ impl Config {
 
     /// Runs every module section's `validate`; the error points at the key's line in `text`.
     pub fn validate(&self, source: &str, text: &str) -> Result<(), ConfigError> {
-        let kubelet = self
-            .kubelet
+        let server = self
+            .server
             .validate()
-            .map_err(|issue| (vec!["kubelet".to_string()], issue));
+            .map_err(|issue| (vec!["server".to_string()], issue));
+        let kubelet = || {
+            self.kubelet
+                .validate()
+                .map_err(|issue| (vec!["kubelet".to_string()], issue))
+        };
         let modules = || {
             self.modules
                 .validate()
                 .map_err(|(module, issue)| (vec!["modules".to_string(), module.to_string()], issue))
         };
-        kubelet
+        server
+            .and_then(|()| kubelet())
             .and_then(|()| modules())
             .map_err(|(mut path, issue)| {
                 path.extend(issue.path.iter().cloned());
@@ -555,7 +578,9 @@ enum Quote {
     Double,
     Single,
     /// Unquoted; `whole` when the reference is the entire value (`key: ${VAR}`).
-    Plain { whole: bool },
+    Plain {
+        whole: bool,
+    },
 }
 
 /// Whether a reference is a whole plain value: after `key: ` or `- ` (or a flow `[`, `{`, `,`)
@@ -775,24 +800,38 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from("/var/worker-3/x"));
         let e = Config::parse("f", "state_dir: /var/${COLON}/x\n", &env).unwrap_err();
         assert_eq!(e.line, Some(1));
-        assert!(e.message.starts_with("environment variable COLON holds YAML syntax"), "{e}");
+        assert!(
+            e.message
+                .starts_with("environment variable COLON holds YAML syntax"),
+            "{e}"
+        );
     }
 
     #[test]
     fn size_and_nesting_are_bounded() {
         let deep = "a:\n".to_string()
-            + &(1..100).map(|i| format!("{}k{i}:\n", " ".repeat(i * 2))).collect::<String>();
+            + &(1..100)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i * 2)))
+                .collect::<String>();
         let e = Config::parse("f", &deep, &env).unwrap_err();
         assert_eq!(e.message, "nested more than 64 levels deep");
         assert_eq!(e.line, Some(65));
         let flow = format!("a: {}{}", "[".repeat(50_000), "]".repeat(50_000));
         let e = Config::parse("f", &flow, &env).unwrap_err();
-        assert_eq!((e.line, e.message.as_str()), (Some(1), "nested more than 64 levels deep"));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (Some(1), "nested more than 64 levels deep")
+        );
         let big = format!("# {}\n", "x".repeat(MAX_CONFIG_BYTES));
         let e = Config::parse("f", &big, &env).unwrap_err();
         assert!(e.message.contains("the limit is 1048576 (1 MiB)"), "{e}");
         // Lists of mappings count one level per item marker, and ordinary files pass.
-        Config::parse("f", "modules:\n  node:\n    collectors: {cpu: true}\n", &env).unwrap();
+        Config::parse(
+            "f",
+            "modules:\n  node:\n    collectors: {cpu: true}\n",
+            &env,
+        )
+        .unwrap();
         Config::parse("f", EMBEDDED_DEFAULT, &env).unwrap();
     }
 
@@ -870,6 +909,15 @@ mod tests {
         assert!(
             e.message.starts_with("modules.node.arp.device_include: "),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_offset_must_leave_time_to_scrape() {
+        let e = load("server:\n  scrape_timeout: 2s\n  scrape_timeout_offset: 5s\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agent.yaml:3: server.scrape_timeout_offset: 5s must be less than scrape_timeout (2s)"
         );
     }
 

@@ -26,7 +26,14 @@ macro_rules! modules {
             pub fn apply_flag(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
                 $(
                     if ModuleConfig::apply_flag(&mut self.$field, name, value)
-                        .map_err(|e| format!("--{name}: {e}"))?
+                        .map_err(|e| {
+                            // Name the flag once, whether or not the module did.
+                            if e.starts_with(&format!("--{name}")) {
+                                e
+                            } else {
+                                format!("--{name}: {e}")
+                            }
+                        })?
                     {
                         return Ok(());
                     }

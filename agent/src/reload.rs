@@ -11,6 +11,7 @@ use crate::config::ConfigSource;
 use crate::state::{AgentState, Trigger};
 use notify::EventKind;
 use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,40 +40,94 @@ fn relevant(ev: &notify::Event, file_name: Option<&std::ffi::OsStr>) -> bool {
         })
 }
 
+/// How often the watched directory's identity is checked.
+const REARM_CHECK: Duration = Duration::from_secs(2);
+
+/// The device and inode of a directory: a new directory under the same path differs.
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A watcher on `dir` whose relevant events become `FileChanged` triggers.
+fn watch(
+    dir: &Path,
+    file_name: Option<std::ffi::OsString>,
+    tx: mpsc::UnboundedSender<Trigger>,
+) -> Result<notify::RecommendedWatcher, notify::Error> {
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok_and(|ev| relevant(&ev, file_name.as_deref())) {
+            let _ = tx.send(Trigger::FileChanged);
+        }
+    })?;
+    w.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(w)
+}
+
+/// Watches the config directory for as long as the agent runs, and watches it again when it
+/// is replaced, with a reload (its contents may have changed unseen).
+async fn keep_watching(
+    dir: PathBuf,
+    file_name: Option<std::ffi::OsString>,
+    tx: mpsc::UnboundedSender<Trigger>,
+) {
+    let mut watcher = None;
+    let mut watched = None;
+    let mut complained = false;
+    let mut tick = tokio::time::interval(REARM_CHECK);
+    loop {
+        tick.tick().await;
+        let now = dir_identity(&dir);
+        if now.is_some() && now == watched {
+            continue;
+        }
+        if now.is_none() {
+            if watcher.take().is_some() {
+                warn!(dir = %dir.display(), "the config directory is gone; waiting for it to come back");
+            }
+            watched = None;
+            continue;
+        }
+        match watch(&dir, file_name.clone(), tx.clone()) {
+            Ok(w) => {
+                if watched.is_none() && watcher.is_none() && !complained {
+                    info!(dir = %dir.display(), "watching the config directory");
+                } else {
+                    info!(dir = %dir.display(), "the config directory was replaced; watching it again");
+                    let _ = tx.send(Trigger::FileChanged);
+                }
+                watcher = Some(w);
+                watched = now;
+                complained = false;
+            }
+            Err(e) => {
+                if !complained {
+                    warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; relying on the poll and SIGHUP");
+                    complained = true;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
 /// Runs until the process ends: turns file events, SIGHUP and the poll into reloads. `hup`
 /// is created before the modules start, so a SIGHUP during start-up cannot kill the agent.
 pub async fn run_triggers(state: Arc<AgentState>, hup: Option<tokio::signal::unix::Signal>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
 
-    // Keep the watcher alive for as long as this task runs.
-    let _watcher = state.source.watch_dir().and_then(|dir| {
-        let tx = tx.clone();
+    // The watcher lives in its own task, which also notices when the directory itself is
+    // replaced (deleted and created again: the old inotify watch is dead) and watches the
+    // new one.
+    if let Some(dir) = state.source.watch_dir().map(std::path::Path::to_path_buf) {
         let file_name = match &state.source {
             ConfigSource::File(p) => p.file_name().map(|n| n.to_os_string()),
             ConfigSource::Embedded => None,
         };
-        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if ev.is_ok_and(|ev| relevant(&ev, file_name.as_deref())) {
-                let _ = tx.send(Trigger::FileChanged);
-            }
-        });
-        match watcher {
-            Ok(mut w) => match w.watch(dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    info!(dir = %dir.display(), "watching the config directory");
-                    Some(w)
-                }
-                Err(e) => {
-                    warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; relying on the poll and SIGHUP");
-                    None
-                }
-            },
-            Err(e) => {
-                warn!(error = %e, "no file watcher; relying on the poll and SIGHUP");
-                None
-            }
-        }
-    });
+        tokio::spawn(keep_watching(dir, file_name, tx.clone()));
+    }
 
     if let Some(mut hup) = hup {
         let tx = tx.clone();
@@ -121,7 +176,22 @@ pub async fn run_triggers(state: Arc<AgentState>, hup: Option<tokio::signal::uni
             }
         }
         let _ = state.reload(trigger).await;
+        // Triggers that queued up during that reload are served by one more, not one each.
+        if let Some(next) = coalesce(&mut rx) {
+            let _ = state.reload(next).await;
+        }
     }
+}
+
+/// Takes every queued trigger; the strongest of them (a request over a file change), if any.
+fn coalesce(rx: &mut mpsc::UnboundedReceiver<Trigger>) -> Option<Trigger> {
+    let mut next = None;
+    while let Ok(t) = rx.try_recv() {
+        if next != Some(Trigger::Requested) {
+            next = Some(t);
+        }
+    }
+    next
 }
 
 #[cfg(test)]
@@ -131,6 +201,51 @@ mod tests {
 
     fn ev(kind: EventKind, path: &str) -> notify::Event {
         notify::Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn queued_triggers_become_one() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        assert_eq!(coalesce(&mut rx), None);
+        for t in [
+            Trigger::FileChanged,
+            Trigger::Requested,
+            Trigger::FileChanged,
+        ] {
+            tx.send(t).unwrap();
+        }
+        assert_eq!(coalesce(&mut rx), Some(Trigger::Requested));
+        assert_eq!(coalesce(&mut rx), None);
+        tx.send(Trigger::FileChanged).unwrap();
+        assert_eq!(coalesce(&mut rx), Some(Trigger::FileChanged));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_directory_is_watched_again() {
+        let root = std::env::temp_dir().join(format!("eos-rearm-{}", std::process::id()));
+        let dir = root.join("conf");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(keep_watching(dir.clone(), Some("agent.yaml".into()), tx));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(dir.join("agent.yaml"), "a: 1\n").unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(first.ok().flatten(), Some(Trigger::FileChanged));
+        // Replace the directory: the old watch dies with it.
+        std::fs::remove_dir_all(&dir).unwrap();
+        tokio::time::sleep(REARM_CHECK + Duration::from_millis(500)).await;
+        std::fs::create_dir_all(&dir).unwrap();
+        tokio::time::sleep(REARM_CHECK * 2).await;
+        while rx.try_recv().is_ok() {}
+        std::fs::write(dir.join("agent.yaml"), "a: 2\n").unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(
+            again.ok().flatten(),
+            Some(Trigger::FileChanged),
+            "events after re-arming"
+        );
+        task.abort();
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct AgentState {
     pub started_unix: f64,
     /// The address the server actually listens on (the config may say port 0).
     pub bound: std::net::SocketAddr,
+    /// The configured address the socket was opened for (a change needs a restart).
+    pub listening: crate::config::ListenAddress,
     current: Mutex<Arc<Config>>,
     /// Shared with the agent's own metrics source.
     status: Arc<Mutex<ReloadStatus>>,
@@ -78,6 +80,7 @@ impl AgentState {
             overrides,
             started_unix: now,
             bound,
+            listening: cfg.listen_address,
             current: Mutex::new(Arc::new(cfg)),
             status,
             apply_lock: tokio::sync::Mutex::new(()),
@@ -121,20 +124,44 @@ impl AgentState {
             return Err("the agent is shutting down".into());
         }
         let mut st = self.status();
-        let loaded = self.source.read().and_then(|(name, text)| {
-            let hash = config::content_hash(text.as_bytes());
-            if trigger == Trigger::FileChanged {
-                if hash == st.hash {
-                    return Ok(None);
+        let (source, overrides) = (self.source.clone(), self.overrides.clone());
+        let (running_hash, failed_hash) = (st.hash, st.last_failed_hash);
+        // Reading and parsing run on a blocking thread: a slow file system or a large file
+        // must not hold up the server's workers (/healthz, scrapes).
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (name, text) = source.read().map_err(|e| (e, None))?;
+            {
+                let hash = config::content_hash(text.as_bytes());
+                if trigger == Trigger::FileChanged {
+                    if hash == running_hash {
+                        return Ok(None);
+                    }
+                    if failed_hash == Some(hash) {
+                        // Already tried and reported; the poll must not count it again.
+                        return Ok(Some(Err(hash)));
+                    }
                 }
-                if st.last_failed_hash == Some(hash) {
-                    // Already tried and reported; the poll must not count it again.
-                    return Ok(Some(Err(hash)));
-                }
+                config::from_text(&name, &text, &overrides)
+                    .map(|c| Some(Ok((c, hash))))
+                    .map_err(|e| (e, Some(hash)))
             }
-            config::from_text(&name, &text, &self.overrides)
-                .map(|c| Some(Ok((c, hash))))
-                .inspect_err(|_| st.last_failed_hash = Some(hash))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err((
+                config::ConfigError {
+                    source: self.source.describe(),
+                    line: None,
+                    message: format!("reading the config did not finish: {e}"),
+                },
+                None,
+            ))
+        });
+        let loaded = loaded.map_err(|(e, hash)| {
+            if hash.is_some() {
+                st.last_failed_hash = hash;
+            }
+            e
         });
         let result = match loaded {
             Ok(None) => {
@@ -154,11 +181,17 @@ impl AgentState {
             Ok(Some(Ok((new, hash)))) => {
                 let old = self.config();
                 if new.listen_address != old.listen_address {
-                    warn!(
-                        running = %old.listen_address,
-                        configured = %new.listen_address,
-                        "listen_address changed; it takes effect when the agent restarts"
-                    );
+                    // Compared with the socket in use, not the last config: a change and its
+                    // revert must not leave the log saying something else is in use.
+                    if new.listen_address == self.listening {
+                        info!(address = %self.listening, "listen_address is back to the address in use");
+                    } else {
+                        warn!(
+                            in_use = %self.listening,
+                            configured = %new.listen_address,
+                            "listen_address changed; it takes effect when the agent restarts"
+                        );
+                    }
                 }
                 for w in &new.warnings {
                     warn!("{w}");

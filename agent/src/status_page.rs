@@ -88,7 +88,15 @@ pub fn effective_config(state: &AgentState) -> String {
     let cfg = state.config();
     let mut s = String::new();
     let _ = writeln!(s, "# source: {}", state.source.describe());
-    let _ = writeln!(s, "listen_address: {}", cfg.listen_address);
+    if cfg.listen_address == state.listening {
+        let _ = writeln!(s, "listen_address: {}", cfg.listen_address);
+    } else {
+        let _ = writeln!(
+            s,
+            "listen_address: {}  # in use; the config says {}, which takes effect at the next restart",
+            state.listening, cfg.listen_address
+        );
+    }
     let _ = writeln!(s, "node_name: {}", cfg.facts().node_name);
     let _ = writeln!(s, "host: {:#?}", cfg.host);
     let _ = writeln!(s, "state_dir: {}", cfg.state_dir.display());
