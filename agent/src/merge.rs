@@ -132,8 +132,20 @@ mod tests {
         let node = output(&["node_"], |e| {
             e.single("node_load1", "h", Kind::Gauge, &[], 1.0);
             // A textfile writing another module's and the agent's families.
-            e.single("container_last_seen", "from a textfile", Kind::Gauge, &[], 9.0);
-            e.single("eos_agent_build_info", "from a textfile", Kind::Gauge, &[], 9.0);
+            e.single(
+                "container_last_seen",
+                "from a textfile",
+                Kind::Gauge,
+                &[],
+                9.0,
+            );
+            e.single(
+                "eos_agent_build_info",
+                "from a textfile",
+                Kind::Gauge,
+                &[],
+                9.0,
+            );
             e.single("myapp_up", "h", Kind::Gauge, &[], 1.0);
         });
         let containers = output(&["container_"], |e| {
@@ -165,7 +177,11 @@ mod tests {
 
     #[test]
     fn cutting_across_chunks() {
-        let c = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg"), Bytes::from_static(b"h")];
+        let c = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ];
         assert_eq!(cut(c.clone(), 2, 5).concat(), b"abfgh");
         assert_eq!(cut(c.clone(), 0, 8).concat(), b"");
         assert_eq!(cut(c.clone(), 3, 7).concat(), b"abch");
