@@ -10,6 +10,8 @@ mod build_info;
 mod cli;
 mod config;
 mod describe;
+#[cfg(test)]
+mod fuzz;
 mod keypath;
 mod memory;
 mod merge;

@@ -443,3 +443,91 @@ fn a_sandbox_caught_while_starting_is_recognised_later() {
         .ends_with(&format!("cri-containerd-{}.scope", "9".repeat(64))));
     assert!(!sandbox[0].stats.net.is_empty());
 }
+
+/// Property test of every cgroup and /proc parser the module uses: one file of a fixture tree
+/// changed the way real files go wrong (see `eos_testkit::fuzz`); collecting must not panic and
+/// what it writes must parse. `cargo xtask fuzz containers` runs it long.
+mod fuzz {
+    use super::*;
+    use eos_testkit::fuzz::{apply, mutation};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    struct Fixture {
+        tree: Tree,
+        files: Vec<PathBuf>,
+    }
+
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    fn fixtures() -> &'static [Fixture; 2] {
+        static F: OnceLock<[Fixture; 2]> = OnceLock::new();
+        F.get_or_init(|| {
+            [
+                include_str!("../testdata/v2-systemd.ttar"),
+                include_str!("../testdata/v1-cgroupfs.ttar"),
+            ]
+            .map(|ttar| {
+                let tree = Tree::expand(ttar);
+                let mut files = Vec::new();
+                walk(&tree.0, &mut files);
+                files.sort();
+                Fixture { tree, files }
+            })
+        })
+    }
+
+    /// One fixture at a time: cases change files in place.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    proptest! {
+        #![proptest_config(eos_testkit::fuzz::config())]
+
+        #[test]
+        fn fuzz_containers(which in 0usize..2, pick in any::<prop::sample::Index>(), m in mutation()) {
+            let _one = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            let f = &fixtures()[which];
+            let path = pick.get(&f.files);
+            let original = std::fs::read(path).expect("fixture");
+            std::fs::write(path, apply(&original, &m)).expect("write");
+            let out = std::panic::catch_unwind(|| {
+                // Layout detection reads the tree too: a broken tree may have no layout.
+                let host = f.tree.host();
+                let Ok(layout) = layout::from_root(&host.sysfs.join("fs/cgroup")) else {
+                    return String::new();
+                };
+                let c = Collector::new(
+                    Settings {
+                        layout,
+                        procfs: host.procfs,
+                        sysfs: host.sysfs,
+                        rootfs: host.rootfs,
+                        kubelet_root: "/".into(),
+                        spec_every: 1,
+                        pod_labels: vec!["app".into()],
+                        workload_labels: true,
+                    },
+                    Some(recorded_pods()),
+                );
+                render(&f.tree, &c).0
+            });
+            std::fs::write(path, &original).expect("restore");
+            let out = match out {
+                Ok(o) => o,
+                Err(_) => panic!("{} with {m:?}: collecting panicked", path.display()),
+            };
+            if let Err(e) = eos_exposition::parse_text(&out) {
+                panic!("{} with {m:?}: invalid output: {e}\n{out}", path.display());
+            }
+        }
+    }
+}

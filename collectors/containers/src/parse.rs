@@ -80,7 +80,8 @@ pub fn weight_to_shares(weight: u64) -> u64 {
     if weight == 0 {
         return 0;
     }
-    2 + (weight - 1) * 262142 / 9999
+    // A weight above 10000 is not valid; clamp rather than overflow on a bad file.
+    2 + (weight.min(10_000) - 1) * 262142 / 9999
 }
 
 /// Block I/O totals of one device.
@@ -304,7 +305,7 @@ fn meminfo_bytes(text: &str, key: &str) -> Result<u64, String> {
             let kb = rest.trim().trim_end_matches("kB").trim();
             return kb
                 .parse::<u64>()
-                .map(|k| k * 1024)
+                .map(|k| k.saturating_mul(1024))
                 .map_err(|_| format!("{key}: expected a number, found {:?}", clip(kb)));
         }
     }

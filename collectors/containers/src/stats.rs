@@ -148,12 +148,12 @@ impl Reader {
     fn v2(&mut self, root: &Path, rel: &str, st: &mut Stats) {
         self.with(root, rel, "cpu.stat", |t| {
             parse::flat_keyed(t, |k, v| match k {
-                "usage_usec" => st.cpu_usage_ns = Some(v * 1000),
-                "user_usec" => st.cpu_user_ns = Some(v * 1000),
-                "system_usec" => st.cpu_system_ns = Some(v * 1000),
+                "usage_usec" => st.cpu_usage_ns = Some(v.saturating_mul(1000)),
+                "user_usec" => st.cpu_user_ns = Some(v.saturating_mul(1000)),
+                "system_usec" => st.cpu_system_ns = Some(v.saturating_mul(1000)),
                 "nr_periods" => st.cfs_periods = Some(v),
                 "nr_throttled" => st.cfs_throttled_periods = Some(v),
-                "throttled_usec" => st.cfs_throttled_ns = Some(v * 1000),
+                "throttled_usec" => st.cfs_throttled_ns = Some(v.saturating_mul(1000)),
                 _ => {}
             })
         });
@@ -200,8 +200,8 @@ impl Reader {
             st.cpu_usage_ns = self.with(d, rel, "cpuacct.usage", parse::single_u64);
             self.with(d, rel, "cpuacct.stat", |t| {
                 parse::flat_keyed(t, |k, v| match k {
-                    "user" => st.cpu_user_ns = Some(v * USER_HZ_NS),
-                    "system" => st.cpu_system_ns = Some(v * USER_HZ_NS),
+                    "user" => st.cpu_user_ns = Some(v.saturating_mul(USER_HZ_NS)),
+                    "system" => st.cpu_system_ns = Some(v.saturating_mul(USER_HZ_NS)),
                     _ => {}
                 })
             });

@@ -11,6 +11,8 @@
 //! - [`Description`]: what the agent build says about itself (`eos-agent describe`): modules,
 //!   flags, config keys and which source owns which metrics.
 //! - [`procstat`]: CPU time and memory of a process, from `/proc/PID`.
+//! - `fuzz` (feature `fuzz`): property tests over outside input: how many cases a run tries
+//!   and strategies that mutate the files a parser reads.
 //!
 //! ```no_run
 //! use eos_testkit::{wait_until, Agent, Prometheus};
@@ -27,6 +29,8 @@
 
 pub mod agent;
 pub mod describe;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod http;
 pub mod node_exporter;
 mod ports;
