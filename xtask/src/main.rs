@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod fuzz;
 mod manifests;
 
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ tasks:
   ci                 fmt check, clippy -D warnings, build the agent, run every test
   bench <module>     eos vs the tool it replaces (`cargo xtask bench help`)
   manifests          validate manifests/, dashboards/ and alert rules offline
+  fuzz <target>      property tests over outside input, run long (`cargo xtask fuzz help`)
   help               this text
 ";
 
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "bench" => bench::run(rest),
         "manifests" => manifests::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
