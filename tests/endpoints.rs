@@ -1,6 +1,11 @@
-//! The agent's own HTTP endpoints, as a person with `curl` or a browser meets them.
+//! The agent's own HTTP endpoints, as a person with `curl` or a browser meets them, and what
+//! a client that asks for too much gets: 403 for lifecycle endpoints that are off, 405 with
+//! `Allow` for a wrong method, 431 for oversized headers; and the JSON log.
 
-use eos_tests::{http, Agent};
+use eos_testkit::http::request;
+use eos_tests::{agent_bin, http, wait_until, Agent, TempDir};
+use std::io::{Read, Write};
+use std::time::Duration;
 
 #[test]
 fn status_page_health_and_config() {
@@ -75,4 +80,180 @@ fn openmetrics_and_gzip_negotiation() {
     let head = gz.head.to_ascii_lowercase();
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert_eq!(&gz.body[..2], &[0x1f, 0x8b]);
+}
+
+#[test]
+fn openmetrics_refused_with_q_0_gets_text() {
+    let agent = Agent::start(&[]);
+    for accept in [
+        "application/openmetrics-text;q=0,text/plain;version=0.0.4",
+        "application/openmetrics-text; version=1.0.0; q=0",
+        "text/plain;q=0.5,application/openmetrics-text;q=0.4",
+    ] {
+        let r = agent
+            .request("/metrics", &[("Accept", accept)])
+            .expect("GET /metrics");
+        assert_eq!(r.status, 200);
+        let ct = r.header("content-type").unwrap_or_default();
+        assert!(
+            ct.starts_with("text/plain; version=0.0.4"),
+            "{accept}: {ct}"
+        );
+        assert!(!r.text().ends_with("# EOF\n"), "{accept}: OpenMetrics sent");
+    }
+}
+
+#[test]
+fn reload_over_http_is_off_unless_the_lifecycle_flag_is_given() {
+    let agent = Agent::start(&[]);
+    for method in ["POST", "PUT"] {
+        let (status, body) = http(method, &agent.addr, "/-/reload", &[], b"").expect("reload");
+        assert_eq!(status, 403, "{method}");
+        assert_eq!(body, "Lifecycle API is not enabled.", "Prometheus' words");
+    }
+    let r = request("GET", &agent.addr, "/-/reload", &[], b"").expect("GET /-/reload");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST, PUT"));
+    assert!(
+        !agent.log_text().contains("config reload"),
+        "a refused reload reads nothing and logs nothing:\n{}",
+        agent.log_text()
+    );
+
+    let agent = Agent::start(&["--web.enable-lifecycle"]);
+    let (status, body) = agent.post("/-/reload").expect("POST /-/reload");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+    let agent = Agent::start(&[]);
+    let mut cases = vec![
+        ("DELETE", "/metrics"),
+        ("POST", "/"),
+        ("PUT", "/healthz"),
+        ("POST", "/debug/config"),
+        // Module debug pages are read-only, whatever the module's handler does.
+        ("DELETE", "/debug/node/"),
+        ("POST", "/debug/node/"),
+    ];
+    if agent.get("/debug/containers/").is_ok_and(|(s, _)| s == 200) {
+        cases.extend([
+            ("DELETE", "/debug/containers/"),
+            ("POST", "/debug/containers/"),
+        ]);
+    }
+    for (method, path) in cases {
+        let r = request(method, &agent.addr, path, &[], b"").expect("request");
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+    }
+    // HEAD works wherever GET does, without a body.
+    let r = request("HEAD", &agent.addr, "/debug/node/", &[], b"").expect("HEAD");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    // An unknown path stays 404, whatever the method.
+    assert_eq!(
+        http("DELETE", &agent.addr, "/no/such/page", &[], b"")
+            .expect("DELETE")
+            .0,
+        404
+    );
+}
+
+/// Sends `head` (a request without its final blank line) padded with one header of `pad`
+/// bytes, and returns what came back before the server closed. Write errors are ignored: the
+/// server may close before it has read everything.
+fn send_raw(addr: &str, head: &str, pad: usize) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let req = format!("{head}X-Pad: {}\r\n\r\n", "a".repeat(pad));
+    let _ = s.write_all(req.as_bytes());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let agent = Agent::start(&[]);
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        agent.addr
+    );
+    let got = send_raw(&agent.addr, &head, 64 * 1024);
+    assert!(
+        got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{got:?}"
+    );
+    // Headers of a usual size still work, on the same agent.
+    let got = send_raw(&agent.addr, &head, 4 * 1024);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}");
+}
+
+#[test]
+fn max_requests_is_honoured_without_refusing_one_scrape_at_a_time() {
+    // One scrape at a time is allowed; each frees its place once sent, so scrapes one after
+    // another all succeed. (Refusal itself is tested in the server's unit tests, where a
+    // scrape can be held open without timing.)
+    let agent = Agent::start(&["--web.max-requests=1"]);
+    for _ in 0..5 {
+        agent.metrics();
+    }
+    assert!(
+        !agent.log_text().contains("no effect"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn json_log_lines_are_json_objects() {
+    let dir = TempDir::new("json-log");
+    let log = dir.join("agent.log");
+    let mut cmd = std::process::Command::new(agent_bin());
+    cmd.args(["--log.format=json", "--web.listen-address=127.0.0.1:0"]);
+    let mut server = eos_testkit::Server::spawn("agent", cmd, "", &log).expect("start the agent");
+    let parse = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    let mut addr = None;
+    wait_until(Duration::from_secs(20), || {
+        addr = parse(&server.log_text())
+            .iter()
+            .find(|l| l["message"] == "listening")
+            .and_then(|l| l["addr"].as_str().map(String::from));
+        addr.is_some() || !server.alive()
+    });
+    let addr = addr.unwrap_or_else(|| panic!("no listening line; log:\n{}", server.log_text()));
+    server.set_addr(addr);
+    server
+        .wait_ready("/readyz", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = parse(&server.log_text());
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string(), "{l}");
+        assert!(
+            ["DEBUG", "INFO", "WARN", "ERROR"].contains(&l["level"].as_str().unwrap_or("")),
+            "{l}"
+        );
+        assert!(l["message"].is_string(), "{l}");
+    }
+    let starting = lines
+        .iter()
+        .find(|l| l["message"] == "eos-agent starting")
+        .expect("a starting line");
+    assert_eq!(starting["lifecycle"], false);
+    assert_eq!(starting["max_requests"], 40);
 }

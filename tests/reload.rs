@@ -31,7 +31,12 @@ fn configmap_swap_toggles_a_module_in_the_same_process() {
     let dir = TempDir::new("configmap");
     write_configmap(dir.path(), "v1", NODE_ON);
     let cfg = dir.join("agent.yaml");
-    let agent = Agent::start(&["--config", cfg.to_str().expect("utf-8 path")]);
+    // The lifecycle flag for the POST /-/reload below; the swaps themselves need no endpoint.
+    let agent = Agent::start(&[
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+        "--web.enable-lifecycle",
+    ]);
     let pid = agent.pid();
 
     let m = agent.metrics();
@@ -129,7 +134,11 @@ fn sighup_and_post_reload_and_graceful_sigterm() {
     let dir = TempDir::new("sighup");
     let cfg = dir.join("agent.yaml");
     std::fs::write(&cfg, NODE_OFF).expect("write");
-    let mut agent = Agent::start(&["--config", cfg.to_str().expect("utf-8 path")]);
+    let mut agent = Agent::start(&[
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+        "--web.enable-lifecycle",
+    ]);
     assert!(!has_family_prefix(&agent.metrics(), "node_"));
 
     // SIGHUP alone, with the file unchanged, is a requested reload: it is counted.

@@ -1,6 +1,7 @@
 //! The HTTP response body: a list of byte chunks sent in order, so a module's output (and
 //! any output it shares from a background round) goes out without being copied into one
-//! buffer first.
+//! buffer first. A body can also hold something until it is dropped (sent, or the client gone),
+//! e.g. a scrape's place under `--web.max-requests`.
 
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
@@ -14,13 +15,26 @@ use std::task::{Context, Poll};
 pub struct Body {
     chunks: VecDeque<Bytes>,
     remaining: u64,
+    /// Kept alive for as long as the body is; see [`Body::holding`].
+    held: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Body {
     pub fn from_chunks(chunks: impl IntoIterator<Item = Bytes>) -> Self {
         let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
         let remaining = chunks.iter().map(|c| c.len() as u64).sum();
-        Body { chunks, remaining }
+        Body {
+            chunks,
+            remaining,
+            held: None,
+        }
+    }
+
+    /// Keeps `guard` until this body is dropped: after hyper has sent it, or when the client
+    /// went away first.
+    pub fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.held = Some(Box::new(guard));
+        self
     }
 }
 
@@ -78,5 +92,15 @@ mod tests {
         assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(5));
         let all = body.collect().await.map(|c| c.to_bytes());
         assert_eq!(all.ok().as_deref(), Some(&b"a b c"[..]));
+    }
+
+    #[tokio::test]
+    async fn holds_its_guard_until_dropped() {
+        let guard = std::sync::Arc::new(());
+        let body = Body::from("x").holding(guard.clone());
+        assert_eq!(std::sync::Arc::strong_count(&guard), 2);
+        let all = body.collect().await.map(|c| c.to_bytes());
+        assert_eq!(all.ok().as_deref(), Some(&b"x"[..]));
+        assert_eq!(std::sync::Arc::strong_count(&guard), 1, "sent and dropped");
     }
 }

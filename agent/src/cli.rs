@@ -7,6 +7,8 @@
 //! `--flag value` work, as with node_exporter's kingpin.
 
 use crate::config::{ListenAddress, Overrides};
+use crate::limits::DEFAULT_MAX_REQUESTS;
+use crate::logging::LogFormat;
 use std::path::PathBuf;
 
 /// What the user asked for.
@@ -27,28 +29,55 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     pub overrides: Overrides,
     pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    /// `--web.enable-lifecycle`: whether `POST /-/reload` works (as in Prometheus, off unless
+    /// asked for; the ConfigMap watch and SIGHUP reload without it).
+    pub lifecycle: bool,
+    /// `--web.max-requests`: at most this many `/metrics` requests at once (0: no limit).
+    pub max_requests: usize,
     /// node_exporter flags that are accepted but have no effect here, to log at start.
     pub ignored: Vec<String>,
 }
 
-/// The flags the agent itself takes (all with a value), for `eos-agent describe`; module
-/// flags come from the modules' `FLAG_PREFIXES`.
-pub const FLAGS: &[&str] = &[
-    "config",
-    "web.listen-address",
-    "path.procfs",
-    "path.sysfs",
-    "path.rootfs",
-    "path.udev.data",
-    "log.level",
+/// A flag of the agent core, as `eos-agent describe` lists it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flag {
+    /// Without the dashes.
+    pub name: &'static str,
+    /// Whether it needs a value (`--flag=v` or `--flag v`); a switch takes none (`--flag`,
+    /// or `--flag=true|false` inline).
+    pub takes_value: bool,
+}
+
+const fn valued(name: &'static str) -> Flag {
+    Flag {
+        name,
+        takes_value: true,
+    }
+}
+
+/// The flags the agent itself takes, for `eos-agent describe`; module flags come from the
+/// modules' `FLAG_PREFIXES`.
+pub const FLAGS: &[Flag] = &[
+    valued("config"),
+    valued("web.listen-address"),
+    valued("path.procfs"),
+    valued("path.sysfs"),
+    valued("path.rootfs"),
+    valued("path.udev.data"),
+    valued("log.level"),
+    valued("log.format"),
+    valued("web.max-requests"),
+    Flag {
+        name: "web.enable-lifecycle",
+        takes_value: false,
+    },
 ];
 
 /// node_exporter's own flags that DaemonSets commonly pass and that make no difference to
 /// what eos serves, so they are accepted with a warning instead of stopping the agent.
 pub const IGNORED_FLAGS: &[&str] = &[
-    "log.format",
     "web.disable-exporter-metrics",
-    "web.max-requests",
     "web.telemetry-path",
     "web.systemd-socket",
     "runtime.gomaxprocs",
@@ -70,25 +99,32 @@ usage:
 
 flags:
   --config FILE                 YAML config, normally the ConfigMap at /etc/eos-agent/agent.yaml;
-                                watched for changes (also SIGHUP and POST /-/reload). ${{VAR}} and
+                                watched for changes and re-read on SIGHUP; ${{VAR}} and
                                 ${{VAR:-default}} expand from the environment.
   --web.listen-address ADDR     where to serve (default 0.0.0.0:9100; also :9100, [::]:9100,
                                 [0.0.0.0]:9100, localhost:9100)
+  --web.enable-lifecycle        allow POST /-/reload (off by default, as in Prometheus: without
+                                it the answer is 403; the file watch and SIGHUP need no endpoint)
+  --web.max-requests N          at most N /metrics requests at once, more get 503 (default 40;
+                                0: no limit)
   --path.procfs DIR             host procfs (default /proc; /host/proc in the DaemonSet)
   --path.sysfs DIR              host sysfs (default /sys)
   --path.rootfs DIR             host root filesystem (default /)
   --path.udev.data DIR          udev database (default /run/udev/data)
   --log.level LEVEL             debug, info (default), warn or error
-Flags override the config file, on start and on every reload. node_exporter's --log.format,
---web.disable-exporter-metrics, --web.max-requests, --web.telemetry-path=/metrics and
---web.systemd-socket are accepted and have no effect.
+  --log.format FORMAT           logfmt (default: text lines, fields as key=value) or json (one
+                                object per line)
+Flags override the config file, on start and on every reload. node_exporter's
+--web.disable-exporter-metrics, --web.telemetry-path=/metrics and --web.systemd-socket are
+accepted and have no effect.
 
 modules in this build: {names}
 {modules}
 endpoints:
   /metrics        all enabled modules (Prometheus text; OpenMetrics when asked)
   /               status page          /healthz, /readyz   liveness, readiness
-  /-/reload       POST to reload       /debug/config       effective config, secrets redacted
+  /-/reload       POST to reload (with --web.enable-lifecycle)
+  /debug/config   effective config, secrets redacted
   /debug/<module>/...                  per-module details
 ",
         version = crate::build_info::VERSION,
@@ -131,6 +167,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         config: None,
         overrides: Overrides::default(),
         log_level: tracing::Level::INFO,
+        log_format: LogFormat::default(),
+        lifecycle: false,
+        max_requests: DEFAULT_MAX_REQUESTS,
         ignored: Vec::new(),
     };
     let mut i = 0;
@@ -183,6 +222,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                     }
                 }
             }
+            "log.format" => cli.log_format = req(value(true))?.parse()?,
+            "web.max-requests" => {
+                let v = req(value(true))?;
+                cli.max_requests = v.parse().map_err(|_| {
+                    format!("--web.max-requests: {v:?} is not a number of requests (0: no limit)")
+                })?;
+            }
+            // A switch: its value, if any, only inline, so `--web.enable-lifecycle --config f`
+            // and `--web.enable-lifecycle=false` both read as meant.
+            "web.enable-lifecycle" => cli.lifecycle = switch(&name, inline.as_deref())?,
+            "no-web.enable-lifecycle" if inline.is_none() => cli.lifecycle = false,
             "web.config.file" => {
                 return Err(
                     "--web.config.file (TLS, basic auth) is not supported: put a proxy or \
@@ -204,6 +254,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         }
     }
     Ok(cli)
+}
+
+/// The value of a switch given as `--name` or `--name=true|false`.
+fn switch(name: &str, inline: Option<&str>) -> Result<bool, String> {
+    match inline {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!(
+            "--{name} is a switch: give it alone, or as --{name}=true or --{name}=false, not {other:?}"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -245,20 +306,18 @@ mod tests {
     #[test]
     fn node_exporter_flags_without_effect_are_accepted() {
         let c = p(&[
-            "--log.format=json",
             "--web.disable-exporter-metrics",
-            "--web.max-requests",
-            "40",
             "--web.telemetry-path=/metrics",
+            "--runtime.gomaxprocs",
+            "2",
         ])
         .unwrap();
         assert_eq!(
             c.ignored,
             vec![
-                "log.format",
                 "web.disable-exporter-metrics",
-                "web.max-requests",
-                "web.telemetry-path"
+                "web.telemetry-path",
+                "runtime.gomaxprocs"
             ]
         );
         assert!(c.overrides.module_flags.is_empty());
@@ -269,21 +328,78 @@ mod tests {
     }
 
     #[test]
+    fn web_and_log_flags() {
+        let c = p(&[]).unwrap();
+        assert!(!c.lifecycle, "lifecycle endpoints are off unless asked for");
+        assert_eq!(c.max_requests, 40, "node_exporter's default");
+        assert_eq!(c.log_format, LogFormat::Logfmt);
+
+        let c = p(&[
+            "--web.enable-lifecycle",
+            "--config",
+            "a.yaml",
+            "--web.max-requests",
+            "3",
+            "--log.format=json",
+        ])
+        .unwrap();
+        assert!(c.lifecycle);
+        assert_eq!(
+            c.config,
+            Some("a.yaml".into()),
+            "a switch takes no next argument"
+        );
+        assert_eq!(c.max_requests, 3);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.ignored.is_empty());
+
+        assert!(p(&["--web.enable-lifecycle=true"]).unwrap().lifecycle);
+        assert!(!p(&["--web.enable-lifecycle=false"]).unwrap().lifecycle);
+        assert!(
+            !p(&["--web.enable-lifecycle", "--no-web.enable-lifecycle"])
+                .unwrap()
+                .lifecycle
+        );
+        assert!(p(&["--web.enable-lifecycle=yes"])
+            .unwrap_err()
+            .contains("is a switch"));
+        assert!(p(&["--web.enable-lifecycle", "stray"])
+            .unwrap_err()
+            .contains("unexpected argument"));
+        assert_eq!(p(&["--web.max-requests=0"]).unwrap().max_requests, 0);
+        assert!(p(&["--web.max-requests=-1"])
+            .unwrap_err()
+            .contains("not a number of requests"));
+        assert_eq!(
+            p(&["--log.format", "logfmt"]).unwrap().log_format,
+            LogFormat::Logfmt
+        );
+        assert!(p(&["--log.format=text"])
+            .unwrap_err()
+            .contains("unknown format"));
+    }
+
+    #[test]
     fn every_listed_flag_is_parsed_by_the_core() {
         for f in FLAGS {
-            let c = p(&[&format!("--{f}=x")]);
+            let name = f.name;
+            let c = p(&[&format!("--{name}=x")]);
             let c = match c {
                 Ok(c) => c,
                 // A value the flag refuses still shows that the core knows the flag.
                 Err(e) => {
-                    assert!(!e.contains("unknown flag"), "--{f}: {e}");
+                    assert!(!e.contains("unknown flag"), "--{name}: {e}");
                     continue;
                 }
             };
             assert!(
                 c.overrides.module_flags.is_empty(),
-                "--{f} went to the modules"
+                "--{name} went to the modules"
             );
+        }
+        for f in FLAGS.iter().filter(|f| !f.takes_value) {
+            let c = p(&[&format!("--{}", f.name), "--config=a"]).expect("a switch alone");
+            assert!(c.overrides.module_flags.is_empty());
         }
         for f in IGNORED_FLAGS {
             let c = p(&[&format!("--{f}")]).expect("accepted");

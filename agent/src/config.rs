@@ -516,7 +516,7 @@ fn expand_line(
     while i < b.len() {
         match b[i] {
             b'\'' if !double => single = !single,
-            b'"' if !single && !(i > 0 && b[i - 1] == b'\\') => double = !double,
+            b'"' if !single && (i == 0 || b[i - 1] != b'\\') => double = !double,
             b'$' if b.get(i + 1) == Some(&b'$') => {
                 out.push('$');
                 i += 2;

@@ -49,7 +49,7 @@ pub fn describe() -> Value {
         "config_keys": CONFIG_KEYS,
         "flags": FLAGS
             .iter()
-            .map(|f| json!({"name": format!("--{f}"), "takes_value": true}))
+            .map(|f| json!({"name": format!("--{}", f.name), "takes_value": f.takes_value}))
             .collect::<Vec<_>>(),
         "ignored_flags": IGNORED_FLAGS.iter().map(|f| format!("--{f}")).collect::<Vec<_>>(),
         "planned_modules": PLANNED_MODULES,
@@ -101,5 +101,33 @@ mod tests {
             "eos_agent_containers_"
         );
         assert_eq!(d["modules"][0]["flag_prefixes"][0], "--collector.");
+    }
+
+    #[test]
+    fn switches_take_no_value() {
+        let d = describe();
+        let flag = |name: &str| {
+            d["flags"]
+                .as_array()
+                .expect("flags")
+                .iter()
+                .find(|f| f["name"] == name)
+                .cloned()
+        };
+        assert_eq!(
+            flag("--web.enable-lifecycle").map(|f| f["takes_value"].clone()),
+            Some(json!(false))
+        );
+        assert_eq!(
+            flag("--log.format").map(|f| f["takes_value"].clone()),
+            Some(json!(true))
+        );
+        assert_eq!(
+            flag("--web.max-requests").map(|f| f["takes_value"].clone()),
+            Some(json!(true))
+        );
+        let ignored = d["ignored_flags"].as_array().expect("ignored_flags");
+        assert!(!ignored.contains(&json!("--log.format")));
+        assert!(!ignored.contains(&json!("--web.max-requests")));
     }
 }

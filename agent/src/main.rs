@@ -13,6 +13,8 @@ mod describe;
 #[cfg(test)]
 mod fuzz;
 mod keypath;
+mod limits;
+mod logging;
 mod memory;
 mod merge;
 mod modules;
@@ -90,11 +92,7 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli) -> ExitCode {
     memory::tune();
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log_level)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.log_level, cli.log_format);
     for flag in &cli.ignored {
         warn!(flag = %flag, "node_exporter flag accepted but has no effect in eos-agent");
     }
@@ -124,9 +122,14 @@ fn run(cli: cli::Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("eos-agent: cannot start the runtime: {e}");
+            error!(error = %e, "cannot start the runtime");
             return ExitCode::FAILURE;
         }
+    };
+    let options = server::Options {
+        lifecycle: cli.lifecycle,
+        max_requests: cli.max_requests,
+        max_connections: limits::default_max_connections(),
     };
     let code = rt.block_on(async move {
         let addr = cfg.listen_address.0;
@@ -134,7 +137,6 @@ fn run(cli: cli::Cli) -> ExitCode {
             Ok(l) => l,
             Err(e) => {
                 error!(%addr, error = %e, "cannot listen");
-                eprintln!("eos-agent: cannot listen on {addr}: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -142,12 +144,26 @@ fn run(cli: cli::Cli) -> ExitCode {
         let addr = listener.local_addr().unwrap_or(addr);
         info!(%addr, "listening");
         let state = Arc::new(AgentState::new(source, cli.overrides, cfg, hash, addr));
-        info!(version = VERSION, revision = REVISION, config = %state.source.describe(), %addr, "eos-agent starting");
+        info!(
+            version = VERSION,
+            revision = REVISION,
+            config = %state.source.describe(),
+            %addr,
+            lifecycle = options.lifecycle,
+            max_requests = options.max_requests,
+            max_connections = options.max_connections,
+            "eos-agent starting"
+        );
         // Listen for SIGHUP before anything else can take time: its default action kills.
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| warn!(error = %e, "cannot listen for SIGHUP"))
             .ok();
-        let server = tokio::spawn(server::serve(listener, state.clone(), shutdown_signal()));
+        let server = tokio::spawn(server::serve(
+            listener,
+            state.clone(),
+            options,
+            shutdown_signal(),
+        ));
         state.start().await;
         let triggers = tokio::spawn(reload::run_triggers(state.clone(), hup));
         if let Err(e) = server.await {

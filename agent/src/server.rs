@@ -1,14 +1,28 @@
 //! The HTTP server: one port for `/metrics`, health, reload, the status page, and the routes
 //! modules own (`/probe`, `/debug/<module>/...`).
+//!
+//! What a client may do, and what it gets otherwise:
+//! - a known path with a method it does not take: 405 with `Allow`. The agent's own pages and
+//!   every `/debug/...` path are read-only (GET, HEAD); a module's own top-level paths (e.g.
+//!   `/probe`) also take POST, and the module answers 405 itself where it does not.
+//! - `POST /-/reload` only with `--web.enable-lifecycle`, as in Prometheus; otherwise 403
+//!   `Lifecycle API is not enabled.` The ConfigMap watch and SIGHUP reload without it.
+//! - at most `--web.max-requests` `/metrics` requests at once (a request counts until its body
+//!   is sent); more get promhttp's 503.
+//! - at most `max_connections` open connections; beyond that the server stops accepting until
+//!   one closes, so new clients wait in the kernel's listen queue. An idle keep-alive
+//!   connection keeps its place for at most [`HEADER_READ_TIMEOUT`].
+//! - request headers over [`MAX_HEADER_BYTES`]: hyper answers 431 (with no body) and closes
+//!   the connection; bodies over [`MAX_BODY`]: 413.
 
 use crate::body::Body;
+use crate::limits::{ConnectionLimit, Every, RequestLimit, WARN_EVERY};
 use crate::state::{AgentState, Trigger};
 use crate::status_page;
 use bytes::Bytes;
 use eos_exposition::Format;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,46 +35,96 @@ use tracing::{debug, info, warn};
 /// Request bodies larger than this are refused (modules get small JSON/form posts at most).
 const MAX_BODY: usize = 1 << 20;
 
+/// Request line and headers larger than this are refused with 431 (Prometheus sends well
+/// under 1 KiB).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// How long a connection may take to send a request's headers, idle keep-alive time included.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What Prometheus answers to `POST /-/reload` without `--web.enable-lifecycle`.
+const LIFECYCLE_DISABLED: &str = "Lifecycle API is not enabled.";
+
 type Resp = Response<Body>;
+
+/// How the server behaves, from the command line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Options {
+    /// Whether `POST /-/reload` works (`--web.enable-lifecycle`).
+    pub lifecycle: bool,
+    /// At most this many `/metrics` requests at once (`--web.max-requests`; 0: no limit).
+    pub max_requests: usize,
+    /// At most this many open connections.
+    pub max_connections: usize,
+}
+
+/// What every request handler shares.
+struct Server {
+    state: Arc<AgentState>,
+    lifecycle: bool,
+    scrapes: RequestLimit,
+    /// Rate-limits the warning about refused scrapes.
+    refused: Every,
+}
+
+impl Server {
+    fn new(state: Arc<AgentState>, opts: &Options) -> Self {
+        Server {
+            state,
+            lifecycle: opts.lifecycle,
+            scrapes: RequestLimit::new(opts.max_requests),
+            refused: Every::new(WARN_EVERY),
+        }
+    }
+}
 
 /// Accepts connections until `shutdown` resolves, then waits (bounded) for open requests.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AgentState>,
+    opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let server = Arc::new(Server::new(state, &opts));
+    let connections = ConnectionLimit::new(opts.max_connections);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let state = state.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        // A place first: while all are taken, stop accepting (clients wait in the listen
+        // queue) instead of accepting and dropping connections.
+        let place = tokio::select! {
+            p = connections.acquire() => p,
             _ = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let server = server.clone();
+        let service = service_fn(move |req| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(handle(&server, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_header_size(MAX_HEADER_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(place);
+        });
     }
     drop(listener);
     tokio::select! {
@@ -69,31 +133,101 @@ pub async fn serve(
     }
 }
 
-async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
+/// Methods of the agent's own pages and of `/debug/...`.
+const READ: &[Method] = &[Method::GET, Method::HEAD];
+/// Methods of `/-/reload`, as in Prometheus.
+const LIFECYCLE: &[Method] = &[Method::POST, Method::PUT];
+/// Methods passed on to a module's own top-level path.
+const MODULE_PATH: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
+
+/// What a path is.
+enum Route {
+    Metrics,
+    Healthz,
+    Readyz,
+    Reload,
+    StatusPage,
+    DebugConfig,
+    /// A running module's `/debug/<name>/...` (`debug`) or one of its own paths.
+    Module {
+        module: Arc<dyn eos_module::Module>,
+        sub: String,
+        debug: bool,
+    },
+}
+
+impl Route {
+    fn find(state: &AgentState, path: &str) -> Option<Route> {
+        Some(match path {
+            "/metrics" => Route::Metrics,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/-/reload" => Route::Reload,
+            "/" => Route::StatusPage,
+            "/debug/config" => Route::DebugConfig,
+            _ => {
+                let (module, sub) = state.supervisor.route(path)?;
+                Route::Module {
+                    module,
+                    sub,
+                    debug: path.starts_with("/debug/"),
+                }
+            }
+        })
+    }
+
+    fn methods(&self) -> &'static [Method] {
+        match self {
+            Route::Reload => LIFECYCLE,
+            Route::Module { debug: false, .. } => MODULE_PATH,
+            _ => READ,
+        }
+    }
+}
+
+async fn handle<B>(srv: &Server, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    match (method.clone(), path.as_str()) {
-        (Method::GET | Method::HEAD, "/metrics") => metrics(state, &req).await,
-        (Method::GET | Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (Method::GET | Method::HEAD, "/readyz") => {
+    let Some(route) = Route::find(&srv.state, &path) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found; see / for what is served\n",
+        );
+    };
+    let allowed = route.methods();
+    if !allowed.contains(req.method()) {
+        return method_not_allowed(req.method(), allowed);
+    }
+    let state = &*srv.state;
+    match route {
+        Route::Metrics => {
+            let Some(slot) = srv.scrapes.try_enter() else {
+                return too_many_requests(srv);
+            };
+            // The place is freed once the body is sent (or the client is gone), as promhttp
+            // frees it when its handler has written the response.
+            metrics(state, &req).await.map(|b| b.holding(slot))
+        }
+        Route::Healthz => text(StatusCode::OK, "ok\n"),
+        Route::Readyz => {
             if state.supervisor.ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
             }
         }
-        (Method::POST | Method::PUT, "/-/reload") => match state.reload(Trigger::Requested).await {
+        Route::Reload if !srv.lifecycle => text(StatusCode::FORBIDDEN, LIFECYCLE_DISABLED),
+        Route::Reload => match state.reload(Trigger::Requested).await {
             Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("failed to reload config: {e}\n"),
             ),
         },
-        (_, "/-/reload") => text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "use POST to reload the config\n",
-        ),
-        (Method::GET | Method::HEAD, "/") => {
+        Route::StatusPage => {
             let body = status_page::render(state);
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
@@ -102,30 +236,51 @@ async fn handle(state: &AgentState, req: Request<Incoming>) -> Resp {
             );
             r
         }
-        (Method::GET | Method::HEAD, "/debug/config") => {
-            text(StatusCode::OK, status_page::effective_config(state))
-        }
-        _ => match state.supervisor.route(&path) {
-            Some((module, sub)) => {
-                let index = sub == "/";
-                let deadline = request_deadline(&state.config(), &req);
-                let r = module_request(module, sub, deadline, req).await;
-                if index && r.status() == StatusCode::NOT_FOUND {
-                    // A module without its own index still gets one: its state as JSON.
-                    module_index(state, &path)
-                } else {
-                    r
-                }
+        Route::DebugConfig => text(StatusCode::OK, status_page::effective_config(state)),
+        Route::Module { module, sub, .. } => {
+            let index = sub == "/";
+            let deadline = request_deadline(&state.config(), &req);
+            let r = module_request(module, sub, deadline, req).await;
+            if index && r.status() == StatusCode::NOT_FOUND {
+                // A module without its own index still gets one: its state as JSON.
+                module_index(state, &path)
+            } else {
+                r
             }
-            None => text(
-                StatusCode::NOT_FOUND,
-                "not found; see / for what is served\n",
-            ),
-        },
+        }
     }
 }
 
-async fn metrics(state: &AgentState, req: &Request<Incoming>) -> Resp {
+/// 405 for a known path, with the methods it takes.
+fn method_not_allowed(method: &Method, allowed: &[Method]) -> Resp {
+    let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here; use {}\n", list.join(" or ")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+        r.headers_mut().insert(ALLOW, v);
+    }
+    r
+}
+
+/// promhttp's answer when `--web.max-requests` scrapes are in flight already.
+fn too_many_requests(srv: &Server) -> Resp {
+    let max = srv.scrapes.max();
+    if let Some(times) = srv.refused.due() {
+        warn!(
+            max_requests = max,
+            refused_since_last_warning = times,
+            "scrape refused: --web.max-requests reached"
+        );
+    }
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("Limit of concurrent requests reached ({max}), try again later.\n"),
+    )
+}
+
+async fn metrics<B>(state: &AgentState, req: &Request<B>) -> Resp {
     let cfg = state.config();
     let accept = req
         .headers()
@@ -233,12 +388,16 @@ pub fn scrape_budget(header: Option<&str>, default: Duration, offset: Duration) 
     }
 }
 
-async fn module_request(
+async fn module_request<B>(
     module: Arc<dyn eos_module::Module>,
     sub_path: String,
     deadline: Instant,
-    req: Request<Incoming>,
-) -> Resp {
+    req: Request<B>,
+) -> Resp
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let method = req.method().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let headers = req
@@ -422,6 +581,129 @@ mod tests {
         let r = into_hyper(eos_module::http::Response::new(999, "a\nb", Vec::new()));
         assert_eq!(r.status(), StatusCode::from_u16(999).unwrap());
         assert!(r.headers().get(CONTENT_TYPE).is_none());
+    }
+
+    /// A server over the embedded default config, its modules not started.
+    fn server(opts: Options) -> Server {
+        use crate::config::{load, ConfigSource, Overrides};
+        let (source, overrides) = (ConfigSource::Embedded, Overrides::default());
+        let (cfg, hash) = load(&source, &overrides).expect("embedded config");
+        let bound = std::net::SocketAddr::from(([127, 0, 0, 1], 9100));
+        let state = AgentState::new(source, overrides, cfg, hash, bound);
+        Server::new(Arc::new(state), &opts)
+    }
+
+    const OPTS: Options = Options {
+        lifecycle: false,
+        max_requests: 40,
+        max_connections: 16,
+    };
+
+    fn request(method: &str, path: &str) -> Request<http_body_util::Empty<Bytes>> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(http_body_util::Empty::new())
+            .expect("request")
+    }
+
+    /// Status, `Allow` header and body.
+    async fn call(srv: &Server, method: &str, path: &str) -> (u16, Option<String>, String) {
+        let r = handle(srv, request(method, path)).await;
+        let allow = r
+            .headers()
+            .get(ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.map(|c| c.to_bytes());
+        let body = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
+        (status, allow, body)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+        let srv = server(OPTS);
+        for (method, path) in [
+            ("DELETE", "/metrics"),
+            ("POST", "/metrics"),
+            ("POST", "/"),
+            ("PUT", "/healthz"),
+            ("DELETE", "/readyz"),
+            ("POST", "/debug/config"),
+        ] {
+            let (status, allow, body) = call(&srv, method, path).await;
+            assert_eq!(status, 405, "{method} {path}");
+            assert_eq!(allow.as_deref(), Some("GET, HEAD"), "{method} {path}");
+            assert_eq!(
+                body,
+                format!("{method} is not allowed here; use GET or HEAD\n")
+            );
+        }
+        let (status, allow, _) = call(&srv, "GET", "/-/reload").await;
+        assert_eq!((status, allow.as_deref()), (405, Some("POST, PUT")));
+        assert_eq!(call(&srv, "DELETE", "/no/such/page").await.0, 404);
+        assert_eq!(call(&srv, "HEAD", "/healthz").await.0, 200);
+        assert_eq!(call(&srv, "GET", "/metrics").await.0, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reload_over_http_only_with_the_lifecycle_flag() {
+        let srv = server(OPTS);
+        for method in ["POST", "PUT"] {
+            let (status, _, body) = call(&srv, method, "/-/reload").await;
+            assert_eq!(
+                (status, body.as_str()),
+                (403, "Lifecycle API is not enabled.")
+            );
+        }
+        let srv = server(Options {
+            lifecycle: true,
+            ..OPTS
+        });
+        // Stopped, so the reload is refused, but it was tried: not 403.
+        srv.state.stop().await;
+        let (status, _, body) = call(&srv, "POST", "/-/reload").await;
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("shutting down"), "{body}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_beyond_max_requests_get_503_until_one_is_sent() {
+        let srv = server(Options {
+            max_requests: 1,
+            ..OPTS
+        });
+        // A scrape in flight: its response built but not yet sent.
+        let first = handle(&srv, request("GET", "/metrics")).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let (status, _, body) = call(&srv, "GET", "/metrics").await;
+        assert_eq!(status, 503);
+        assert_eq!(
+            body,
+            "Limit of concurrent requests reached (1), try again later.\n"
+        );
+        // Other paths are not limited.
+        assert_eq!(call(&srv, "GET", "/healthz").await.0, 200);
+        // Sent: the place is free again.
+        let sent = first.into_body().collect().await.map(|c| c.to_bytes());
+        assert!(sent.is_ok_and(|b| !b.is_empty()));
+        assert_eq!(call(&srv, "GET", "/metrics").await.0, 200);
+        assert_eq!(call(&srv, "GET", "/metrics").await.0, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_request_limit_with_zero() {
+        let srv = server(Options {
+            max_requests: 0,
+            ..OPTS
+        });
+        let mut held = Vec::new();
+        for _ in 0..50 {
+            let r = handle(&srv, request("GET", "/metrics")).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            held.push(r);
+        }
     }
 
     #[test]

@@ -62,14 +62,66 @@ pub enum Format {
 }
 
 impl Format {
-    /// Picks the format from an HTTP `Accept` header, as Prometheus negotiates it.
+    /// Picks the format from an HTTP `Accept` header: OpenMetrics when the client prefers it
+    /// (a higher `q`, or the same `q` and listed first) to the text format, text otherwise,
+    /// also when it accepts neither. A `q=0` range refuses that type, and the most specific
+    /// range decides (`text/plain` before `text/*` before `*/*`). OpenMetrics counts in
+    /// versions 1.0.0 and 0.0.1 (or none given); `text/plain` in any version, since the
+    /// 0.0.4 text served is what every text parser reads.
     pub fn from_accept(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        /// (how specific the matching range is, its q, its position), best match so far.
+        type Pick = Option<(u8, f32, usize)>;
+        let (mut text, mut om): (Pick, Pick) = (None, None);
+        for (pos, range) in accept.unwrap_or("").split(',').enumerate() {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let (mut q, mut version) = (1.0f32, None);
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    // Unparseable means not acceptable, as in Go's goautoneg.
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q: &f32| q.is_finite())
+                            .unwrap_or(0.0)
+                    }
+                    "version" => version = Some(v.to_string()),
+                    _ => {}
+                }
+            }
+            let om_version = matches!(version.as_deref(), None | Some("1.0.0" | "0.0.1"));
+            let (text_level, om_level) = match media.as_str() {
+                "text/plain" => (3, 0),
+                "application/openmetrics-text" if om_version => (0, 3),
+                "text/*" => (2, 0),
+                "application/*" => (0, 2),
+                "*/*" => (1, 1),
+                _ => (0, 0),
+            };
+            for (level, pick) in [(text_level, &mut text), (om_level, &mut om)] {
+                if level > 0 && pick.is_none_or(|(l, _, _)| level > l) {
+                    *pick = Some((level, q, pos));
+                }
+            }
+        }
+        match (text, om) {
+            (_, None) => Format::Text,
+            (_, Some((_, q, _))) if q <= 0.0 => Format::Text,
+            (None, Some(_)) => Format::OpenMetrics,
+            (Some((_, tq, tpos)), Some((_, oq, opos))) => {
+                if oq > tq || (oq == tq && opos < tpos) {
+                    Format::OpenMetrics
+                } else {
+                    Format::Text
+                }
+            }
         }
     }
-
     /// The `Content-Type` for a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -706,5 +758,42 @@ mod tests {
         assert!(!is_valid_name(""));
         assert_eq!(sanitize_name("a-b.c"), "a_b_c");
         assert_eq!(sanitize_name("9x"), "_x");
+    }
+
+    #[test]
+    fn format_from_accept() {
+        use Format::{OpenMetrics as OM, Text};
+        assert_eq!(Format::from_accept(None), Text);
+        let cases = [
+            ("", Text),
+            // Prometheus' default scrape header, and one with protobuf first.
+            ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", OM),
+            ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", Text),
+            // Prometheus 3 preferring the text format.
+            ("text/plain;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5", Text),
+            ("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", OM),
+            ("application/openmetrics-text", OM),
+            ("APPLICATION/OpenMetrics-Text; Q=0.9", OM),
+            // q=0 refuses.
+            ("application/openmetrics-text;q=0", Text),
+            ("application/openmetrics-text;q=0.0, */*", Text),
+            ("application/openmetrics-text; q=0, text/plain", Text),
+            ("text/plain;q=0, application/openmetrics-text;q=0.1", OM),
+            ("text/plain;q=0,*/*;q=0.1", OM),
+            // The higher q wins; on a tie, the one listed first.
+            ("text/plain;q=0.5, application/openmetrics-text;q=0.4", Text),
+            ("text/plain, application/openmetrics-text", Text),
+            ("application/openmetrics-text, text/plain", OM),
+            ("*/*", Text),
+            ("text/*;q=0.3, application/*;q=0.4", OM),
+            // Versions we do not write, and nonsense.
+            ("application/openmetrics-text;version=2.0.0", Text),
+            ("application/openmetrics-text;q=abc", Text),
+            ("application/openmetrics-text;q=NaN", Text),
+            (",,;;=,", Text),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Format::from_accept(Some(accept)), want, "{accept}");
+        }
     }
 }
