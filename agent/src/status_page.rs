@@ -77,7 +77,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         "</table><h2>Links</h2><ul><li><a href=\"/metrics\">/metrics</a></li>\
 <li><a href=\"/debug/config\">/debug/config</a> (effective config, secrets redacted)</li>\
 <li><a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></li>\
-<li><code>curl -X POST /-/reload</code> reloads the config</li></ul></body></html>\n",
+<li><code>curl -X POST /-/reload</code> reloads the config (with --web.enable-lifecycle; SIGHUP always does)</li></ul></body></html>\n",
     );
     h
 }
