@@ -32,6 +32,18 @@ const TARGETS: &[Target] = &[
         filter: "fuzz_",
     },
     Target {
+        name: "textfile",
+        what: "the node textfile collector: arbitrary bytes and exposition-shaped files",
+        cargo: &["-p", "eos-node", "--lib"],
+        filter: "collectors::textfile::tests::properties::",
+    },
+    Target {
+        name: "exposition",
+        what: "the exposition text parser, and encoding read back",
+        cargo: &["-p", "eos-exposition", "--lib"],
+        filter: "parse::tests::properties::",
+    },
+    Target {
         name: "containers",
         what: "the cgroup v1/v2 and /proc parsers, through fixture trees with one file changed",
         cargo: &["-p", "eos-containers", "--lib"],
@@ -177,7 +189,7 @@ fn parse_time(v: &str) -> Result<Duration, String> {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")

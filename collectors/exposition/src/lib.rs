@@ -36,7 +36,7 @@ pub use metrics::{
     exponential_buckets, linear_buckets, Counter, CounterVec, Gauge, GaugeVec, Histogram,
     HistogramVec, Metric, MetricVec, DEFAULT_BUCKETS,
 };
-pub use parse::{parse_text, Parsed, ParsedSample};
+pub use parse::{lines, parse_text, Line, Lines, Parsed, ParsedSample, Sample};
 
 use std::io::Write;
 

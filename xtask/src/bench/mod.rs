@@ -33,6 +33,7 @@
 
 mod containers;
 mod node;
+mod textfile;
 
 use eos_testkit::agent::workspace_root;
 use eos_testkit::http::{request, Response};
@@ -49,6 +50,8 @@ usage: cargo xtask bench <module> [options]
 modules:
   node        eos-agent (node module only) vs prometheus-node-exporter, same collectors
   containers  the containers module on 500 real cgroups vs the open+read+close floor
+  textfile    the node textfile collector vs prometheus-node-exporter on 10k, 80k, 1M series
+              (--sizes=N,N,... for others)
 
 options:
   --runs N          measured runs per side, alternating A B A B (default 2000)
@@ -66,6 +69,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match module.as_str() {
         "node" => node::run(rest),
         "containers" => containers::run(rest),
+        "textfile" => textfile::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
