@@ -38,7 +38,24 @@ fn status_page_health_and_config() {
     assert_eq!(agent.get("/readyz").expect("readyz").0, 200);
     let (status, cfg) = agent.get("/debug/config").expect("debug/config");
     assert_eq!(status, 200);
-    assert!(cfg.contains("# source: embedded default"), "{cfg}");
+    assert!(
+        cfg.starts_with("# effective config from embedded default"),
+        "{cfg}"
+    );
+    // It is YAML that reads back as a config: check-config accepts it.
+    let dir = TempDir::new("effective-config");
+    let file = dir.join("effective.yaml");
+    std::fs::write(&file, &cfg).expect("writing the effective config");
+    let check = std::process::Command::new(agent_bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{}\n{cfg}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     // The harness asks for port 0: the config says so, the status page shows the real port.
     assert!(cfg.contains("listen_address: 127.0.0.1:0\n"), "{cfg}");
     assert!(page.contains(&format!("<td>{}</td>", agent.addr)), "{page}");

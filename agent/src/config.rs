@@ -9,7 +9,7 @@ use crate::keypath;
 use crate::modules::ModulesConfig;
 use eos_kube::KubeletConfig;
 use eos_module::{Facts, HostPaths};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
 
 /// The whole config file.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -47,7 +47,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// `host:` — where the host's filesystems are mounted inside the agent's container.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostConfig {
     pub procfs: PathBuf,
@@ -71,7 +71,7 @@ impl Default for HostConfig {
 }
 
 /// `server:` — HTTP serving knobs.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// How long a scrape may take when Prometheus sends no
@@ -172,6 +172,12 @@ impl std::str::FromStr for ListenAddress {
 impl fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+impl Serialize for ListenAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -739,6 +745,42 @@ mod tests {
     fn embedded_default_parses() {
         let c = Config::parse("<embedded>", EMBEDDED_DEFAULT, &env).unwrap();
         assert_eq!(c.listen_address.to_string(), "0.0.0.0:9100");
+    }
+
+    /// Every key path of a YAML value, e.g. `modules.node.cpu.guest`.
+    fn key_paths(v: &serde_yaml_ng::Value, prefix: &str, out: &mut Vec<String>) {
+        if let Some(m) = v.as_mapping() {
+            for (k, child) in m {
+                let path = format!("{prefix}{}", k.as_str().unwrap_or("?"));
+                out.push(path.clone());
+                key_paths(child, &format!("{path}."), out);
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_is_complete_and_says_the_real_defaults() {
+        // It says the defaults: the same config as an empty file (no NODE_NAME here).
+        let no_env = |_: &str| None;
+        let printed = Config::parse("<embedded>", EMBEDDED_DEFAULT, &no_env).unwrap();
+        assert_eq!(printed, Config::parse("empty", "", &no_env).unwrap());
+        // It is complete: every setting the agent has is in it.
+        let all = serde_yaml_ng::to_value(&printed).unwrap();
+        let shown: serde_yaml_ng::Value = serde_yaml_ng::from_str(EMBEDDED_DEFAULT).unwrap();
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        key_paths(&all, "", &mut want);
+        key_paths(&shown, "", &mut have);
+        let missing: Vec<&String> = want.iter().filter(|k| !have.contains(k)).collect();
+        assert!(missing.is_empty(), "not in default.yaml: {missing:?}");
+    }
+
+    #[test]
+    fn the_effective_config_reads_back_as_itself() {
+        let text = "node_name: w\nkubelet: {insecure_skip_verify: true}\nmodules:\n  node:\n    collectors: {processes: true}\n    netdev: {device_include: '^eth'}\n    textfile: {directory: /x, max_bytes: 1kB}\n  containers: {pod_labels: [app], cgroup_root: /sys/fs/cgroup}\n";
+        let c = Config::parse("f", text, &env).unwrap();
+        let yaml = serde_yaml_ng::to_string(&c).unwrap();
+        let again = Config::parse("effective", &yaml, &env).unwrap();
+        assert_eq!(again, c, "{yaml}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 macro_rules! modules {
     ($($field:ident => $def:ty),* $(,)?) => {
         /// `modules:` — one section per built-in module, each owned by that module's crate.
-        #[derive(Debug, Default, PartialEq, Deserialize)]
+        #[derive(Debug, Default, PartialEq, Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields)]
         pub struct ModulesConfig {
             $(
@@ -98,8 +98,6 @@ pub trait Registered: Send + Sync {
     fn section_changed(&self, old: &ModulesConfig, new: &ModulesConfig) -> bool;
     fn start(&self, m: &ModulesConfig, ctx: &ModuleContext)
         -> Result<Box<dyn Module>, ModuleError>;
-    /// The effective section, for `/debug/config` (secrets are redacted by their type).
-    fn describe(&self, m: &ModulesConfig) -> String;
     /// The agent's shared services this kind uses.
     fn services(&self) -> &'static [Service] {
         &[]
@@ -134,9 +132,6 @@ impl<D: ModuleDef> Registered for Entry<D> {
         ctx: &ModuleContext,
     ) -> Result<Box<dyn Module>, ModuleError> {
         D::start((self.get)(m), ctx)
-    }
-    fn describe(&self, m: &ModulesConfig) -> String {
-        format!("{:#?}", (self.get)(m))
     }
     fn services(&self) -> &'static [Service] {
         D::SERVICES

@@ -82,28 +82,35 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
     h
 }
 
-/// The effective config as text: top-level settings and each module's section after defaults
-/// and command-line flags. Secret values print as `<secret>`.
+/// The effective config as YAML that reads back as the same config: every setting after
+/// defaults, `${VAR}` expansion and command-line flags. Secrets print as `<secret>`.
 pub fn effective_config(state: &AgentState) -> String {
     let cfg = state.config();
     let mut s = String::new();
-    let _ = writeln!(s, "# source: {}", state.source.describe());
-    if cfg.listen_address == state.listening {
-        let _ = writeln!(s, "listen_address: {}", cfg.listen_address);
-    } else {
+    let _ = writeln!(
+        s,
+        "# effective config from {}, after defaults, ${{VAR}} and command-line flags",
+        state.source.describe()
+    );
+    if cfg.listen_address != state.listening {
         let _ = writeln!(
             s,
-            "listen_address: {}  # in use; the config says {}, which takes effect at the next restart",
-            state.listening, cfg.listen_address
+            "# listening on {}: listen_address below takes effect at the next restart",
+            state.listening
         );
     }
-    let _ = writeln!(s, "node_name: {}", cfg.facts().node_name);
-    let _ = writeln!(s, "host: {:#?}", cfg.host);
-    let _ = writeln!(s, "state_dir: {}", cfg.state_dir.display());
-    let _ = writeln!(s, "kubelet: {:#?}", cfg.kubelet);
-    let _ = writeln!(s, "server: {:#?}", cfg.server);
-    for (name, section) in state.supervisor.describe(&cfg) {
-        let _ = writeln!(s, "modules.{name}: {section}");
+    if cfg.node_name.is_empty() {
+        let _ = writeln!(
+            s,
+            "# node_name is empty: the host name {} is used",
+            cfg.facts().node_name
+        );
+    }
+    match serde_yaml_ng::to_string(&*cfg) {
+        Ok(yaml) => s.push_str(&yaml),
+        Err(e) => {
+            let _ = writeln!(s, "# cannot write the config as YAML: {e}");
+        }
     }
     s
 }

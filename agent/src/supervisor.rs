@@ -620,14 +620,6 @@ impl Supervisor {
             .collect()
     }
 
-    /// The effective module sections of `cfg`, for `/debug/config`.
-    pub fn describe(&self, cfg: &Config) -> Vec<(&'static str, String)> {
-        self.slots
-            .iter()
-            .map(|s| (s.reg.name(), s.reg.describe(&cfg.modules)))
-            .collect()
-    }
-
     /// The supervisor's own families: module state and per-module scrape health.
     pub fn encode_metrics(&self, enc: &mut Encoder<'_>) {
         let mut f = enc.family(
@@ -958,9 +950,6 @@ mod tests {
                 _ => self.paths(),
             };
             Ok(Box::new(TestModule(self.name, self.behaviour, claims)))
-        }
-        fn describe(&self, _: &ModulesConfig) -> String {
-            String::new()
         }
     }
 

@@ -2,16 +2,17 @@
 
 use eos_kube::KubeletConfig;
 use eos_module::{ConfigIssue, Duration, ModuleConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// `modules.containers`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainersConfig {
     pub enabled: bool,
     /// Deprecated: the kubelet is the agent's top-level `kubelet:` section now, shared with
     /// the other modules. The agent moves this one there (with a warning) when it is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubelet: Option<KubeletConfig>,
     /// Read the cgroups this often and serve the samples with their timestamps, as the kubelet
     /// does. `0`: read at every scrape instead.

@@ -1,11 +1,11 @@
 //! The `kubelet:` config section: where the kubelet is and how to authenticate to it.
 
 use eos_module::{ConfigIssue, Duration};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// How to reach the node's kubelet and how often to refresh pod metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubeletConfig {
     /// Whether to ask the kubelet at all. Off: rows carry only what the cgroup path tells.

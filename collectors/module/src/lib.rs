@@ -26,7 +26,7 @@
 //! use eos_module::{Module, ModuleContext, ModuleDef, ModuleConfig, ModuleError, Scrape};
 //! use eos_exposition::{Encoder, Kind};
 //!
-//! #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+//! #[derive(Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 //! #[serde(deny_unknown_fields)]
 //! struct HelloConfig { #[serde(default)] enabled: bool }
 //! impl ModuleConfig for HelloConfig { fn enabled(&self) -> bool { self.enabled } }
@@ -155,9 +155,10 @@ pub trait Module: Send + Sync + 'static {
 /// A module's config section (`modules.<name>` in the file).
 ///
 /// Use `#[serde(deny_unknown_fields)]` so that typos are reported with their line. The
-/// `Debug` output is what `/debug/config` shows: keep secrets in [`Secret`].
+/// serialized form is what `/debug/config` shows (YAML that reads back as the same section):
+/// keep secrets in [`Secret`], which writes `<secret>`.
 pub trait ModuleConfig:
-    DeserializeOwned + Default + PartialEq + Debug + Send + Sync + 'static
+    DeserializeOwned + serde::Serialize + Default + PartialEq + Debug + Send + Sync + 'static
 {
     /// The section's `enabled` key.
     fn enabled(&self) -> bool;

@@ -17,7 +17,7 @@
 use eos_module::{ConfigIssue, Duration, ModuleConfig};
 use regex::Regex;
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -36,7 +36,7 @@ const VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 const NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
 /// The `modules.node` section.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// Whether the node module runs.
@@ -97,7 +97,7 @@ impl Default for NodeConfig {
 }
 
 /// `cpu` collector settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CpuConfig {
     /// Export `node_cpu_guest_seconds_total` (`--collector.cpu.guest`, default on).
@@ -116,7 +116,7 @@ impl Default for CpuConfig {
 }
 
 /// `stat` collector settings.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StatConfig {
     /// Export `node_softirqs_total` per vector (`--collector.stat.softirq`, default off).
@@ -124,7 +124,7 @@ pub struct StatConfig {
 }
 
 /// `filesystem` collector settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesystemConfig {
     /// Mount points not reported.
@@ -147,7 +147,7 @@ impl Default for FilesystemConfig {
 }
 
 /// `diskstats` collector settings. `device_include`, when set, replaces the exclude.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiskstatsConfig {
     /// Devices not reported (default: partitions, ram, loop and floppy devices).
@@ -166,7 +166,7 @@ impl Default for DiskstatsConfig {
 }
 
 /// `netclass` collector settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetclassConfig {
     /// Devices not reported.
@@ -185,7 +185,7 @@ impl Default for NetclassConfig {
 }
 
 /// `netdev` collector settings (include and exclude are mutually exclusive; `validate` says so).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetdevConfig {
     /// Only these devices are reported.
@@ -195,7 +195,7 @@ pub struct NetdevConfig {
 }
 
 /// Settings of collectors that export a selection of a file's fields (vmstat, netstat).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldsConfig {
     /// The fields exported, matched against the metric's name suffix.
@@ -203,7 +203,7 @@ pub struct FieldsConfig {
 }
 
 /// `textfile` collector settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TextfileConfig {
     /// Directory of `*.prom` files; empty disables reading (node_exporter's default).
@@ -279,7 +279,7 @@ fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// `powersupplyclass` collector settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PowersupplyConfig {
     /// Power supplies not reported (`--collector.powersupply.ignored-supplies`).
@@ -300,6 +300,12 @@ impl Default for PowersupplyConfig {
 pub struct Pattern {
     src: String,
     re: Regex,
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Pattern {
