@@ -553,6 +553,12 @@ impl ModuleConfig for NodeConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigIssue> {
+        if self.filesystem.mount_timeout.get().is_zero() {
+            return Err(ConfigIssue::at(
+                "filesystem.mount_timeout",
+                "must be more than 0 (every mount would time out), e.g. 5s",
+            ));
+        }
         for (name, c) in [("netdev", &self.netdev), ("arp", &self.arp)] {
             if c.device_include.is_some() && c.device_exclude.is_some() {
                 return Err(ConfigIssue::at(
@@ -717,6 +723,15 @@ mod tests {
         assert!(e.contains("invalid regex \"(\": unclosed group"), "{e}");
         assert!(yaml("bogus: 1\n").is_err());
         assert!(yaml("cpu: {guest: true, nope: 1}\n").is_err());
+    }
+
+    #[test]
+    fn a_zero_mount_timeout_is_refused() {
+        let c = yaml("filesystem: {mount_timeout: 0s}\n").unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "filesystem.mount_timeout: must be more than 0 (every mount would time out), e.g. 5s"
+        );
     }
 
     #[test]
