@@ -102,6 +102,10 @@ pub trait Registered: Send + Sync {
     fn services(&self) -> &'static [Service] {
         &[]
     }
+    /// The metric prefixes it owns (cheap: read on every scrape).
+    fn metric_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn info(&self) -> ModuleInfo {
         ModuleInfo {
             name: self.name(),
@@ -136,6 +140,10 @@ impl<D: ModuleDef> Registered for Entry<D> {
     fn services(&self) -> &'static [Service] {
         D::SERVICES
     }
+    fn metric_prefixes(&self) -> &'static [&'static str] {
+        D::METRIC_PREFIXES
+    }
+    /// Builds a default config (node's compiles its patterns): for `describe`, not scrapes.
     fn info(&self) -> ModuleInfo {
         ModuleInfo {
             name: D::NAME,

@@ -501,7 +501,7 @@ impl Supervisor {
                     outputs.push(Output {
                         chunks,
                         records,
-                        owns: slot.reg.info().metric_prefixes,
+                        owns: slot.reg.metric_prefixes(),
                     });
                     sources.push(Some(slot));
                 }
