@@ -47,7 +47,11 @@
 //!   such subsystem) is not an error: write nothing and return `Ok`. (node_exporter reports
 //!   "no data" as a failure; here `success 0` always means something is wrong.)
 //! - No `unwrap()`/`expect()`/slice indexing on data read from the host.
-//! - Check `ctx.deadline` in loops that may be long.
+//! - Check `ctx.deadline` in loops that may be long. It is this collector's own deadline,
+//!   earlier than the scrape's: collectors run on a worker thread, and one still running past
+//!   its budget is left behind (`success 0`, its output dropped) and skipped until its call
+//!   returns (see `runner.rs`). So a read that blocks costs one thread, never the scrape; a
+//!   collector that checks the deadline and returns `Err` is not marked stuck.
 
 use eos_exposition::Encoder;
 use eos_module::HostPaths;
@@ -80,7 +84,8 @@ pub(crate) type BuildFn = fn(&NodeConfig, &HostPaths) -> Result<Box<dyn Collecto
 pub(crate) struct Ctx<'a> {
     /// Where the host's filesystems are mounted.
     pub(crate) paths: &'a HostPaths,
-    /// When the scrape must be answered.
+    /// When this collector must be done: four fifths of the time left to the scrape deadline
+    /// when it started. Past its budget (seven eighths) it is left behind.
     pub(crate) deadline: Instant,
     buf: &'a mut Vec<u8>,
 }

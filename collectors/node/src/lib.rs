@@ -7,14 +7,23 @@
 //! `node_scrape_collector_duration_seconds{collector}`,
 //! `node_scrape_collector_success{collector}` and `node_exporter_build_info`.
 //!
-//! Collectors run in order on the scrape's thread. Splitting them over two threads was
-//! measured (`cargo xtask bench node`): no latency gain behind the agent's HTTP server and
-//! about 8% more CPU per scrape, so it was left out. A collector that fails has its output
-//! dropped and `node_scrape_collector_success 0`; one that would run past the scrape deadline
-//! is skipped and reported the same way.
+//! Collectors run in order on a worker thread kept between scrapes, while the scrape thread
+//! keeps the time (`src/runner.rs`): a collector that blocks (a `/proc` file of a hung
+//! driver) is left behind after its budget, with `node_scrape_collector_success 0`, and the
+//! others still answer within the deadline. Its call is then stuck, for the whole process
+//! (`src/stuck.rs`): every scrape, by this instance or one started by a later reload, skips it
+//! until the call returns, so it costs one blocked thread, never a pile. Each collector's
+//! health (last success, last error, last duration, stuck since; `src/health.rs`) is on the
+//! status page and at `/debug/node/`, and a stuck collector makes the module degraded.
+//! Splitting the collectors over two threads was measured (`cargo xtask bench node`): no
+//! latency gain behind the agent's HTTP server and about 8% more CPU per scrape, so they run
+//! one after the other. A collector that fails has its output dropped and
+//! `node_scrape_collector_success 0`.
 //!
 //! A scrape may narrow the collectors with node_exporter's `collect[]=<name>` (only these)
-//! and `exclude[]=<name>` (all but these) query parameters.
+//! and `exclude[]=<name>` (all but these) query parameters. As in node_exporter, a
+//! `collect[]` naming a collector that is not enabled, or both parameters together, is
+//! answered with 400; an `exclude[]` naming one that is not enabled is ignored.
 //!
 //! ```
 //! use eos_module::{ModuleConfig, ModuleDef};
@@ -27,7 +36,10 @@
 mod collector;
 mod collectors;
 mod config;
+mod health;
 mod registry;
+mod runner;
+mod stuck;
 
 pub use config::{
     CpuConfig, DiskstatsConfig, FieldsConfig, FilesystemConfig, NetclassConfig, NetdevConfig,
@@ -35,12 +47,12 @@ pub use config::{
 };
 
 use eos_exposition::{Encoder, Kind};
-use eos_module::{HostPaths, Module, ModuleContext, ModuleDef, ModuleError, Scrape};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
-use std::time::Instant;
+use eos_module::http::{Request, Response};
+use eos_module::{BoxFuture, Health, Module, ModuleContext, ModuleDef, ModuleError, Scrape};
+use std::sync::Arc;
 
-use crate::collector::{Collector, Ctx};
+use crate::health::Board;
+use crate::runner::{Collectors, Entry, Outcome, Ran, Runner};
 
 /// The node module, as the agent registers it.
 pub struct NodeModule;
@@ -60,143 +72,151 @@ impl ModuleDef for NodeModule {
     }
 }
 
-/// The running module: the enabled collectors, built once.
+/// The running module: the enabled collectors, built once, their worker threads and health.
 struct Node {
-    collectors: Vec<(&'static str, Box<dyn Collector>)>,
-    paths: HostPaths,
+    runner: Runner,
+    board: Board,
     version: &'static str,
     revision: &'static str,
-    /// Read buffers kept between scrapes (one per concurrent scrape).
-    buffers: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Node {
     fn new(config: &NodeConfig, ctx: &ModuleContext) -> Result<Node, String> {
-        let mut collectors = Vec::new();
+        let mut entries = Vec::new();
         for def in registry::ALL {
             if config.collector_enabled(def.name, def.default_enabled) {
-                let c = (def.build)(config, ctx.host())
+                let collector = (def.build)(config, ctx.host())
                     .map_err(|e| format!("node collector {}: {e}", def.name))?;
-                collectors.push((def.name, c));
+                entries.push(Entry {
+                    name: def.name,
+                    collector,
+                });
             }
         }
-        Ok(Node {
-            collectors,
-            paths: ctx.host().clone(),
-            version: ctx.facts.version,
-            revision: ctx.facts.revision,
-            buffers: Mutex::new(Vec::new()),
-        })
+        Ok(Node::with(
+            Collectors {
+                entries,
+                paths: ctx.host().clone(),
+            },
+            ctx.facts.version,
+            ctx.facts.revision,
+        ))
     }
 
-    fn take_buffer(&self) -> Vec<u8> {
-        match self.buffers.lock() {
-            Ok(mut pool) => pool.pop().unwrap_or_default(),
-            Err(_) => Vec::new(),
+    fn with(collectors: Collectors, version: &'static str, revision: &'static str) -> Node {
+        let names = collectors.entries.iter().map(|e| e.name).collect();
+        Node {
+            runner: Runner::new(Arc::new(collectors)),
+            board: Board::new(names),
+            version,
+            revision,
         }
     }
 
-    fn return_buffer(&self, buf: Vec<u8>) {
-        if let Ok(mut pool) = self.buffers.lock() {
-            pool.push(buf);
-        }
+    fn entries(&self) -> &[Entry] {
+        &self.runner.collectors().entries
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.entries().iter().any(|e| e.name == name)
     }
 }
 
-/// Whether the scrape's `collect[]`/`exclude[]` parameters select the collector `name`.
-fn selected(scrape: &Scrape<'_>, name: &str) -> bool {
+/// The indices of the collectors that the scrape's `collect[]` (only these) and `exclude[]`
+/// (all but these) parameters select.
+fn selected(entries: &[Entry], scrape: &Scrape<'_>) -> Vec<usize> {
     let mut collect = scrape.param_values("collect[]").peekable();
-    if collect.peek().is_some() && !collect.any(|c| c == name) {
-        return false;
-    }
-    !scrape.param_values("exclude[]").any(|c| c == name)
+    let narrowed = collect.peek().is_some();
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !narrowed || scrape.param_values("collect[]").any(|c| c == e.name))
+        .filter(|(_, e)| !scrape.param_values("exclude[]").any(|c| c == e.name))
+        .map(|(i, _)| i)
+        .collect()
 }
 
-/// One collector's outcome in this scrape.
-struct Outcome {
-    name: &'static str,
-    seconds: f64,
-    success: bool,
+/// node_exporter's answer to a filtered scrape it cannot serve (its handler's error text).
+fn filter_error(e: &str) -> String {
+    format!("Couldn't create filtered metrics handler: couldn't create collector: {e}")
 }
 
 impl Module for Node {
     fn collect(&self, enc: &mut Encoder<'_>, scrape: &Scrape<'_>) {
-        for name in scrape
-            .param_values("collect[]")
-            .chain(scrape.param_values("exclude[]"))
-        {
-            if !self.collectors.iter().any(|(n, _)| *n == name) {
-                tracing::warn!(
-                    collector = name,
-                    "collect[]/exclude[] names a collector that is not enabled"
-                );
-            }
+        let selected = selected(self.entries(), scrape);
+        let out = self.runner.run(&selected, enc.format(), scrape.deadline);
+        if let Some(encoded) = &out.encoded {
+            enc.extend_shared(encoded, &out.records);
         }
-        let mut buf = self.take_buffer();
-        let mut outcomes = Vec::with_capacity(self.collectors.len());
-        for (name, collector) in &self.collectors {
-            if !selected(scrape, name) {
-                continue;
-            }
-            let start = Instant::now();
-            if start >= scrape.deadline {
-                tracing::warn!(
-                    collector = name,
-                    "node collector skipped: scrape deadline passed"
-                );
-                outcomes.push(Outcome {
-                    name,
-                    seconds: 0.0,
-                    success: false,
-                });
-                continue;
-            }
-            let mark = enc.mark();
-            let mut ctx = Ctx::new(&self.paths, scrape.deadline, &mut buf);
-            let result = catch_unwind(AssertUnwindSafe(|| collector.update(enc, &mut ctx)))
-                .unwrap_or_else(|_| Err("collector panicked".to_string()));
-            let seconds = start.elapsed().as_secs_f64();
-            let success = match result {
-                Ok(()) => true,
-                Err(e) => {
-                    enc.rollback(mark);
-                    tracing::warn!(collector = name, error = %e, "node collector failed");
-                    false
-                }
-            };
-            outcomes.push(Outcome {
-                name,
-                seconds,
-                success,
-            });
-        }
-        self.return_buffer(buf);
-        write_outcomes(enc, &outcomes);
+        self.board.record(&out.ran);
+        write_outcomes(enc, self.entries(), &out.ran);
         write_build_info(enc, self.version, self.revision);
     }
 
+    /// As node_exporter: `collect[]` must name enabled collectors, `collect[]` and
+    /// `exclude[]` do not mix, and `exclude[]` of a name that is not enabled is ignored.
+    fn check_params(&self, params: &[(String, String)]) -> Result<(), String> {
+        let named = |key: &'static str| {
+            params
+                .iter()
+                .filter(move |(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if named("collect[]").next().is_some() && named("exclude[]").next().is_some() {
+            return Err("Combined collect and exclude queries are not allowed.".to_string());
+        }
+        for name in named("collect[]") {
+            if self.has(name) {
+                continue;
+            }
+            return Err(if registry::ALL.iter().any(|d| d.name == name) {
+                filter_error(&format!("disabled collector: {name}"))
+            } else {
+                filter_error(&format!("missing collector: {name}"))
+            });
+        }
+        Ok(())
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<Response> {
+        let resp = match req.path.as_str() {
+            "" | "/" => Response::json(self.board.json()),
+            "/collectors" => Response::text(200, self.board.table()),
+            _ => Response::not_found(),
+        };
+        Box::pin(async move { resp })
+    }
+
     fn status(&self) -> Vec<(String, String)> {
-        let names: Vec<&str> = self.collectors.iter().map(|(n, _)| *n).collect();
-        vec![("collectors".to_string(), names.join(" "))]
+        self.board.status()
+    }
+
+    fn health(&self) -> Health {
+        match self.board.degraded() {
+            Some(why) => Health::Degraded(why),
+            None => Health::Up,
+        }
     }
 }
 
-fn write_outcomes(enc: &mut Encoder<'_>, outcomes: &[Outcome]) {
+fn write_outcomes(enc: &mut Encoder<'_>, entries: &[Entry], ran: &[Ran]) {
+    let name = |r: &Ran| entries.get(r.index).map_or("?", |e| e.name);
     let mut f = enc.family(
         "node_scrape_collector_duration_seconds",
         "node_exporter: Duration of a collector scrape.",
         Kind::Gauge,
     );
-    for o in outcomes {
-        f.sample(&[("collector", o.name)], o.seconds);
+    for r in ran {
+        f.sample(&[("collector", name(r))], r.took.as_secs_f64());
     }
     let mut f = enc.family(
         "node_scrape_collector_success",
         "node_exporter: Whether a collector succeeded.",
         Kind::Gauge,
     );
-    for o in outcomes {
-        f.sample(&[("collector", o.name)], if o.success { 1.0 } else { 0.0 });
+    for r in ran {
+        let ok = r.outcome == Outcome::Ok;
+        f.sample(&[("collector", name(r))], if ok { 1.0 } else { 0.0 });
     }
 }
 
@@ -236,15 +256,25 @@ fn go_arch(rust_arch: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::{Collector, Ctx};
     use eos_exposition::{parse_text, Format};
-    use std::time::Duration;
+    use eos_module::HostPaths;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
 
-    struct Fake(Result<(), &'static str>);
+    /// Writes `node_fake_<name>`, then fails or not.
+    struct Fake(&'static str, Result<(), &'static str>);
     impl Collector for Fake {
         fn update(&self, enc: &mut Encoder<'_>, _ctx: &mut Ctx<'_>) -> Result<(), String> {
-            enc.single("node_fake_partial", "h", Kind::Gauge, &[], 1.0);
-            self.0.map_err(str::to_string)
+            let family = format!("node_fake_{}", self.0);
+            enc.single(&family, "h", Kind::Gauge, &[], 1.0);
+            self.1.map_err(str::to_string)
         }
+    }
+    fn ok(name: &'static str) -> Box<dyn Collector> {
+        Box::new(Fake(name, Ok(())))
     }
     struct Panics;
     impl Collector for Panics {
@@ -253,21 +283,54 @@ mod tests {
         }
     }
 
-    fn node(collectors: Vec<(&'static str, Box<dyn Collector>)>) -> Node {
-        Node {
-            collectors,
-            paths: HostPaths::default(),
-            version: "1.2.3",
-            revision: "abc",
-            buffers: Mutex::new(Vec::new()),
+    /// A collector that blocks, as a read of a hung `/proc` file does, until released.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+        calls: AtomicUsize,
+        blocked: AtomicUsize,
+    }
+    impl Gate {
+        fn release(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+    struct Blocks(Arc<Gate>);
+    impl Collector for Blocks {
+        fn update(&self, enc: &mut Encoder<'_>, _: &mut Ctx<'_>) -> Result<(), String> {
+            let g = &self.0;
+            g.calls.fetch_add(1, Ordering::SeqCst);
+            g.blocked.fetch_add(1, Ordering::SeqCst);
+            let mut open = g.open.lock().unwrap();
+            while !*open {
+                open = g.opened.wait(open).unwrap();
+            }
+            drop(open);
+            g.blocked.fetch_sub(1, Ordering::SeqCst);
+            enc.single("node_fake_blocks", "h", Kind::Gauge, &[], 1.0);
+            Ok(())
         }
     }
 
-    fn scrape_text(node: &Node, params: &[(&str, &str)], deadline: Instant) -> String {
-        let params: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+    fn node(collectors: Vec<(&'static str, Box<dyn Collector>)>) -> Node {
+        let entries = collectors
+            .into_iter()
+            .map(|(name, collector)| Entry { name, collector })
             .collect();
+        let paths = HostPaths::default();
+        Node::with(Collectors { entries, paths }, "1.2.3", "abc")
+    }
+
+    fn params(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn scrape_text(node: &Node, p: &[(&str, &str)], deadline: Instant) -> String {
+        let params = params(p);
         let mut buf = Vec::new();
         let mut enc = Encoder::new(&mut buf, Format::Text);
         node.collect(
@@ -277,6 +340,7 @@ mod tests {
                 deadline,
             },
         );
+        drop(enc);
         String::from_utf8(buf).unwrap()
     }
 
@@ -296,18 +360,43 @@ mod tests {
             .map(|s| s.value)
     }
 
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < give_up, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn debug_page(n: &Node, path: &str) -> String {
+        let req = Request {
+            path: path.to_string(),
+            ..Request::default()
+        };
+        let mut fut = n.handle(req);
+        let mut cx = Context::from_waker(Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => {
+                assert_eq!(r.status, 200);
+                String::from_utf8(r.body).unwrap()
+            }
+            Poll::Pending => panic!("the debug page should be ready at once"),
+        }
+    }
+
     #[test]
     fn failing_collector_drops_its_output_and_reports_zero() {
         let n = node(vec![
-            ("bad", Box::new(Fake(Err("broken")))),
+            ("bad", Box::new(Fake("bad", Err("broken")))),
             ("boom", Box::new(Panics)),
-            ("good", Box::new(Fake(Ok(())))),
+            ("good", ok("good")),
         ]);
         let out = scrape_text(&n, &[], later());
         assert_eq!(success(&out, "bad"), Some(0.0));
         assert_eq!(success(&out, "boom"), Some(0.0));
         assert_eq!(success(&out, "good"), Some(1.0));
-        assert_eq!(out.matches("node_fake_partial 1").count(), 1, "{out}");
+        assert!(!out.contains("node_fake_bad"), "{out}");
+        assert!(out.contains("node_fake_good 1"), "{out}");
         assert!(
             out.contains("node_exporter_build_info{branch=\"\",goarch="),
             "{out}"
@@ -316,18 +405,29 @@ mod tests {
         assert_eq!(go_arch("x86_64"), "amd64");
         assert_eq!(go_arch("aarch64"), "arm64");
         assert_eq!(go_arch("s390x"), "s390x");
+        // Failures are in the health, but they do not degrade the module.
+        assert_eq!(n.health(), Health::Up);
+        let status = n.status();
+        assert!(
+            status
+                .iter()
+                .any(|(k, v)| k == "collector bad" && v == "failing: broken"),
+            "{status:?}"
+        );
+        let page = debug_page(&n, "/collectors");
+        assert!(page.contains("collector panicked"), "{page}");
+        for name in ["bad", "boom", "good"] {
+            assert!(page.lines().any(|l| l.starts_with(name)), "{page}");
+        }
     }
 
     #[test]
     fn collect_and_exclude_params() {
-        let n = node(vec![
-            ("a", Box::new(Fake(Ok(())))),
-            ("b", Box::new(Fake(Ok(())))),
-            ("c", Box::new(Fake(Ok(())))),
-        ]);
+        let n = node(vec![("a", ok("a")), ("b", ok("b")), ("c", ok("c"))]);
         let out = scrape_text(&n, &[("collect[]", "a"), ("collect[]", "c")], later());
         assert_eq!(success(&out, "a"), Some(1.0));
         assert_eq!(success(&out, "b"), None);
+        assert!(!out.contains("node_fake_b"), "{out}");
         assert_eq!(success(&out, "c"), Some(1.0));
         let out = scrape_text(&n, &[("exclude[]", "a")], later());
         assert_eq!(success(&out, "a"), None);
@@ -335,11 +435,161 @@ mod tests {
     }
 
     #[test]
+    fn check_params_answers_like_node_exporter() {
+        let n = node(vec![("a", ok("a")), ("b", ok("b"))]);
+        let check = |p: &[(&str, &str)]| n.check_params(&params(p));
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[("collect[]", "a"), ("other", "x")]), Ok(()));
+        assert_eq!(
+            check(&[("collect[]", "a"), ("collect[]", "bogus")]),
+            Err(
+                "Couldn't create filtered metrics handler: couldn't create collector: \
+                 missing collector: bogus"
+                    .to_string()
+            )
+        );
+        // A collector we have, switched off.
+        assert_eq!(
+            check(&[("collect[]", "loadavg")]),
+            Err(
+                "Couldn't create filtered metrics handler: couldn't create collector: \
+                 disabled collector: loadavg"
+                    .to_string()
+            )
+        );
+        // exclude[] of a name that is not enabled is ignored, as node_exporter does.
+        assert_eq!(check(&[("exclude[]", "bogus"), ("exclude[]", "a")]), Ok(()));
+        assert_eq!(
+            check(&[("collect[]", "a"), ("exclude[]", "b")]),
+            Err("Combined collect and exclude queries are not allowed.".to_string())
+        );
+    }
+
+    #[test]
     fn past_deadline_skips_collectors() {
-        let n = node(vec![("a", Box::new(Fake(Ok(()))))]);
+        let n = node(vec![("a", ok("a"))]);
         let out = scrape_text(&n, &[], Instant::now());
         assert_eq!(success(&out, "a"), Some(0.0));
-        assert!(!out.contains("node_fake_partial"), "{out}");
+        assert!(!out.contains("node_fake_a"), "{out}");
+    }
+
+    #[test]
+    fn concurrent_scrapes_each_get_every_collector() {
+        let n = node(vec![("a", ok("a")), ("b", ok("b"))]);
+        std::thread::scope(|s| {
+            let scrapes: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| scrape_text(&n, &[], later())))
+                .collect();
+            for t in scrapes {
+                let out = t.join().unwrap();
+                assert_eq!(success(&out, "a"), Some(1.0), "{out}");
+                assert_eq!(success(&out, "b"), Some(1.0), "{out}");
+            }
+        });
+        assert!(n.runner.spawned() <= 4);
+    }
+
+    #[test]
+    fn a_stuck_collector_is_left_behind_and_skipped_until_it_returns() {
+        let gate = Arc::new(Gate::default());
+        let n = node(vec![
+            ("t_stuck_before", ok("before")),
+            ("t_stuck", Box::new(Blocks(gate.clone()))),
+            ("t_stuck_after", ok("after")),
+        ]);
+        // The scrape answers in time with the others' output; the stuck one reports 0.
+        let deadline = Instant::now() + Duration::from_millis(1200);
+        let out = scrape_text(&n, &[], deadline);
+        assert!(Instant::now() < deadline, "the scrape missed its deadline");
+        assert_eq!(gate.blocked.load(Ordering::SeqCst), 1);
+        assert_eq!(success(&out, "t_stuck"), Some(0.0), "{out}");
+        assert_eq!(success(&out, "t_stuck_before"), Some(1.0), "{out}");
+        assert_eq!(success(&out, "t_stuck_after"), Some(1.0), "{out}");
+        assert!(out.contains("node_fake_before 1"), "{out}");
+        assert!(out.contains("node_fake_after 1"), "{out}");
+        assert!(!out.contains("node_fake_blocks"), "{out}");
+        // Degraded, naming it; the status page and /debug/node/ say since when.
+        match n.health() {
+            Health::Degraded(why) => {
+                assert!(why.starts_with("collector t_stuck stuck for "), "{why}");
+                assert!(why.contains(" since 20"), "{why}");
+            }
+            h => panic!("expected degraded, got {h:?}"),
+        }
+        let status = n.status();
+        assert!(
+            status
+                .iter()
+                .any(|(k, v)| k == "collector t_stuck" && v.starts_with("stuck since 20")),
+            "{status:?}"
+        );
+        let page = debug_page(&n, "/collectors");
+        let line = page.lines().find(|l| l.starts_with("t_stuck ")).unwrap();
+        assert!(
+            line.contains(" stuck ") && line.contains("stuck since 20"),
+            "{page}"
+        );
+        let json = debug_page(&n, "/");
+        assert!(
+            json.contains("\"degraded\": \"collector t_stuck stuck for "),
+            "{json}"
+        );
+        assert!(json.contains("\"state\": \"stuck\""), "{json}");
+        let threads = n.runner.spawned();
+
+        // Later scrapes skip it at once: no second call, no new thread.
+        for _ in 0..3 {
+            let started = Instant::now();
+            let out = scrape_text(&n, &[], later());
+            assert!(started.elapsed() < Duration::from_secs(2));
+            assert_eq!(success(&out, "t_stuck"), Some(0.0), "{out}");
+            assert_eq!(success(&out, "t_stuck_after"), Some(1.0), "{out}");
+        }
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(n.runner.spawned(), threads);
+
+        // Once the call returns, the next scrape runs it again and the module is up.
+        gate.release();
+        wait_until("the stuck call returned", || !stuck::is_stuck("t_stuck"));
+        let out = scrape_text(&n, &[], later());
+        assert_eq!(success(&out, "t_stuck"), Some(1.0), "{out}");
+        assert!(out.contains("node_fake_blocks 1"), "{out}");
+        assert_eq!(n.health(), Health::Up);
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(n.runner.spawned(), threads);
+    }
+
+    #[test]
+    fn reloads_do_not_start_another_read_of_a_stuck_collector() {
+        let gate = Arc::new(Gate::default());
+        let instance = || {
+            node(vec![
+                ("t_reload_ok", ok("reload_ok")),
+                ("t_reload_stuck", Box::new(Blocks(gate.clone()))),
+            ])
+        };
+        let first = instance();
+        scrape_text(&first, &[], Instant::now() + Duration::from_millis(400));
+        assert_eq!(gate.blocked.load(Ordering::SeqCst), 1);
+        drop(first);
+        for _ in 0..20 {
+            // A reload: a new instance of the module, the old one dropped.
+            let n = instance();
+            let out = scrape_text(&n, &[], Instant::now() + Duration::from_millis(400));
+            assert_eq!(success(&out, "t_reload_stuck"), Some(0.0), "{out}");
+            assert_eq!(success(&out, "t_reload_ok"), Some(1.0), "{out}");
+            assert!(matches!(n.health(), Health::Degraded(_)));
+            assert_eq!(gate.blocked.load(Ordering::SeqCst), 1);
+        }
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 1);
+        gate.release();
+        wait_until("the stuck call returned", || {
+            !stuck::is_stuck("t_reload_stuck")
+        });
+        let n = instance();
+        let out = scrape_text(&n, &[], later());
+        assert_eq!(success(&out, "t_reload_stuck"), Some(1.0), "{out}");
+        assert_eq!(n.health(), Health::Up);
     }
 
     #[test]
@@ -356,9 +606,9 @@ mod tests {
         );
         let mut config = NodeConfig::default();
         let n = Node::new(&config, &ctx).unwrap();
-        assert!(n.collectors.iter().any(|(name, _)| *name == "loadavg"));
+        assert!(n.has("loadavg"));
         config.disable_defaults = true;
         let n = Node::new(&config, &ctx).unwrap();
-        assert!(n.collectors.is_empty());
+        assert!(n.entries().is_empty());
     }
 }
