@@ -2,13 +2,13 @@
 //! scrape for one bad line, so bad pieces are dropped (and counted) instead of sent.
 //!
 //! The [`Encoder`](crate::Encoder) checks as it writes: a family name that is not a valid
-//! metric name, a label name that is invalid or repeated in one series, and a family written a
-//! second time in one output (after another family; continuing the current one is fine) are
-//! dropped and counted in [`Dropped`]. It also records where each family starts
-//! ([`FamilyRecord`]), so that whoever merges several outputs (the agent, one per module) can
-//! find a family two of them wrote ([`duplicates`]) and cut the loser out.
+//! metric name, and a label name that is invalid or repeated in one series, are dropped and
+//! counted in [`Dropped`]. It also records where each family starts ([`FamilyRecord`]), so
+//! that whoever merges outputs (the agent: one per module, in one pass per scrape) can find a
+//! family written twice, in one output or in two ([`duplicates`]), and cut the extra copy.
+//! Checking at the merge rather than per encoder keeps one hash set per scrape, not one per
+//! module output.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Where one family starts in an output (counting bytes of shared chunks too), and its
@@ -97,8 +97,6 @@ impl Hasher for IdHasher {
     }
 }
 
-pub(crate) type HashSet64 = HashSet<u64, BuildHasherDefault<IdHasher>>;
-
 /// Whether a label's name may be written in a series that already has `earlier` labels.
 pub(crate) fn label_problem<'l>(
     name: &str,
@@ -114,10 +112,10 @@ pub(crate) fn label_problem<'l>(
 }
 
 /// Given the family records of several outputs in order, the families to cut: (output
-/// index, record index) of every family whose name an output that `wins` over it also wrote.
-/// `wins(a, b)` says whether output `a` keeps a name that outputs `a` and `b` both wrote
-/// (e.g. the module whose metric prefix owns the name); without a preference the earlier
-/// output keeps it.
+/// index, record index) of every later copy of a family in the same output, and of every
+/// family whose name an output that `wins` over it also wrote. `wins(h, a, b)` says whether
+/// output `a` keeps a name that outputs `a` and `b` both wrote (e.g. the module whose metric
+/// prefix owns the name); without a preference the earlier output keeps it.
 pub fn duplicates(
     outputs: &[&[FamilyRecord]],
     wins: &dyn Fn(u64, usize, usize) -> Option<bool>,
@@ -132,7 +130,7 @@ pub fn duplicates(
                 None => {
                     first.insert(rec.hash, o);
                 }
-                Some(holder) if holder == o => {}
+                Some(holder) if holder == o => cut.push((o, r)),
                 Some(holder) => {
                     if wins(rec.hash, o, holder) == Some(true) {
                         // The newcomer keeps the name: cut the holder's copy.
@@ -181,6 +179,9 @@ mod tests {
         let cut = duplicates(&[&node, &containers, &agent], &wins);
         // node's container_x goes (containers owns it); agent's node_load1 goes.
         assert_eq!(cut, vec![(0, 1), (2, 1)]);
+        // A family twice in one output: the later copy goes.
+        let twice = [rec("a", 0), rec("b", 5), rec("a", 9)];
+        assert_eq!(duplicates(&[&twice], &|_, _, _| None), vec![(0, 2)]);
     }
 
     #[test]

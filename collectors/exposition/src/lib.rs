@@ -148,9 +148,10 @@ pub type SharedChunks = Vec<(usize, Shared)>;
 /// Writes metric families into a byte buffer.
 ///
 /// Whatever a collector asks for, the output stays valid (see [`guard`]): a family or label
-/// name that is not valid, a label repeated in one series, or a family written a second time
-/// is dropped and counted ([`Encoder::dropped`]). The encoder also records where each family
-/// starts ([`Encoder::records`]), so that outputs can be merged without a family twice.
+/// name that is not valid, or a label repeated in one series, is dropped and counted
+/// ([`Encoder::dropped`]). The encoder also records where each family starts
+/// ([`Encoder::records`]): whoever sends the output cuts a family written a second time with
+/// [`guard::duplicates`] (the agent does, over all modules at once).
 pub struct Encoder<'a> {
     buf: &'a mut Vec<u8>,
     format: Format,
@@ -159,7 +160,6 @@ pub struct Encoder<'a> {
     /// `buf.len() + shared_len`.
     shared_len: usize,
     records: Vec<FamilyRecord>,
-    seen: guard::HashSet64,
     /// The family written last; calling [`Encoder::family`] again for it continues it.
     current: Option<u64>,
     dropped: Dropped,
@@ -184,7 +184,6 @@ impl<'a> Encoder<'a> {
             shared: None,
             shared_len: 0,
             records: Vec::new(),
-            seen: Default::default(),
             current: None,
             dropped: Dropped::default(),
         }
@@ -227,7 +226,6 @@ impl<'a> Encoder<'a> {
     fn add_records(&mut self, records: &[FamilyRecord]) {
         let at = self.position();
         for r in records {
-            self.seen.insert(r.hash);
             self.records.push(FamilyRecord {
                 hash: r.hash,
                 start: at + r.start,
@@ -262,7 +260,8 @@ impl<'a> Encoder<'a> {
     }
 
     /// Starts a family. Its header is written with its first sample. Starting the family
-    /// written last again continues it; any other family already written is dropped.
+    /// written last again continues it; one written before another is recorded again, for the
+    /// merge to cut.
     pub fn family<'e>(&'e mut self, name: &'e str, help: &'e str, kind: Kind) -> Family<'e, 'a> {
         Family {
             enc: self,
@@ -292,9 +291,7 @@ impl<'a> Encoder<'a> {
             list.truncate(mark.shared);
         }
         self.shared_len = mark.shared_len;
-        for r in self.records.drain(mark.records..) {
-            self.seen.remove(&r.hash);
-        }
+        self.records.truncate(mark.records);
         self.current = mark.current;
     }
 
@@ -463,10 +460,6 @@ impl Family<'_, '_> {
             State::Dropping
         } else if enc.current == Some(hash) {
             State::Writing
-        } else if !enc.seen.insert(hash) {
-            enc.dropped
-                .add(DropReason::DuplicateFamily, || format!("family {name}"));
-            State::Dropping
         } else {
             let start = enc.position();
             enc.records.push(FamilyRecord { hash, start });
@@ -670,7 +663,7 @@ mod tests {
         e.single("b", "h", Kind::Gauge, &[("app.kubernetes.io/name", "v")], 2.0);
         // The family written last continues without a second header...
         e.single("b", "h", Kind::Gauge, &[("y", "ok")], 3.0);
-        // ...but one written before another is dropped.
+        // ...but one written before another is recorded again, for the merge to cut.
         e.single("a", "h", Kind::Gauge, &[("x", "2")], 9.0);
         let labels: Vec<(String, String)> = (0..12).map(|i| (format!("l{i}"), i.to_string())).collect();
         let mut many: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -684,14 +677,22 @@ mod tests {
             out,
             "# HELP a h\n# TYPE a gauge\na{x=\"1\"} 1\n\
              # HELP b h\n# TYPE b gauge\nb{y=\"ok\"} 3\n\
+             # HELP a h\n# TYPE a gauge\na{x=\"2\"} 9\n\
              # HELP c h\n# TYPE c gauge\nc{l0=\"0\",l1=\"1\",l2=\"2\",l3=\"3\",l4=\"4\",l5=\"5\",l6=\"6\",l7=\"7\",l8=\"8\",l9=\"9\",l10=\"10\",l11=\"11\"} 1\n"
         );
-        assert!(parse_text(&out).is_ok());
-        // invalid: the family name and one label name; duplicate labels: x, l10; family: a.
-        assert_eq!(dropped.counts, [2, 2, 1]);
+        // invalid: the family name and one label name; duplicate labels: x, l10.
+        assert_eq!(dropped.counts, [2, 2, 0]);
         assert_eq!(dropped.example.as_deref(), Some("invalid_name: family \"bad-name\""));
         let starts: Vec<usize> = records.iter().map(|r| r.start).collect();
-        assert_eq!(starts, [0, out.find("# HELP b").unwrap(), out.find("# HELP c").unwrap()]);
+        let second_a = out.rfind("# HELP a").unwrap();
+        assert_eq!(
+            starts,
+            [0, out.find("# HELP b").unwrap(), second_a, out.find("# HELP c").unwrap()]
+        );
+        // What the merge does with it: the second `a` is cut, and the rest is valid.
+        assert_eq!(guard::duplicates(&[&records], &|_, _, _| None), [(0, 2)]);
+        let cut = format!("{}{}", &out[..second_a], &out[starts[3]..]);
+        assert!(parse_text(&cut).is_ok(), "{cut}");
     }
 
     #[test]
@@ -709,12 +710,17 @@ mod tests {
         let a_len = "# HELP a h\n# TYPE a gauge\na 1\n".len();
         e.extend_shared(&pre, &pre_records);
         e.extend_encoded(b"# HELP z h\n# TYPE z gauge\nz 1\n");
-        // Written again after the shared chunk: dropped.
+        // Written again after the shared chunk: recorded again, for the merge to cut.
         e.single("s1", "h", Kind::Gauge, &[], 5.0);
-        let starts: Vec<usize> = e.records().iter().map(|r| r.start).collect();
+        let records = e.records().to_vec();
+        let starts: Vec<usize> = records.iter().map(|r| r.start).collect();
         let s2 = "# HELP s1 h\n# TYPE s1 gauge\ns1 1\n".len();
-        assert_eq!(starts, [0, a_len, a_len + s2, a_len + pre.len()]);
-        assert_eq!(e.dropped().counts, [0, 0, 1]);
+        let z = "# HELP z h\n# TYPE z gauge\nz 1\n".len();
+        assert_eq!(
+            starts,
+            [0, a_len, a_len + s2, a_len + pre.len(), a_len + pre.len() + z]
+        );
+        assert_eq!(guard::duplicates(&[&records], &|_, _, _| None), [(0, 4)]);
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub(crate) const ALL: &[CollectorDef] = &[
     powersupplyclass::DEF,
     processes::DEF,
     schedstat::DEF,
-    textfile::DEF,
     thermal_zone::DEF,
     udp_queues::DEF,
     watchdog::DEF,
+    // Last: it drops a file's family that any collector above already wrote in this scrape.
+    textfile::DEF,
 ];
