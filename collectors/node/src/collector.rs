@@ -339,6 +339,19 @@ impl std::fmt::Display for At<'_> {
     }
 }
 
+/// A parse error from a pure parser, which names the file as `/proc/...`, with the host's
+/// procfs instead (e.g. `/host/proc/meminfo` under `--path.procfs=/host/proc`).
+pub(crate) fn in_procfs(paths: &HostPaths, e: String) -> String {
+    let real = paths.procfs.to_string_lossy();
+    if real == "/proc" {
+        return e;
+    }
+    e.replace(
+        "parsing /proc/",
+        &format!("parsing {}/", real.trim_end_matches('/')),
+    )
+}
+
 /// Parses an unsigned integer field; the error names what was being parsed.
 pub(crate) fn parse_u64(s: &str, what: &dyn std::fmt::Display) -> Result<u64, String> {
     s.parse()
@@ -361,6 +374,20 @@ pub(crate) fn parse_f64(s: &str, what: &dyn std::fmt::Display) -> Result<f64, St
 mod tests {
     use super::*;
     use crate::collectors::test_tree::TestTree;
+
+    #[test]
+    fn parse_errors_name_the_real_procfs() {
+        let host = HostPaths {
+            procfs: "/host/proc".into(),
+            ..HostPaths::default()
+        };
+        let e = format!("{}: invalid number \"x\"", At("/proc/meminfo", 3));
+        assert_eq!(
+            in_procfs(&host, e.clone()),
+            "parsing /host/proc/meminfo line 3: invalid number \"x\""
+        );
+        assert_eq!(in_procfs(&HostPaths::default(), e.clone()), e);
+    }
 
     #[test]
     fn read_helpers() {

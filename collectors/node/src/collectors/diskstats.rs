@@ -5,6 +5,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
 use crate::config::Pattern;
 
@@ -223,7 +224,7 @@ impl Collector for DiskstatsCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let path = ctx.proc_path("diskstats");
         let text = ctx.read(&path)?.to_string();
-        let mut disks = parse_diskstats(&text)?;
+        let mut disks = parse_diskstats(&text).map_err(|e| in_procfs(ctx.paths, e))?;
         disks.retain(|d| self.wanted(d.name));
 
         let mut infos = Vec::with_capacity(disks.len());

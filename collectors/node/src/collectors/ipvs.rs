@@ -5,6 +5,7 @@
 use eos_exposition::{Encoder, Kind};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::collector::in_procfs;
 use crate::collector::{At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -40,17 +41,18 @@ const TOTALS: [(&str, &str); 5] = [
 
 impl Collector for IpvsCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let stats_path = ctx.proc_path("net/ip_vs_stats");
         let Some(text) = ctx.read_optional(&stats_path)? else {
             return Ok(());
         };
-        let totals = parse_stats(text)?;
+        let totals = parse_stats(text).map_err(|e| in_procfs(paths, e))?;
         for ((name, help), v) in TOTALS.iter().zip(totals) {
             enc.single(name, help, Kind::Counter, &[], v as f64);
         }
         let table_path = ctx.proc_path("net/ip_vs");
         let text = ctx.read(&table_path)?;
-        let backends = parse_backends(text)?;
+        let backends = parse_backends(text).map_err(|e| in_procfs(paths, e))?;
         let families = [
             (
                 "node_ipvs_backend_connections_active",

@@ -3,6 +3,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -15,8 +16,9 @@ struct MeminfoCollector;
 
 impl Collector for MeminfoCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let text = ctx.read_proc("meminfo")?;
-        let fields = parse_meminfo(text)?;
+        let fields = parse_meminfo(text).map_err(|e| in_procfs(paths, e))?;
         let mut name = String::with_capacity(64);
         let mut help = String::with_capacity(96);
         for f in &fields {

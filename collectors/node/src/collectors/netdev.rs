@@ -7,6 +7,7 @@ use eos_exposition::{Encoder, Kind};
 
 use std::ffi::CString;
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, SysDir};
 use crate::config::Pattern;
 
@@ -61,7 +62,8 @@ impl NetdevCollector {
 impl Collector for NetdevCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let class_net = ctx.sys_path("class/net");
-        let mut devs = parse_net_dev(ctx.read_proc("net/dev")?)?;
+        let paths = ctx.paths;
+        let mut devs = parse_net_dev(ctx.read_proc("net/dev")?).map_err(|e| in_procfs(paths, e))?;
         devs.retain(|d| self.wanted(d.name));
         let mut nohandler = Vec::with_capacity(devs.len());
         let mut buf = Vec::new();

@@ -5,6 +5,7 @@
 use eos_exposition::{Encoder, Kind};
 use std::sync::Mutex;
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, MatchCache};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -31,6 +32,7 @@ struct Stat<'a> {
 
 impl Collector for NetstatCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let mut fields = self
             .fields
             .lock()
@@ -59,7 +61,7 @@ impl Collector for NetstatCollector {
             let stats = if six {
                 parse_snmp6(text, label)?
             } else {
-                parse_pairs(text, label)?
+                parse_pairs(text, label).map_err(|e| in_procfs(paths, e))?
             };
             for s in &stats {
                 key.clear();

@@ -4,6 +4,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_u64, At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -119,11 +120,12 @@ struct ClientStats {
 
 impl Collector for NfsCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let path = ctx.proc_path("net/rpc/nfs");
         let Some(text) = ctx.read_optional(&path)? else {
             return Ok(());
         };
-        let s = parse_client(text)?;
+        let s = parse_client(text).map_err(|e| in_procfs(paths, e))?;
         let c = Kind::Counter;
         let mut f = enc.family(
             "node_nfs_packets_total",

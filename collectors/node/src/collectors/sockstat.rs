@@ -3,6 +3,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -23,15 +24,17 @@ struct SockstatCollector {
 
 impl Collector for SockstatCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let mut name = String::with_capacity(48);
         let mut help = String::with_capacity(64);
         let v4 = ctx.proc_path("net/sockstat");
         let text = ctx.read(&v4)?;
-        let stats = parse_sockstat(text, "/proc/net/sockstat")?;
+        let stats = parse_sockstat(text, "/proc/net/sockstat").map_err(|e| in_procfs(paths, e))?;
         self.write(enc, &stats, &mut name, &mut help);
         let v6 = ctx.proc_path("net/sockstat6");
         if let Some(text) = ctx.read_optional(&v6)? {
-            let stats = parse_sockstat(text, "/proc/net/sockstat6")?;
+            let stats =
+                parse_sockstat(text, "/proc/net/sockstat6").map_err(|e| in_procfs(paths, e))?;
             self.write(enc, &stats, &mut name, &mut help);
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, parse_u64, At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -54,7 +55,8 @@ struct Stat {
 
 impl Collector for StatCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let s = parse_stat(ctx.read_proc("stat")?)?;
+        let paths = ctx.paths;
+        let s = parse_stat(ctx.read_proc("stat")?).map_err(|e| in_procfs(paths, e))?;
         let c = Kind::Counter;
         let g = Kind::Gauge;
         enc.single(

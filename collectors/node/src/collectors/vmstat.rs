@@ -4,6 +4,7 @@
 use eos_exposition::{Encoder, Kind};
 use std::sync::Mutex;
 
+use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, MatchCache};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -22,6 +23,7 @@ struct VmstatCollector {
 
 impl Collector for VmstatCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let paths = ctx.paths;
         let mut fields = self
             .fields
             .lock()
@@ -30,7 +32,8 @@ impl Collector for VmstatCollector {
         let mut name = String::with_capacity(64);
         let mut help = String::with_capacity(96);
         for (i, line) in text.lines().enumerate() {
-            let Some((key, value)) = parse_line(line, i + 1)? else {
+            let Some((key, value)) = parse_line(line, i + 1).map_err(|e| in_procfs(paths, e))?
+            else {
                 continue;
             };
             if !fields.matches(i, key) {
