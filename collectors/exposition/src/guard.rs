@@ -134,8 +134,7 @@ pub fn duplicates(
                 Some(holder) => {
                     if wins(rec.hash, o, holder) == Some(true) {
                         // The newcomer keeps the name: cut the holder's copy.
-                        if let Some(hr) = outputs[holder].iter().position(|x| x.hash == rec.hash)
-                        {
+                        if let Some(hr) = outputs[holder].iter().position(|x| x.hash == rec.hash) {
                             cut.push((holder, hr));
                         }
                         first.insert(rec.hash, o);
@@ -166,8 +165,11 @@ mod tests {
         let node = [rec("node_load1", 0), rec("container_x", 10)];
         let containers = [rec("container_x", 0), rec("machine_y", 5)];
         let agent = [rec("eos_agent_build_info", 0), rec("node_load1", 7)];
-        let owner_is = |out: usize| move |h: u64| {
-            (h == name_hash("container_x") && out == 1) || (h == name_hash("node_load1") && out == 0)
+        let owner_is = |out: usize| {
+            move |h: u64| {
+                (h == name_hash("container_x") && out == 1)
+                    || (h == name_hash("node_load1") && out == 0)
+            }
         };
         let wins = |h: u64, newcomer: usize, holder: usize| -> Option<bool> {
             match (owner_is(newcomer)(h), owner_is(holder)(h)) {

@@ -249,6 +249,16 @@ impl<'a> Encoder<'a> {
         &self.dropped
     }
 
+    /// Counts what another encoder dropped in output this one takes on (a worker's, say).
+    pub fn add_dropped(&mut self, other: &Dropped) {
+        for (c, n) in self.dropped.counts.iter_mut().zip(other.counts) {
+            *c += n;
+        }
+        if self.dropped.example.is_none() {
+            self.dropped.example.clone_from(&other.example);
+        }
+    }
+
     /// Ends the encoder, keeping its records and what it dropped.
     pub fn finish(self) -> (Vec<FamilyRecord>, Dropped) {
         (self.records, self.dropped)
@@ -659,14 +669,30 @@ mod tests {
         let mut e = Encoder::new(&mut buf, Format::Text);
         e.single("a", "h", Kind::Gauge, &[("x", "1")], 1.0);
         e.single("bad-name", "h", Kind::Gauge, &[], 1.0);
-        e.single("b", "h", Kind::Gauge, &[("x", "1"), ("y", "2"), ("x", "3")], 2.0);
-        e.single("b", "h", Kind::Gauge, &[("app.kubernetes.io/name", "v")], 2.0);
+        e.single(
+            "b",
+            "h",
+            Kind::Gauge,
+            &[("x", "1"), ("y", "2"), ("x", "3")],
+            2.0,
+        );
+        e.single(
+            "b",
+            "h",
+            Kind::Gauge,
+            &[("app.kubernetes.io/name", "v")],
+            2.0,
+        );
         // The family written last continues without a second header...
         e.single("b", "h", Kind::Gauge, &[("y", "ok")], 3.0);
         // ...but one written before another is recorded again, for the merge to cut.
         e.single("a", "h", Kind::Gauge, &[("x", "2")], 9.0);
-        let labels: Vec<(String, String)> = (0..12).map(|i| (format!("l{i}"), i.to_string())).collect();
-        let mut many: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let labels: Vec<(String, String)> =
+            (0..12).map(|i| (format!("l{i}"), i.to_string())).collect();
+        let mut many: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         e.single("c", "h", Kind::Gauge, &many, 1.0);
         many.push(("l10", "again"));
         e.single("c", "h", Kind::Gauge, &many, 2.0);
@@ -682,12 +708,20 @@ mod tests {
         );
         // invalid: the family name and one label name; duplicate labels: x, l10.
         assert_eq!(dropped.counts, [2, 2, 0]);
-        assert_eq!(dropped.example.as_deref(), Some("invalid_name: family \"bad-name\""));
+        assert_eq!(
+            dropped.example.as_deref(),
+            Some("invalid_name: family \"bad-name\"")
+        );
         let starts: Vec<usize> = records.iter().map(|r| r.start).collect();
         let second_a = out.rfind("# HELP a").unwrap();
         assert_eq!(
             starts,
-            [0, out.find("# HELP b").unwrap(), second_a, out.find("# HELP c").unwrap()]
+            [
+                0,
+                out.find("# HELP b").unwrap(),
+                second_a,
+                out.find("# HELP c").unwrap()
+            ]
         );
         // What the merge does with it: the second `a` is cut, and the rest is valid.
         assert_eq!(guard::duplicates(&[&records], &|_, _, _| None), [(0, 2)]);
@@ -718,7 +752,13 @@ mod tests {
         let z = "# HELP z h\n# TYPE z gauge\nz 1\n".len();
         assert_eq!(
             starts,
-            [0, a_len, a_len + s2, a_len + pre.len(), a_len + pre.len() + z]
+            [
+                0,
+                a_len,
+                a_len + s2,
+                a_len + pre.len(),
+                a_len + pre.len() + z
+            ]
         );
         assert_eq!(guard::duplicates(&[&records], &|_, _, _| None), [(0, 4)]);
     }

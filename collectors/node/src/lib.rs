@@ -147,6 +147,7 @@ impl Module for Node {
         let out = self.runner.run(&selected, enc.format(), scrape.deadline);
         if let Some(encoded) = &out.encoded {
             enc.extend_shared(encoded, &out.records);
+            enc.add_dropped(&out.dropped);
         }
         self.board.record(&out.ran);
         write_outcomes(enc, self.entries(), &out.ran);
@@ -276,6 +277,20 @@ mod tests {
     fn ok(name: &'static str) -> Box<dyn Collector> {
         Box::new(Fake(name, Ok(())))
     }
+    /// Writes a series with a label twice.
+    struct Twice;
+    impl Collector for Twice {
+        fn update(&self, enc: &mut Encoder<'_>, _ctx: &mut Ctx<'_>) -> Result<(), String> {
+            enc.single(
+                "node_twice",
+                "h",
+                Kind::Gauge,
+                &[("a", "1"), ("a", "2")],
+                1.0,
+            );
+            Ok(())
+        }
+    }
     struct Panics;
     impl Collector for Panics {
         fn update(&self, _: &mut Encoder<'_>, _: &mut Ctx<'_>) -> Result<(), String> {
@@ -327,6 +342,25 @@ mod tests {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn what_the_worker_drops_is_counted_in_the_scrape() {
+        let n = node(vec![("a", ok("a")), ("twice", Box::new(Twice))]);
+        let mut buf = Vec::new();
+        let mut enc = Encoder::new(&mut buf, Format::Text);
+        n.collect(
+            &mut enc,
+            &Scrape {
+                params: &[],
+                deadline: later(),
+            },
+        );
+        assert_eq!(enc.dropped().counts, [0, 1, 0]);
+        drop(enc);
+        let out = String::from_utf8(buf).unwrap();
+        assert!(out.contains("node_fake_a 1"), "{out}");
+        assert!(!out.contains("node_twice"), "{out}");
     }
 
     fn scrape_text(node: &Node, p: &[(&str, &str)], deadline: Instant) -> String {

@@ -17,7 +17,7 @@
 //! wakes on the other CPU, and no CPU time to speak of (`cargo xtask bench node` cannot tell
 //! the difference). Its output goes to the agent without a copy.
 
-use eos_exposition::{FamilyRecord, Format, Shared};
+use eos_exposition::{Dropped, FamilyRecord, Format, Shared};
 use eos_module::HostPaths;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +67,8 @@ pub(crate) struct Ran {
 pub(crate) struct Output {
     pub(crate) encoded: Option<Shared>,
     pub(crate) records: Vec<FamilyRecord>,
+    /// What the worker's encoder left out to keep the output valid.
+    pub(crate) dropped: Dropped,
     pub(crate) ran: Vec<Ran>,
 }
 
@@ -126,7 +128,9 @@ impl Runner {
                     let encoded = Shared::new(done.out);
                     lock(&self.idle).push(worker);
                     left_behind.extend(done.ran);
-                    return finish(Some(encoded), done.records, left_behind);
+                    let mut out = finish(Some(encoded), done.records, left_behind);
+                    out.dropped = done.dropped;
+                    return out;
                 }
                 Ended::Abandoned(r) => {
                     // The worker goes with its stuck call; the rest run again on another.
@@ -190,6 +194,7 @@ fn finish(encoded: Option<Shared>, records: Vec<FamilyRecord>, mut ran: Vec<Ran>
     Output {
         encoded,
         records,
+        dropped: Dropped::default(),
         ran,
     }
 }
@@ -256,6 +261,7 @@ struct Running {
 struct Done {
     out: Vec<u8>,
     records: Vec<FamilyRecord>,
+    dropped: Dropped,
     ran: Vec<Ran>,
 }
 
@@ -423,12 +429,17 @@ fn work(slot: &Slot, collectors: &Collectors, jobs: &Receiver<Job>) {
                 outcome,
             });
         }
-        let (records, _dropped) = enc.finish();
+        let (records, dropped) = enc.finish();
         let mut st = lock(&slot.state);
         if st.abandoned {
             return;
         }
-        st.done = Some(Done { out, records, ran });
+        st.done = Some(Done {
+            out,
+            records,
+            dropped,
+            ran,
+        });
         slot.done.notify_one();
     }
 }
