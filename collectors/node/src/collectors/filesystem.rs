@@ -198,7 +198,12 @@ impl FilesystemCollector {
             let Some(row) = rows.get(i) else { return };
             if wait.is_zero() || Instant::now() >= deadline {
                 // Out of scrape time, not necessarily a stuck mount: leave the rest as errors.
+                // The helper may still be in this mount's statfs: it is skipped until the
+                // helper is idle again, so a hung mount costs one thread, not one a scrape.
                 tracing::warn!("filesystem: scrape deadline reached during statfs");
+                state
+                    .stuck
+                    .insert(row.mount_point.clone(), worker.idle.clone());
                 state.worker = None;
                 return;
             }
@@ -646,6 +651,86 @@ mod tests {
         }
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/hung"),
+            Some(100.0),
+            "{out}"
+        );
+    }
+
+    static SLOW: AtomicBool = AtomicBool::new(true);
+    static SLOW_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A stand-in for statfs that blocks on `*/slow` while `SLOW` is set.
+    fn slow_stat(path: &Path) -> Result<Usage, String> {
+        SLOW_CALLS.fetch_add(1, Ordering::SeqCst);
+        while path.ends_with("slow") && SLOW.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(Usage {
+            size: 100.0,
+            free: 50.0,
+            avail: 40.0,
+            files: 10.0,
+            files_free: 5.0,
+        })
+    }
+
+    /// The scrape deadline, not the mount timeout, cuts a hung statfs short: the mount is
+    /// still skipped until its helper returns, so each scrape does not leave another thread.
+    #[test]
+    fn a_mount_cut_short_by_the_deadline_is_not_asked_again_while_hung() {
+        let tree = crate::collectors::test_tree::TestTree::new("fs-slow");
+        tree.write(
+            "proc/1/mounts",
+            "/dev/vda / ext4 rw 0 0\nsrv:/x /slow nfs4 rw 0 0\n",
+        );
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().join("proc"),
+            rootfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let config = crate::config::NodeConfig::default();
+        let c = FilesystemCollector {
+            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
+            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
+            timeout: Duration::from_secs(30),
+            rootfs: paths.rootfs.clone(),
+            stat_fn: slow_stat,
+            state: Mutex::new(State::default()),
+        };
+        let scrape = || {
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+            let deadline = Instant::now() + Duration::from_millis(150);
+            c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        scrape();
+        for _ in 0..3 {
+            let before = SLOW_CALLS.load(Ordering::SeqCst);
+            let out = scrape();
+            assert_eq!(
+                SLOW_CALLS.load(Ordering::SeqCst) - before,
+                1,
+                "only / is stat'ed while /slow hangs"
+            );
+            assert_eq!(
+                value(&out, "node_filesystem_device_error", "/slow"),
+                Some(1.0)
+            );
+        }
+        SLOW.store(false, Ordering::SeqCst);
+        let mut out = String::new();
+        for _ in 0..200 {
+            out = scrape();
+            if value(&out, "node_filesystem_size_bytes", "/slow") == Some(100.0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            value(&out, "node_filesystem_size_bytes", "/slow"),
             Some(100.0),
             "{out}"
         );
