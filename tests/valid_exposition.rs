@@ -47,7 +47,12 @@ fn textfile_line() -> impl Strategy<Value = String> {
         (name.clone(), "[ -~]{0,20}").prop_map(|(n, h)| format!("# HELP {n} {h}")),
         (
             name,
-            prop_oneof![Just("counter"), Just("gauge"), Just("histogram"), Just("bogus")]
+            prop_oneof![
+                Just("counter"),
+                Just("gauge"),
+                Just("histogram"),
+                Just("bogus")
+            ]
         )
             .prop_map(|(n, t)| format!("# TYPE {n} {t}")),
         Just("this is { not valid".to_string()),
@@ -105,8 +110,11 @@ fn hostile_textfiles_never_make_the_output_invalid() {
             let _ = std::fs::remove_file(old.path());
         }
         for (i, lines) in files.iter().enumerate() {
-            std::fs::write(textfile_dir.join(format!("f{i}.prom")), lines.join("\n") + "\n")
-                .expect("textfile");
+            std::fs::write(
+                textfile_dir.join(format!("f{i}.prom")),
+                lines.join("\n") + "\n",
+            )
+            .expect("textfile");
         }
         let text = agent.metrics();
         prop_assert!(text.contains("node_load1 "), "node metrics are there");
@@ -120,7 +128,8 @@ fn hostile_textfiles_never_make_the_output_invalid() {
     // The last set of files is still in place: a real Prometheus scrapes it.
     let prom = Prometheus::start(&[&agent.addr]);
     assert!(
-        wait_until(Duration::from_secs(60), || prom.query_value("up") == Some(1.0)),
+        wait_until(Duration::from_secs(60), || prom.query_value("up")
+            == Some(1.0)),
         "Prometheus did not scrape the agent: up = {:?}",
         prom.query_value("up")
     );

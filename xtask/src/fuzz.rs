@@ -103,9 +103,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn help() -> String {
-    let mut s = String::from(
-        "usage: cargo xtask fuzz <target>... | all [--time 10m]\n\ntargets:\n",
-    );
+    let mut s =
+        String::from("usage: cargo xtask fuzz <target>... | all [--time 10m]\n\ntargets:\n");
     for t in TARGETS {
         s.push_str(&format!("  {:<11} {}\n", t.name, t.what));
     }
@@ -131,7 +130,10 @@ fn fuzz(t: &Target, time: Duration) -> Result<String, String> {
         runs += 1;
         // Aim each batch at about 30 s, and never past the end.
         let per_case = run_started.elapsed().as_secs_f64() / (batch * tests.max(1)) as f64;
-        let left = time.saturating_sub(started.elapsed()).as_secs_f64().min(30.0);
+        let left = time
+            .saturating_sub(started.elapsed())
+            .as_secs_f64()
+            .min(30.0);
         batch = ((left / per_case.max(1e-6)) as u64 / tests.max(1)).clamp(10, 1_000_000);
     }
     let secs = started.elapsed().as_secs_f64();
@@ -156,8 +158,8 @@ fn run_ok(cmd: &mut Command, name: &str) -> Result<u64, String> {
     let out = cmd
         .output()
         .map_err(|e| format!("fuzz {name}: running cargo: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!("fuzz {name}: a property failed\n{text}"));
     }
@@ -217,7 +219,11 @@ mod tests {
     #[test]
     fn every_target_names_its_tests() {
         for t in TARGETS {
-            assert!(!t.filter.is_empty() && t.cargo.contains(&"-p"), "{}", t.name);
+            assert!(
+                !t.filter.is_empty() && t.cargo.contains(&"-p"),
+                "{}",
+                t.name
+            );
         }
         assert!(help().contains("containers"));
     }
