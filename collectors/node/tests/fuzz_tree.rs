@@ -91,6 +91,8 @@ fn tree() -> &'static Tree {
     })
 }
 
+/// A scrape of the module as the agent sends it: a family the module wrote twice is cut at
+/// the agent's merge (`eos_exposition::guard::duplicates`), so it is cut here too.
 fn scrape(m: &dyn Module) -> String {
     let mut buf = Vec::new();
     let mut enc = Encoder::new(&mut buf, Format::Text);
@@ -101,7 +103,18 @@ fn scrape(m: &dyn Module) -> String {
             deadline: Instant::now() + Duration::from_secs(10),
         },
     );
-    String::from_utf8(buf).expect("the output is UTF-8")
+    let (records, _) = enc.finish();
+    let cuts = eos_exposition::guard::duplicates(&[&records], &|_, _, _| None);
+    let mut out = Vec::with_capacity(buf.len());
+    let mut at = 0;
+    for (_, r) in cuts {
+        let start = records[r].start;
+        let end = records.get(r + 1).map_or(buf.len(), |n| n.start);
+        out.extend_from_slice(&buf[at..start]);
+        at = end;
+    }
+    out.extend_from_slice(&buf[at..]);
+    String::from_utf8(out).expect("the output is UTF-8")
 }
 
 /// Each family's HELP appears once, and the text parses.
