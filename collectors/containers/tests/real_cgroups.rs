@@ -3,12 +3,12 @@
 //! and memory compared with what the kernel says about that process.
 
 use eos_containers::{ContainersConfig, ContainersModule};
-use eos_exposition::{parse_text, Encoder, Format, Parsed};
-use eos_module::{Facts, HostPaths, Module, ModuleContext, ModuleDef, Scrape};
+use eos_exposition::{parse_text, Parsed};
+use eos_module::{Facts, HostPaths, Module, ModuleContext, ModuleDef};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CGROUP: &str = "/sys/fs/cgroup";
 const UID: &str = "0a1b2c3d-1111-4222-8333-444455556666";
@@ -109,16 +109,7 @@ fn ctx() -> ModuleContext {
 }
 
 fn scrape(m: &dyn Module) -> Parsed {
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    m.collect(
-        &mut enc,
-        &Scrape {
-            params: &[],
-            deadline: Instant::now() + Duration::from_secs(10),
-        },
-    );
-    parse_text(&String::from_utf8(buf).unwrap()).unwrap()
+    parse_text(&eos_module::collect_text(m, &[], Duration::from_secs(10)).0).unwrap()
 }
 
 fn value(p: &Parsed, name: &str, id_suffix: &str) -> Option<f64> {

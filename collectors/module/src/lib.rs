@@ -103,6 +103,27 @@ impl Scrape<'_> {
     }
 }
 
+/// One collection of `module` as Prometheus text, with where each family starts: for tests,
+/// examples and subcommands that drive a module without the agent. `params` are the scrape's
+/// query parameters; the scrape's deadline is `budget` from now.
+pub fn collect_text(
+    module: &dyn Module,
+    params: &[(String, String)],
+    budget: std::time::Duration,
+) -> (String, Vec<eos_exposition::FamilyRecord>) {
+    let mut buf = Vec::new();
+    let mut enc = Encoder::new(&mut buf, eos_exposition::Format::Text);
+    module.collect(
+        &mut enc,
+        &Scrape {
+            params,
+            deadline: Instant::now() + budget,
+        },
+    );
+    let (records, _) = enc.finish();
+    (String::from_utf8_lossy(&buf).into_owned(), records)
+}
+
 /// Whether a running module is working.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {

@@ -5,15 +5,15 @@
 //! its output must parse as Prometheus text with every family once. `cargo xtask fuzz node`
 //! runs it long.
 
-use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{Facts, HostPaths, Module, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_exposition::parse_text;
+use eos_module::{Facts, HostPaths, Module, ModuleConfig, ModuleContext, ModuleDef};
 use eos_node::{NodeConfig, NodeModule};
 use eos_testkit::fuzz::{apply, mutation};
 use eos_testkit::TempDir;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The copied tree, its regular files, and the module reading it (shared by all cases).
 struct Tree {
@@ -94,16 +94,8 @@ fn tree() -> &'static Tree {
 /// A scrape of the module as the agent sends it: a family the module wrote twice is cut at
 /// the agent's merge (`eos_exposition::guard::duplicates`), so it is cut here too.
 fn scrape(m: &dyn Module) -> String {
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    m.collect(
-        &mut enc,
-        &Scrape {
-            params: &[],
-            deadline: Instant::now() + Duration::from_secs(10),
-        },
-    );
-    let (records, _) = enc.finish();
+    let (text, records) = eos_module::collect_text(m, &[], Duration::from_secs(10));
+    let buf = text.into_bytes();
     let cuts = eos_exposition::guard::duplicates(&[&records], &|_, _, _| None);
     let mut out = Vec::with_capacity(buf.len());
     let mut at = 0;

@@ -19,11 +19,11 @@
 //! Collectors that are off by default and settings other than the defaults are enabled
 //! below in [`config`], so that their output is covered too.
 
-use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_exposition::parse_text;
+use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef};
 use eos_node::{NodeConfig, NodeModule};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "support/golden_filter.rs"]
 mod golden_filter;
@@ -68,16 +68,7 @@ fn scrape() -> String {
         },
     );
     let module = NodeModule::start(&config(), &ctx).unwrap();
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    module.collect(
-        &mut enc,
-        &Scrape {
-            params: &[],
-            deadline: Instant::now() + Duration::from_secs(30),
-        },
-    );
-    String::from_utf8(buf).unwrap()
+    eos_module::collect_text(&*module, &[], Duration::from_secs(30)).0
 }
 
 /// The output as the golden file holds it; see [`golden_filter::stable`].

@@ -2,11 +2,11 @@
 //! output is a valid exposition: it parses, every family is written in one block, no series
 //! is duplicated, and the collectors that every Linux host supports succeed.
 
-use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_exposition::parse_text;
+use eos_module::{Facts, HostPaths, ModuleConfig, ModuleContext, ModuleDef};
 use eos_node::{NodeConfig, NodeModule};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn context() -> ModuleContext {
     ModuleContext::standalone(
@@ -23,16 +23,7 @@ fn context() -> ModuleContext {
 
 fn scrape(config: &NodeConfig, params: &[(String, String)]) -> String {
     let module = NodeModule::start(config, &context()).unwrap();
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    module.collect(
-        &mut enc,
-        &Scrape {
-            params,
-            deadline: Instant::now() + Duration::from_secs(10),
-        },
-    );
-    String::from_utf8(buf).unwrap()
+    eos_module::collect_text(&*module, params, Duration::from_secs(10)).0
 }
 
 /// Checks the exposition and returns `node_scrape_collector_success` by collector.

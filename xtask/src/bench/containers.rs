@@ -76,10 +76,7 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
             _ => return Err(format!("unknown option {a:?}\n\n{HELP}")),
         }
     }
-    let agent = match &opts.agent_bin {
-        Some(p) => p.clone(),
-        None => super::build_agent_release()?,
-    };
+    let agent = super::agent_under_test(&opts)?;
     let dir = TempDir::try_new("bench-containers")?;
     let base = format!("/eos-bench-{}", std::process::id());
     eprintln!("bench: creating {containers} container cgroups under {base}");

@@ -149,6 +149,26 @@ fn parse_count(flag: &str, v: &str) -> Result<usize, String> {
         .map_err(|_| format!("{flag}: {v:?} is not a whole number"))
 }
 
+/// The agent under test: `--agent-bin`, or a release build.
+pub(super) fn agent_under_test(opts: &Options) -> Result<PathBuf, String> {
+    match &opts.agent_bin {
+        Some(p) => Ok(p.clone()),
+        None => build_agent_release(),
+    }
+}
+
+/// Debian's node_exporter, the other side of the node and textfile benches, or why not.
+pub(super) fn need_node_exporter() -> Result<(), String> {
+    use eos_testkit::node_exporter::NODE_EXPORTER;
+    if std::path::Path::new(NODE_EXPORTER).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{NODE_EXPORTER} is missing: apt-get install -y prometheus-node-exporter"
+        ))
+    }
+}
+
 /// Builds `eos-agent` in release and returns the binary's path.
 pub fn build_agent_release() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -14,7 +14,6 @@ use eos_testkit::agent::modules_section;
 use eos_testkit::node_exporter::{known_collectors, NODE_EXPORTER, UPSTREAM_DEFAULTS};
 use eos_testkit::{free_port, Description, TempDir};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 const TARGETS: [Target; 3] = [
     Target::new(Measure::MedianLatency, 0.3),
@@ -24,15 +23,8 @@ const TARGETS: [Target; 3] = [
 
 pub(super) fn run(args: &[String]) -> Result<(), String> {
     let opts = Options::parse(args)?.only_known()?;
-    if !Path::new(NODE_EXPORTER).exists() {
-        return Err(format!(
-            "{NODE_EXPORTER} is missing: apt-get install -y prometheus-node-exporter"
-        ));
-    }
-    let agent = match &opts.agent_bin {
-        Some(p) => p.clone(),
-        None => super::build_agent_release()?,
-    };
+    super::need_node_exporter()?;
+    let agent = super::agent_under_test(&opts)?;
     let dir = TempDir::try_new("bench-node")?;
 
     let modules = Description::of(&agent)?.module_names();

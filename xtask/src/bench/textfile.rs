@@ -19,7 +19,7 @@ use eos_testkit::agent::modules_section;
 use eos_testkit::node_exporter::NODE_EXPORTER;
 use eos_testkit::{free_port, Description, TempDir};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The family every benchmark file holds.
 const FAMILY: &str = "bench_textfile_series";
@@ -28,15 +28,8 @@ pub(super) fn run(args: &[String]) -> Result<(), String> {
     let mut opts = Options::parse(args)?;
     let sizes = take_sizes(&mut opts.rest)?;
     let opts = opts.only_known()?;
-    if !Path::new(NODE_EXPORTER).exists() {
-        return Err(format!(
-            "{NODE_EXPORTER} is missing: apt-get install -y prometheus-node-exporter"
-        ));
-    }
-    let agent = match &opts.agent_bin {
-        Some(p) => p.clone(),
-        None => super::build_agent_release()?,
-    };
+    super::need_node_exporter()?;
+    let agent = super::agent_under_test(&opts)?;
     let dir = TempDir::try_new("bench-textfile")?;
     let files = dir.join("textfiles");
     std::fs::create_dir_all(&files).map_err(|e| format!("creating {}: {e}", files.display()))?;

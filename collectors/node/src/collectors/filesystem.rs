@@ -539,6 +539,40 @@ mod tests {
         assert_eq!(unescape("\\"), "\\");
     }
 
+    /// The collector with default filters, a stand-in for statfs and a mount timeout.
+    fn with_stat(
+        paths: &eos_module::HostPaths,
+        stat_fn: fn(&Path) -> Result<Usage, String>,
+        timeout: Duration,
+    ) -> FilesystemCollector {
+        let config = crate::config::NodeConfig::default();
+        FilesystemCollector {
+            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
+            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
+            timeout,
+            rootfs: paths.rootfs.clone(),
+            stat_fn,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// One update with a scrape deadline `budget` from now, as text.
+    fn scrape_within(
+        c: &FilesystemCollector,
+        paths: &eos_module::HostPaths,
+        budget: Duration,
+    ) -> String {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        c.update(
+            &mut enc,
+            &mut Ctx::new(paths, Instant::now() + budget, &mut buf),
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     static HANG: AtomicBool = AtomicBool::new(true);
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -585,25 +619,8 @@ mod tests {
             rootfs: tree.path().to_path_buf(),
             ..eos_module::HostPaths::default()
         };
-        let mut config = crate::config::NodeConfig::default();
-        config.filesystem.mount_timeout = eos_module::Duration::from_millis(50);
-        let c = FilesystemCollector {
-            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
-            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
-            timeout: config.filesystem.mount_timeout.get(),
-            rootfs: paths.rootfs.clone(),
-            stat_fn: fake_stat,
-            state: Mutex::new(State::default()),
-        };
-        let scrape = || {
-            let mut buf = Vec::new();
-            let mut out = Vec::new();
-            let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
-                .unwrap();
-            String::from_utf8(out).unwrap()
-        };
+        let c = with_stat(&paths, fake_stat, Duration::from_millis(50));
+        let scrape = || scrape_within(&c, &paths, Duration::from_secs(30));
         let out = scrape();
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/"),
@@ -688,24 +705,8 @@ mod tests {
             rootfs: tree.path().to_path_buf(),
             ..eos_module::HostPaths::default()
         };
-        let config = crate::config::NodeConfig::default();
-        let c = FilesystemCollector {
-            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
-            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
-            timeout: Duration::from_secs(30),
-            rootfs: paths.rootfs.clone(),
-            stat_fn: slow_stat,
-            state: Mutex::new(State::default()),
-        };
-        let scrape = || {
-            let mut buf = Vec::new();
-            let mut out = Vec::new();
-            let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
-            let deadline = Instant::now() + Duration::from_millis(150);
-            c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
-                .unwrap();
-            String::from_utf8(out).unwrap()
-        };
+        let c = with_stat(&paths, slow_stat, Duration::from_secs(30));
+        let scrape = || scrape_within(&c, &paths, Duration::from_millis(150));
         scrape();
         for _ in 0..3 {
             let before = SLOW_CALLS.load(Ordering::SeqCst);
