@@ -467,23 +467,37 @@ impl Supervisor {
                 hung: hung.clone(),
             };
             let capacity = slot.last_size.load(Ordering::Relaxed) as usize + 1024;
-            let params = params.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                let mut buf = Vec::with_capacity(capacity);
-                let mut shared = SharedChunks::new();
-                let started = Instant::now();
-                let mut enc = Encoder::with_shared(&mut buf, format, &mut shared);
-                module.collect(
-                    &mut enc,
-                    &Scrape {
-                        params: &params,
-                        deadline,
-                    },
-                );
-                let (records, dropped) = enc.finish();
-                (buf, shared, records, dropped, started.elapsed())
-            });
+            let started = Instant::now();
+            // A module that collects on threads of its own is awaited as a task; the others
+            // get a blocking thread.
+            let task = match module
+                .clone()
+                .collect_owned(format, params.clone(), deadline)
+            {
+                Some(fut) => tokio::spawn(async move {
+                    let _guard = guard;
+                    let c = fut.await;
+                    (c.buf, c.shared, c.records, c.dropped, started.elapsed())
+                }),
+                None => {
+                    let params = params.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _guard = guard;
+                        let mut buf = Vec::with_capacity(capacity);
+                        let mut shared = SharedChunks::new();
+                        let mut enc = Encoder::with_shared(&mut buf, format, &mut shared);
+                        module.collect(
+                            &mut enc,
+                            &Scrape {
+                                params: &params,
+                                deadline,
+                            },
+                        );
+                        let (records, dropped) = enc.finish();
+                        (buf, shared, records, dropped, started.elapsed())
+                    })
+                }
+            };
             pending.push((i, task, progress, hung));
         }
         let mut outputs = Vec::with_capacity(pending.len() + 1);

@@ -103,6 +103,32 @@ impl Scrape<'_> {
     }
 }
 
+/// What a collection produced, as [`Module::collect_owned`] hands it over: the bytes (with
+/// shared chunks at their offsets), where each family starts, and what was left out.
+pub struct Collected {
+    pub buf: Vec<u8>,
+    pub shared: eos_exposition::SharedChunks,
+    pub records: Vec<eos_exposition::FamilyRecord>,
+    pub dropped: eos_exposition::Dropped,
+}
+
+impl Collected {
+    /// Writes with `write` into a fresh encoder and keeps the result.
+    pub fn encode(format: eos_exposition::Format, write: impl FnOnce(&mut Encoder<'_>)) -> Self {
+        let mut buf = Vec::new();
+        let mut shared = Vec::new();
+        let mut enc = Encoder::with_shared(&mut buf, format, &mut shared);
+        write(&mut enc);
+        let (records, dropped) = enc.finish();
+        Collected {
+            buf,
+            shared,
+            records,
+            dropped,
+        }
+    }
+}
+
 /// One collection of `module` as Prometheus text, with where each family starts: for tests,
 /// examples and subcommands that drive a module without the agent. `params` are the scrape's
 /// query parameters; the scrape's deadline is `budget` from now.
@@ -143,6 +169,19 @@ pub trait Module: Send + Sync + 'static {
     /// Writes this module's samples for one scrape. Runs on a blocking thread, so reading files
     /// here is fine; check `scrape.deadline` in long loops.
     fn collect(&self, _enc: &mut Encoder<'_>, _scrape: &Scrape<'_>) {}
+
+    /// Collects as a task instead of on a blocking thread the agent lends: for a module that
+    /// runs its collection on threads of its own anyway (the node module does, so that a read
+    /// that never returns is left behind). The future must finish by `deadline`. `None` (the
+    /// default) means: call [`Module::collect`] on a blocking thread.
+    fn collect_owned(
+        self: std::sync::Arc<Self>,
+        _format: eos_exposition::Format,
+        _params: std::sync::Arc<[(String, String)]>,
+        _deadline: Instant,
+    ) -> Option<BoxFuture<Collected>> {
+        None
+    }
 
     /// Refuses a `/metrics` request whose query parameters this module cannot honour (e.g.
     /// node_exporter answers `collect[]=bogus` with 400 `missing collector: bogus`). Runs

@@ -100,66 +100,40 @@ impl Runner {
     }
 
     /// Runs the collectors at `selected` (indices, in order) and returns what they wrote,
-    /// before `deadline`.
+    /// before `deadline`, waiting on this thread.
     pub(crate) fn run(&self, selected: &[usize], format: Format, deadline: Instant) -> Output {
-        let mut todo = selected.to_vec();
-        let mut left_behind: Vec<Ran> = Vec::new();
+        let mut scrape = ScrapeState::new(selected);
         loop {
-            if todo.is_empty() {
-                return finish(None, Vec::new(), left_behind);
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    collectors = todo.len(),
-                    "node collectors skipped: scrape deadline passed"
-                );
-                return not_run(Outcome::NoTime, &todo, left_behind);
-            }
-            let mut worker = match self.take_worker() {
+            let mut worker = match scrape.next_worker(self, deadline) {
                 Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, "node: cannot start a collector thread");
-                    return not_run(Outcome::Failed(e), &todo, left_behind);
-                }
+                Err(out) => return out,
             };
-            match worker.run(&self.collectors, &todo, format, deadline) {
-                Ended::Done(done) => {
-                    worker.capacity = done.out.len() + 4096;
-                    let encoded = Shared::new(done.out);
-                    lock(&self.idle).push(worker);
-                    left_behind.extend(done.ran);
-                    let mut out = finish(Some(encoded), done.records, left_behind);
-                    out.dropped = done.dropped;
-                    return out;
-                }
-                Ended::Abandoned(r) => {
-                    // The worker goes with its stuck call; the rest run again on another.
-                    let name = self.name(r.index);
-                    let budget = r.until.saturating_duration_since(r.started);
-                    tracing::warn!(
-                        collector = name,
-                        budget = %format_args!("{:.3}s", budget.as_secs_f64()),
-                        "node collector ran past its budget: left out of this scrape and \
-                         skipped until its call returns"
-                    );
-                    left_behind.push(Ran {
-                        index: r.index,
-                        took: r.started.elapsed(),
-                        outcome: Outcome::Abandoned,
-                    });
-                    todo.retain(|&i| i != r.index);
-                }
-                Ended::OutOfTime => {
-                    tracing::warn!("node collectors left out: scrape deadline passed");
-                    return not_run(Outcome::NoTime, &todo, left_behind);
-                }
-                Ended::Gone => {
-                    return not_run(
-                        Outcome::Failed("collector thread ended".to_string()),
-                        &todo,
-                        left_behind,
-                    );
-                }
+            let ended = worker.run(&self.collectors, &scrape.todo, format, deadline);
+            if let Some(out) = scrape.after(self, worker, ended) {
+                return out;
+            }
+        }
+    }
+
+    /// Like [`Runner::run`], but waits as a task of the agent's runtime rather than on a
+    /// thread of its own: the collectors' worker wakes the task when it is done.
+    pub(crate) async fn run_async(
+        &self,
+        selected: &[usize],
+        format: Format,
+        deadline: Instant,
+    ) -> Output {
+        let mut scrape = ScrapeState::new(selected);
+        loop {
+            let mut worker = match scrape.next_worker(self, deadline) {
+                Ok(w) => w,
+                Err(out) => return out,
+            };
+            let ended = worker
+                .run_async(&self.collectors, &scrape.todo, format, deadline)
+                .await;
+            if let Some(out) = scrape.after(self, worker, ended) {
+                return out;
             }
         }
     }
@@ -175,6 +149,94 @@ impl Runner {
         }
         self.spawned.fetch_add(1, Ordering::Relaxed);
         Worker::spawn(self.collectors.clone())
+    }
+}
+
+/// One scrape's progress through its collectors: what is still to run, and what was left
+/// behind on earlier workers.
+struct ScrapeState {
+    todo: Vec<usize>,
+    left_behind: Vec<Ran>,
+}
+
+impl ScrapeState {
+    fn new(selected: &[usize]) -> ScrapeState {
+        ScrapeState {
+            todo: selected.to_vec(),
+            left_behind: Vec::new(),
+        }
+    }
+
+    /// A worker for the next attempt, or the scrape's output when nothing (more) can run.
+    fn next_worker(&mut self, runner: &Runner, deadline: Instant) -> Result<Worker, Output> {
+        let left = std::mem::take(&mut self.left_behind);
+        if self.todo.is_empty() {
+            return Err(finish(None, Vec::new(), left));
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                collectors = self.todo.len(),
+                "node collectors skipped: scrape deadline passed"
+            );
+            return Err(not_run(Outcome::NoTime, &self.todo, left));
+        }
+        match runner.take_worker() {
+            Ok(w) => {
+                self.left_behind = left;
+                Ok(w)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "node: cannot start a collector thread");
+                Err(not_run(Outcome::Failed(e), &self.todo, left))
+            }
+        }
+    }
+
+    /// What an attempt ended with: the output, or `None` to try the rest on another worker.
+    fn after(&mut self, runner: &Runner, mut worker: Worker, ended: Ended) -> Option<Output> {
+        match ended {
+            Ended::Done(done) => {
+                worker.capacity = done.out.len() + 4096;
+                let encoded = Shared::new(done.out);
+                lock(&runner.idle).push(worker);
+                let mut left = std::mem::take(&mut self.left_behind);
+                left.extend(done.ran);
+                let mut out = finish(Some(encoded), done.records, left);
+                out.dropped = done.dropped;
+                Some(out)
+            }
+            Ended::Abandoned(r) => {
+                // The worker goes with its stuck call; the rest run again on another.
+                let name = runner.name(r.index);
+                let budget = r.until.saturating_duration_since(r.started);
+                tracing::warn!(
+                    collector = name,
+                    budget = %format_args!("{:.3}s", budget.as_secs_f64()),
+                    "node collector ran past its budget: left out of this scrape and \
+                     skipped until its call returns"
+                );
+                self.left_behind.push(Ran {
+                    index: r.index,
+                    took: r.started.elapsed(),
+                    outcome: Outcome::Abandoned,
+                });
+                self.todo.retain(|&i| i != r.index);
+                None
+            }
+            Ended::OutOfTime => {
+                tracing::warn!("node collectors left out: scrape deadline passed");
+                let left = std::mem::take(&mut self.left_behind);
+                Some(not_run(Outcome::NoTime, &self.todo, left))
+            }
+            Ended::Gone => {
+                let left = std::mem::take(&mut self.left_behind);
+                Some(not_run(
+                    Outcome::Failed("collector thread ended".to_string()),
+                    &self.todo,
+                    left,
+                ))
+            }
+        }
     }
 }
 
@@ -237,8 +299,10 @@ struct Job {
 #[derive(Default)]
 struct Slot {
     state: Mutex<Progress>,
-    /// Signalled when a job is done.
+    /// Signalled when a job is done, for a scrape waiting on a thread...
     done: Condvar,
+    /// ...and for one waiting as a task.
+    wake: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -292,8 +356,8 @@ impl Worker {
         })
     }
 
-    /// Hands the collectors at `todo` to the worker and waits until they are done, one
-    /// overruns its budget, or the deadline passes.
+    /// Hands the collectors at `todo` to the worker and waits on this thread until they are
+    /// done, one overruns its budget, or the deadline passes.
     fn run(
         &mut self,
         collectors: &Collectors,
@@ -301,40 +365,15 @@ impl Worker {
         format: Format,
         deadline: Instant,
     ) -> Ended {
-        let mut st = lock(&self.slot.state);
-        let job = Job {
-            indices: todo.to_vec(),
-            format,
-            deadline,
-            // Handed to the agent without a copy, so a new one each scrape.
-            out: Vec::with_capacity(self.capacity),
-        };
-        if self.jobs.send(job).is_err() {
+        if !self.send(todo, format, deadline) {
             return Ended::Gone;
         }
+        let mut st = lock(&self.slot.state);
         loop {
-            if let Some(done) = st.done.take() {
-                return Ended::Done(done);
-            }
-            let now = Instant::now();
-            // Nothing running: the next collector cannot be due before this.
-            let limit = st
-                .running
-                .map_or_else(|| hard_limit(now, deadline), |r| r.until);
-            if now >= limit || now >= deadline {
-                st.abandoned = true;
-                return match st.running.take() {
-                    Some(r) => {
-                        // Registered before the worker can see `abandoned`, so that its
-                        // release, when the call returns, finds the entry.
-                        let name = collectors.entries.get(r.index).map_or("?", |e| e.name);
-                        stuck::register(name, r.started);
-                        Ended::Abandoned(r)
-                    }
-                    None => Ended::OutOfTime,
-                };
-            }
-            let wait = limit.min(deadline).saturating_duration_since(now);
+            let wait = match check(&mut st, collectors, deadline) {
+                Ok(ended) => return ended,
+                Err(until) => until.saturating_duration_since(Instant::now()),
+            };
             st = self
                 .slot
                 .done
@@ -343,6 +382,68 @@ impl Worker {
                 .0;
         }
     }
+
+    /// Like [`Worker::run`], waiting as a task.
+    async fn run_async(
+        &mut self,
+        collectors: &Collectors,
+        todo: &[usize],
+        format: Format,
+        deadline: Instant,
+    ) -> Ended {
+        if !self.send(todo, format, deadline) {
+            return Ended::Gone;
+        }
+        loop {
+            let until = match check(&mut lock(&self.slot.state), collectors, deadline) {
+                Ok(ended) => return ended,
+                Err(until) => until,
+            };
+            tokio::select! {
+                _ = self.slot.wake.notified() => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+        }
+    }
+
+    /// Hands a job to the worker; false when it is gone.
+    fn send(&mut self, todo: &[usize], format: Format, deadline: Instant) -> bool {
+        let job = Job {
+            indices: todo.to_vec(),
+            format,
+            deadline,
+            // Handed to the agent without a copy, so a new one each scrape.
+            out: Vec::with_capacity(self.capacity),
+        };
+        self.jobs.send(job).is_ok()
+    }
+}
+
+/// Where a job stands: ended (done, a collector left behind, out of time), or still running
+/// with the instant to look again.
+fn check(st: &mut Progress, collectors: &Collectors, deadline: Instant) -> Result<Ended, Instant> {
+    if let Some(done) = st.done.take() {
+        return Ok(Ended::Done(done));
+    }
+    let now = Instant::now();
+    // Nothing running: the next collector cannot be due before this.
+    let limit = st
+        .running
+        .map_or_else(|| hard_limit(now, deadline), |r| r.until);
+    if now >= limit || now >= deadline {
+        st.abandoned = true;
+        return Ok(match st.running.take() {
+            Some(r) => {
+                // Registered before the worker can see `abandoned`, so that its release, when
+                // the call returns, finds the entry.
+                let name = collectors.entries.get(r.index).map_or("?", |e| e.name);
+                stuck::register(name, r.started);
+                Ended::Abandoned(r)
+            }
+            None => Ended::OutOfTime,
+        });
+    }
+    Err(limit.min(deadline))
 }
 
 /// A worker thread: runs jobs until its module instance is gone (the channel closes) or the
@@ -441,5 +542,6 @@ fn work(slot: &Slot, collectors: &Collectors, jobs: &Receiver<Job>) {
             ran,
         });
         slot.done.notify_one();
+        slot.wake.notify_one();
     }
 }
