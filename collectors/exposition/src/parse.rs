@@ -470,11 +470,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            // No file of regressions: the tests run from a read-only tree in CI.
-            #![proptest_config(ProptestConfig {
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            })]
+            // EOS_FUZZ_CASES cases, and no file of regressions (CI's tree is read-only).
+            #![proptest_config(eos_testkit::fuzz::config())]
 
             /// Any input gives lines or an error that names a line, never a panic.
             #[test]
