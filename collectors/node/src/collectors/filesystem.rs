@@ -539,6 +539,24 @@ mod tests {
         assert_eq!(unescape("\\"), "\\");
     }
 
+    /// A tree whose `proc/1/mounts` lists `mounts`, and host paths pointing at it.
+    fn with_mounts(
+        name: &str,
+        mounts: &str,
+    ) -> (
+        crate::collectors::test_tree::TestTree,
+        eos_module::HostPaths,
+    ) {
+        let tree = crate::collectors::test_tree::TestTree::new(name);
+        tree.write("proc/1/mounts", mounts);
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().join("proc"),
+            rootfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        (tree, paths)
+    }
+
     /// The collector with default filters, a stand-in for statfs and a mount timeout.
     fn with_stat(
         paths: &eos_module::HostPaths,
@@ -609,16 +627,10 @@ mod tests {
 
     #[test]
     fn hung_mount_is_skipped_until_it_answers() {
-        let tree = crate::collectors::test_tree::TestTree::new("fs-hung");
-        tree.write(
-            "proc/1/mounts",
+        let (_tree, paths) = with_mounts(
+            "fs-hung",
             "/dev/vda / ext4 rw 0 0\nsrv:/x /hung nfs4 rw 0 0\n/dev/vdb /broken xfs ro 0 0\nproc /proc proc rw 0 0\n",
         );
-        let paths = eos_module::HostPaths {
-            procfs: tree.path().join("proc"),
-            rootfs: tree.path().to_path_buf(),
-            ..eos_module::HostPaths::default()
-        };
         let c = with_stat(&paths, fake_stat, Duration::from_millis(50));
         let scrape = || scrape_within(&c, &paths, Duration::from_secs(30));
         let out = scrape();
@@ -695,16 +707,10 @@ mod tests {
     /// still skipped until its helper returns, so each scrape does not leave another thread.
     #[test]
     fn a_mount_cut_short_by_the_deadline_is_not_asked_again_while_hung() {
-        let tree = crate::collectors::test_tree::TestTree::new("fs-slow");
-        tree.write(
-            "proc/1/mounts",
+        let (_tree, paths) = with_mounts(
+            "fs-slow",
             "/dev/vda / ext4 rw 0 0\nsrv:/x /slow nfs4 rw 0 0\n",
         );
-        let paths = eos_module::HostPaths {
-            procfs: tree.path().join("proc"),
-            rootfs: tree.path().to_path_buf(),
-            ..eos_module::HostPaths::default()
-        };
         let c = with_stat(&paths, slow_stat, Duration::from_secs(30));
         let scrape = || scrape_within(&c, &paths, Duration::from_millis(150));
         scrape();
