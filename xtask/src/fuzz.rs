@@ -50,6 +50,12 @@ const TARGETS: &[Target] = &[
         filter: "golden::fuzz::fuzz_",
     },
     Target {
+        name: "logs",
+        what: "CRI and docker json-file log lines, and Loki push bodies",
+        cargo: &["-p", "eos-logs", "--lib"],
+        filter: "fuzz_",
+    },
+    Target {
         name: "kube",
         what: "the kubelet pod list parser",
         cargo: &["-p", "eos-kube", "--test", "fuzz_podlist"],
