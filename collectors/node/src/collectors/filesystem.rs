@@ -539,6 +539,20 @@ mod tests {
         assert_eq!(unescape("\\"), "\\");
     }
 
+    /// Scrapes until `done` holds for the output (a helper thread returning), for up to 2 s;
+    /// the last output either way.
+    fn scrape_until(scrape: impl Fn() -> String, done: impl Fn(&str) -> bool) -> String {
+        let mut out = String::new();
+        for _ in 0..200 {
+            out = scrape();
+            if done(&out) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        out
+    }
+
     /// A tree whose `proc/1/mounts` lists `mounts`, and host paths pointing at it.
     fn with_mounts(
         name: &str,
@@ -670,14 +684,9 @@ mod tests {
 
         // The mount answers again: measured again once its helper returns.
         HANG.store(false, Ordering::SeqCst);
-        let mut out = String::new();
-        for _ in 0..200 {
-            out = scrape();
-            if value(&out, "node_filesystem_device_error", "/hung") == Some(0.0) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let out = scrape_until(scrape, |out| {
+            value(out, "node_filesystem_device_error", "/hung") == Some(0.0)
+        });
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/hung"),
             Some(100.0),
@@ -728,14 +737,9 @@ mod tests {
             );
         }
         SLOW.store(false, Ordering::SeqCst);
-        let mut out = String::new();
-        for _ in 0..200 {
-            out = scrape();
-            if value(&out, "node_filesystem_size_bytes", "/slow") == Some(100.0) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let out = scrape_until(scrape, |out| {
+            value(out, "node_filesystem_size_bytes", "/slow") == Some(100.0)
+        });
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/slow"),
             Some(100.0),
