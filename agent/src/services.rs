@@ -1,14 +1,19 @@
-//! The services the agent runs once and shares between modules: today pod metadata from the
-//! kubelet (the top-level `kubelet:` section). A module declares what it uses in
-//! `ModuleDef::SERVICES` and finds the handle in its context.
+//! The services the agent runs once and shares between modules: pod metadata from the
+//! kubelet (the top-level `kubelet:` section) and the HTTP client (`eos_http::Client`:
+//! pooled keep-alive connections and rustls, for the logs module's pushes to Loki and later
+//! the probe module). A module declares what it uses in `ModuleDef::SERVICES` and finds the
+//! handle in its context.
 //!
 //! A service's handle is created once and lives as long as the agent: a reload that changes
 //! `kubelet:` reconfigures the poller in place, so modules keep their handle and are not
-//! restarted. The poller runs only while a running module uses it.
+//! restarted. The poller runs only while a running module uses it. The HTTP client has no
+//! settings (each request carries its URL, timeout and TLS setup) and no task of its own, so
+//! its connection pool simply outlives module restarts.
 //!
-//! Next to come, when a module needs them: one ICMP socket service (probe, ping, mtr) and one
-//! HTTP client with connection pooling, rustls and per-phase timing (logs, probe).
+//! Next to come, when a module needs them: one ICMP socket service (probe, ping, mtr), and
+//! per-phase timings in the HTTP client for the probe module.
 
+use crate::build_info::VERSION;
 use crate::config::Config;
 use eos_kube::{KubeletConfig, PodMetadata};
 use eos_module::{Service, Services};
@@ -16,6 +21,8 @@ use eos_module::{Service, Services};
 /// The agent's shared services.
 pub struct SharedServices {
     pod_metadata: PodMetadata,
+    /// Sends `User-Agent: eos-agent/<version>`.
+    http: eos_http::Client,
 }
 
 impl Default for SharedServices {
@@ -25,6 +32,7 @@ impl Default for SharedServices {
                 enabled: false,
                 ..KubeletConfig::default()
             }),
+            http: eos_http::Client::new(&format!("eos-agent/{VERSION}")),
         }
     }
 }
@@ -44,6 +52,7 @@ impl SharedServices {
                     s.insert(Service::PodMetadata, self.pod_metadata.clone())
                 }
                 Service::PodMetadata => {}
+                Service::Http => s.insert(Service::Http, self.http.clone()),
             }
         }
         s
@@ -61,5 +70,25 @@ impl SharedServices {
     #[cfg(test)]
     pub fn pod_metadata_running(&self) -> bool {
         self.pod_metadata.is_running()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_http_client_for_every_module_that_asks() {
+        let shared = SharedServices::default();
+        let cfg = Config::parse("test", "kubelet: {enabled: false}\n", &|_| None).expect("config");
+        let a = shared.for_module(&[Service::Http], &cfg);
+        assert_eq!(a.kinds(), [Service::Http]);
+        let client = a.get::<eos_http::Client>().expect("the client");
+        assert_eq!(client.stats(), eos_http::PoolStats::default());
+        assert!(shared
+            .for_module(&[Service::PodMetadata], &cfg)
+            .get::<eos_http::Client>()
+            .is_none());
+        assert!(format!("{client:?}").contains(&format!("eos-agent/{VERSION}")));
     }
 }

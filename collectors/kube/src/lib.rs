@@ -57,6 +57,8 @@ pub struct PodMetadata {
 
 struct Inner {
     config: RwLock<KubeletConfig>,
+    /// Keeps the connection to the kubelet open between refreshes.
+    http: eos_http::Client,
     cache: RwLock<Arc<PodCache>>,
     stats: Mutex<RefreshStats>,
     wake: Notify,
@@ -129,6 +131,7 @@ impl PodMetadata {
         PodMetadata {
             inner: Arc::new(Inner {
                 config: RwLock::new(config),
+                http: eos_http::Client::new(concat!("eos-agent/", env!("CARGO_PKG_VERSION"))),
                 cache: RwLock::new(Arc::new(PodCache::default())),
                 stats: Mutex::new(RefreshStats::default()),
                 wake: Notify::new(),
@@ -163,7 +166,7 @@ impl PodMetadata {
     /// stays and the failure is counted.
     pub async fn refresh(&self) -> Result<(), KubeletError> {
         let cfg = self.config();
-        let result = client::fetch_pods(&cfg)
+        let result = client::fetch_pods(&self.inner.http, &cfg)
             .await
             .and_then(|body| parse_pod_list(&body).map_err(KubeletError::Malformed));
         let mut stats = match self.inner.stats.lock() {

@@ -65,6 +65,10 @@ pub enum Service {
     /// Pod metadata from the kubelet (`eos_kube::PodMetadata`), configured by the top-level
     /// `kubelet:` section.
     PodMetadata,
+    /// The agent's HTTP client (`eos_http::Client`): pooled keep-alive connections and
+    /// rustls; used by logs, later probe. It has no settings of its own: each request
+    /// carries its URL, timeout and TLS setup.
+    Http,
 }
 
 /// Handles to the agent's shared services, by type. The agent fills it; a module takes what
