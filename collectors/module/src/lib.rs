@@ -57,6 +57,7 @@ pub mod duration;
 pub mod error;
 pub mod http;
 pub mod secret;
+pub mod size;
 pub mod tasks;
 
 /// Lock-free counters, gauges and histograms (and labelled sets of them) that a module updates

@@ -14,6 +14,7 @@
 //! file. Regexes use Go's `regexp.MatchString` semantics as node_exporter does: unanchored, so
 //! the defaults carry their own `^...$`.
 
+use eos_module::size::parse_byte_size;
 use eos_module::{ConfigIssue, Duration, ModuleConfig};
 use regex::Regex;
 use serde::de::{self, Deserializer};
@@ -211,7 +212,7 @@ pub struct TextfileConfig {
     /// A larger file is skipped with `node_textfile_scrape_error 1`, and no more than this
     /// (plus one byte) is read of it (`--collector.textfile.max-bytes`, an eos extension;
     /// `0`: no limit). YAML takes bytes or a size such as `16MiB`.
-    #[serde(deserialize_with = "byte_size")]
+    #[serde(deserialize_with = "eos_module::size::byte_size")]
     pub max_bytes: u64,
     /// A file with more series (sample lines) is skipped the same way
     /// (`--collector.textfile.max-series`, an eos extension; `0`: no limit).
@@ -236,45 +237,6 @@ impl Default for TextfileConfig {
             max_bytes: TEXTFILE_MAX_BYTES,
             max_series: TEXTFILE_MAX_SERIES,
         }
-    }
-}
-
-/// A size in bytes: a whole number, optionally with a unit (`kB`, `MB`, `GB` are powers of
-/// 1000, `KiB`, `MiB`, `GiB` of 1024), e.g. `16MiB`.
-fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let invalid = || {
-        format!("invalid size {s:?}: expected bytes, or a number with kB, MB, GB, KiB, MiB or GiB")
-    };
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(digits);
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(invalid()),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(invalid)
-}
-
-/// Deserializes a size given as a number of bytes or as text with a unit.
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
-    }
-    match Size::deserialize(d)? {
-        Size::Bytes(n) => Ok(n),
-        Size::Text(s) => parse_byte_size(&s).map_err(de::Error::custom),
     }
 }
 
@@ -794,16 +756,6 @@ mod tests {
         c.apply_flag("collector.textfile.max-series", Some("0"))
             .unwrap();
         assert_eq!((c.textfile.max_bytes, c.textfile.max_series), (64_000, 0));
-        for (size, bytes) in [
-            ("0", 0),
-            ("17", 17),
-            ("1KiB", 1024),
-            ("3 GB", 3_000_000_000),
-        ] {
-            assert_eq!(parse_byte_size(size), Ok(bytes), "{size}");
-        }
-        assert!(parse_byte_size("-1").is_err());
-        assert!(parse_byte_size("99999999999GiB").is_err());
         let e = c
             .apply_flag("collector.textfile.max-bytes", Some("big"))
             .unwrap_err();
