@@ -766,7 +766,16 @@ mod tests {
         assert_eq!(printed, Config::parse("empty", "", &no_env).unwrap());
         // It is complete: every setting the agent has is in it.
         let all = serde_yaml_ng::to_value(&printed).unwrap();
-        let shown: serde_yaml_ng::Value = serde_yaml_ng::from_str(EMBEDDED_DEFAULT).unwrap();
+        // A section commented out with `#` in column 0 followed by its indentation (`#  logs:`)
+        // is shown as well: it is off by default, but its keys are documented there.
+        let uncommented: String = EMBEDDED_DEFAULT
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with("  ") => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let shown: serde_yaml_ng::Value = serde_yaml_ng::from_str(&uncommented).unwrap();
         let (mut want, mut have) = (Vec::new(), Vec::new());
         key_paths(&all, "", &mut want);
         key_paths(&shown, "", &mut have);

@@ -84,7 +84,7 @@ mod tests {
             .iter()
             .filter_map(|m| m["name"].as_str())
             .collect();
-        assert_eq!(names, ["node", "containers"]);
+        assert_eq!(names, ["node", "containers", "logs"]);
         for n in &names {
             assert!(PLANNED_MODULES.contains(n));
             assert!(

@@ -80,6 +80,7 @@ macro_rules! modules {
 modules! {
     node => eos_node::NodeModule,
     containers => eos_containers::ContainersModule,
+    logs => eos_logs::LogsModule,
 }
 
 /// What `eos-agent describe` says of a module kind.

@@ -315,3 +315,60 @@ mod tests {
         }
     }
 }
+
+impl Positions {
+    /// The saved position of the file at (`dev`, `ino`) that starts with `head`: the inode
+    /// must match, and so must the fingerprint over the bytes it was taken of (an inode is
+    /// reused once its file is deleted; a different start means a different file).
+    pub fn find(&self, dev: u64, ino: u64, head: &[u8]) -> Option<(FileId, &Position)> {
+        let lo = FileId {
+            dev,
+            ino,
+            fingerprint: 0,
+            fingerprint_len: 0,
+        };
+        self.files
+            .range(lo..)
+            .take_while(|(id, _)| id.dev == dev && id.ino == ino)
+            .find(|(id, _)| {
+                let n = usize::from(id.fingerprint_len);
+                head.len() >= n && fingerprint(&head[..n]) == (id.fingerprint, id.fingerprint_len)
+            })
+            .map(|(id, p)| (*id, p))
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_found_by_inode_and_fingerprint() {
+        let head = b"2026-11-30T04:56:39Z stdout F hello\n";
+        let (fingerprint, fingerprint_len) = fingerprint(&head[..10]);
+        let id = FileId {
+            dev: 1,
+            ino: 2,
+            fingerprint,
+            fingerprint_len,
+        };
+        let mut p = Positions::default();
+        p.files.insert(
+            id,
+            Position {
+                path: "/x/0.log".into(),
+                offset: 10,
+            },
+        );
+        assert_eq!(
+            p.find(1, 2, head).map(|(i, p)| (i, p.offset)),
+            Some((id, 10))
+        );
+        assert!(p.find(1, 2, b"another file's start").is_none());
+        assert!(p.find(1, 3, head).is_none());
+        assert!(
+            p.find(1, 2, b"2026").is_none(),
+            "shorter than the fingerprint"
+        );
+    }
+}
