@@ -1,7 +1,8 @@
 //! Grafana dashboards: structure, the `${datasource}` variable everywhere, every query parses
 //! (through promtool, with Grafana's variables substituted), every metric name used by a
 //! dashboard or rule is in `dashboards/metrics-allowlist.txt` and exported by the crate that
-//! owns it.
+//! owns it. Loki panels (pod logs) go through a `loki` datasource variable and select streams
+//! only by the labels the logs module sets.
 
 use super::prometheus::promtool;
 use super::promql::metric_names;
@@ -33,6 +34,7 @@ pub(super) fn check_dashboards_and_names(
     files.retain(|p| has_ext(p, &["json"]));
     files.sort();
     let mut uids = BTreeMap::new();
+    let mut logql = 0;
     for f in &files {
         let name = rel(root, f);
         let text = match std::fs::read_to_string(f) {
@@ -54,7 +56,7 @@ pub(super) fn check_dashboards_and_names(
                 errors.push(format!("{name}: uid {uid} is also used by {other}"));
             }
         }
-        errors.extend(check_dashboard(&name, &d, &mut exprs));
+        errors.extend(check_dashboard(&name, &d, &mut exprs, &mut logql));
     }
     let mut rule_files = Vec::new();
     let _ = walk(&dashboards.join("rules"), &mut rule_files);
@@ -112,7 +114,7 @@ pub(super) fn check_dashboards_and_names(
     }
     let mut lines = vec![
         format!(
-            "{} dashboards: {} queries parse (promtool), datasource is ${{datasource}}",
+            "{} dashboards: {} queries parse (promtool), datasource is ${{datasource}}; {logql} Loki queries select by the logs module's stream labels",
             files.len(),
             exprs.len()
         ),
@@ -175,7 +177,9 @@ fn check_owners(
         if !root.join(o.source).is_dir() {
             continue;
         }
-        if contains_word(&sources[o.source], name) {
+        if contains_word(&sources[o.source], name)
+            || histogram_family(name).is_some_and(|f| contains_word(&sources[o.source], f))
+        {
             implemented += 1;
         } else {
             errors.push(format!(
@@ -191,6 +195,14 @@ fn check_owners(
     } else {
         Err(errors)
     }
+}
+
+/// The family a histogram's or summary's series belongs to (`x_bucket`, `x_sum`, `x_count`
+/// are written by the encoder from `x`).
+fn histogram_family(name: &str) -> Option<&str> {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
 }
 
 /// The text of a tree's source, fixture and golden files.
@@ -224,8 +236,26 @@ fn parse_allowlist(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Structure of one dashboard; its PromQL is appended to `exprs`.
-fn check_dashboard(name: &str, d: &serde_json::Value, exprs: &mut Vec<Expr>) -> Vec<String> {
+/// The stream labels the logs module puts on what it pushes (DESIGN.md, Promtail's), plus the
+/// optional `level`; a Loki query selecting by anything else finds nothing from eos.
+const LOKI_STREAM_LABELS: &[&str] = &[
+    "namespace",
+    "pod",
+    "container",
+    "node_name",
+    "stream",
+    "job",
+    "level",
+];
+
+/// Structure of one dashboard; its PromQL is appended to `exprs`, its LogQL queries counted in
+/// `logql`.
+fn check_dashboard(
+    name: &str,
+    d: &serde_json::Value,
+    exprs: &mut Vec<Expr>,
+    logql: &mut usize,
+) -> Vec<String> {
     let mut errors = Vec::new();
     for key in ["uid", "title"] {
         if d.get(key)
@@ -278,6 +308,16 @@ fn check_dashboard(name: &str, d: &serde_json::Value, exprs: &mut Vec<Expr>) -> 
             )),
         }
     }
+    // `${name}` of each datasource variable for Loki.
+    let loki_vars: Vec<String> = vars
+        .iter()
+        .filter(|v| {
+            v.get("type").and_then(|t| t.as_str()) == Some("datasource")
+                && v.get("query").and_then(|q| q.as_str()) == Some("loki")
+        })
+        .filter_map(|v| v.get("name").and_then(|n| n.as_str()))
+        .map(|n| format!("${{{n}}}"))
+        .collect();
     let mut panels = Vec::new();
     collect_panels(d.get("panels"), &mut panels);
     if panels.is_empty() {
@@ -303,6 +343,11 @@ fn check_dashboard(name: &str, d: &serde_json::Value, exprs: &mut Vec<Expr>) -> 
             errors.push(format!("{origin}: no targets"));
             continue;
         };
+        if p.pointer("/datasource/type").and_then(|t| t.as_str()) == Some("loki") {
+            *logql += targets.len();
+            errors.extend(check_loki_panel(&origin, p, targets, &loki_vars));
+            continue;
+        }
         check_datasource(&origin, p.get("datasource"), &mut errors);
         for t in targets {
             let r = t.get("refId").and_then(|r| r.as_str()).unwrap_or("?");
@@ -321,6 +366,92 @@ fn check_dashboard(name: &str, d: &serde_json::Value, exprs: &mut Vec<Expr>) -> 
         }
     }
     errors
+}
+
+/// A Loki panel: its datasource (and its targets') is one of the dashboard's Loki datasource
+/// variables, and each LogQL query has a stream selector that names only
+/// [`LOKI_STREAM_LABELS`].
+fn check_loki_panel(
+    origin: &str,
+    p: &serde_json::Value,
+    targets: &[serde_json::Value],
+    loki_vars: &[String],
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let uid_ok = |ds: Option<&serde_json::Value>| {
+        ds.and_then(|d| d.get("uid"))
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| loki_vars.iter().any(|v| v == u))
+    };
+    if !uid_ok(p.get("datasource")) {
+        errors.push(format!(
+            "{origin}: a Loki panel's datasource uid must be a datasource variable of type loki (have: {loki_vars:?})"
+        ));
+    }
+    for t in targets {
+        let r = t.get("refId").and_then(|r| r.as_str()).unwrap_or("?");
+        if !uid_ok(t.get("datasource")) {
+            errors.push(format!(
+                "{origin} target {r}: datasource uid must be the panel's Loki datasource variable"
+            ));
+        }
+        let e = t.get("expr").and_then(|e| e.as_str()).unwrap_or("");
+        match logql_selector_labels(e) {
+            None => errors.push(format!(
+                "{origin} target {r}: no LogQL stream selector {{...}} in {e:?}"
+            )),
+            Some(labels) => {
+                for l in labels
+                    .iter()
+                    .filter(|l| !LOKI_STREAM_LABELS.contains(&l.as_str()))
+                {
+                    errors.push(format!(
+                        "{origin} target {r}: stream label {l:?} is not one the logs module sets ({LOKI_STREAM_LABELS:?})"
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// The label names of the first stream selector (`{name op "value", ...}`) in a LogQL query;
+/// `None` without one.
+fn logql_selector_labels(e: &str) -> Option<Vec<String>> {
+    let start = e.find('{')?;
+    let mut labels = Vec::new();
+    let mut name = String::new();
+    let mut in_value = false;
+    let mut chars = e[start + 1..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' => {
+                let quote = c;
+                while let Some(c) = chars.next() {
+                    if c == '\\' && quote == '"' {
+                        chars.next();
+                    } else if c == quote {
+                        break;
+                    }
+                }
+            }
+            '}' => {
+                if !in_value && !name.trim().is_empty() {
+                    return None;
+                }
+                return (!labels.is_empty()).then_some(labels);
+            }
+            ',' => in_value = false,
+            '=' | '!' | '~' if !in_value => {
+                labels.push(name.trim().to_string());
+                name.clear();
+                in_value = true;
+            }
+            _ if !in_value => name.push(c),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn check_datasource(origin: &str, ds: Option<&serde_json::Value>, errors: &mut Vec<String>) {
@@ -443,6 +574,62 @@ mod tests {
         );
         assert_eq!(label_values_selector("query_result(up)"), None);
         assert_eq!(label_values_selector("label_values(up, )"), None);
+    }
+
+    #[test]
+    fn logql_stream_selector_labels() {
+        let labels = |e: &str| logql_selector_labels(e).map(|l| l.join(","));
+        assert_eq!(
+            labels(r#"{node_name=~"$node", namespace!="a,}", pod=~`x"y`} |~ `$search`"#).as_deref(),
+            Some("node_name,namespace,pod")
+        );
+        assert_eq!(
+            labels(r#"sum by (pod) (count_over_time({job="a/b"} [1m]))"#).as_deref(),
+            Some("job")
+        );
+        assert_eq!(labels("rate(x[5m])"), None);
+        assert_eq!(labels("{}"), None);
+        assert_eq!(labels(r#"{pod}"#), None);
+    }
+
+    #[test]
+    fn loki_panels_use_a_loki_variable_and_stream_labels() {
+        let dashboard = |ds: &str, expr: &str| {
+            serde_json::json!({
+                "uid": "u", "title": "t", "schemaVersion": 39,
+                "templating": {"list": [
+                    {"name": "datasource", "type": "datasource", "query": "prometheus"},
+                    {"name": "loki", "type": "datasource", "query": "loki"}
+                ]},
+                "panels": [{"id": 1, "type": "logs", "title": "Logs",
+                    "datasource": {"type": "loki", "uid": ds},
+                    "targets": [{"refId": "A", "expr": expr,
+                        "datasource": {"type": "loki", "uid": ds}}]}]
+            })
+        };
+        let check = |d: serde_json::Value| {
+            let (mut exprs, mut logql) = (Vec::new(), 0);
+            let errors = check_dashboard("d", &d, &mut exprs, &mut logql);
+            assert!(exprs.is_empty(), "LogQL is not PromQL");
+            (errors, logql)
+        };
+        let (errors, logql) = check(dashboard("${loki}", r#"{namespace=~"$namespace"}"#));
+        assert_eq!((errors, logql), (Vec::<String>::new(), 1));
+        let (errors, _) = check(dashboard("${datasource}", r#"{app="x"}"#));
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn histogram_series_belong_to_their_family() {
+        assert_eq!(
+            histogram_family("eos_logs_batch_bytes_bucket"),
+            Some("eos_logs_batch_bytes")
+        );
+        assert_eq!(
+            histogram_family("eos_logs_batch_bytes_count"),
+            Some("eos_logs_batch_bytes")
+        );
+        assert_eq!(histogram_family("eos_logs_files"), None);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!   list problems and are empty on a healthy agent.
 //! - Rules: every rule evaluates without error.
 //!
-//! `eos / Containers` is left out: its series need pods that a kubelet names, and there is
-//! none here. Its queries are covered by the offline checks (syntax and metric names).
+//! `eos / Containers` and `eos / Log shipping` are left out: their series need pods that a
+//! kubelet names (and, for the logs, a Loki), and there is none here. Their queries are
+//! covered by the offline checks (syntax, metric names, Loki stream labels).
 
 use super::agent::built_agent;
 use super::dashboards::{collect_panels, label_values_selector, substitute_variables};

@@ -20,9 +20,11 @@
 //! 5. Alertmanager: `amtool check-config` on each `alertmanager.yml`, when amtool is installed.
 //! 6. Dashboards: each panel's PromQL (with Grafana's variables substituted) parses, checked
 //!    by promtool as recording rules, and names only metrics in `dashboards/metrics-allowlist.txt`
-//!    (as do the alert rules). With a built agent, each name belongs to the part of the agent
-//!    whose `metric_prefixes` match it longest (`describe`): `eos_agent_*` names in the
-//!    allowlist must be written by that part's source, and names in use must appear in its tree.
+//!    (as do the alert rules). Loki panels use a `loki` datasource variable and select streams
+//!    only by the logs module's labels. With a built agent, each name belongs to the part of
+//!    the agent whose `metric_prefixes` match it longest (`describe`): `eos_agent_*` names in
+//!    the allowlist must be written by that part's source, and names in use must appear in its
+//!    tree (a histogram's `_bucket`, `_sum` and `_count` by the family's name).
 //! 7. When `kubectl` (kustomize v4+) or `kustomize` is installed: every overlay and the base
 //!    build, and the rendered objects are cross-checked (namespaces, ConfigMap volumes, service
 //!    accounts, Service selectors, the agent DaemonSet again).
