@@ -682,3 +682,192 @@ impl Watcher {
         n > 0 && self.changed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eos_kube::KubeletConfig;
+    use eos_kube::Pod;
+    use eos_testkit::TempDir;
+    use tokio::sync::mpsc::Receiver;
+
+    const T: &str = "2026-11-30T05:00:00.5Z";
+
+    struct Setup {
+        _dir: TempDir,
+        root: PathBuf,
+        reader: Reader,
+        rx: Receiver<Batch>,
+        ledger: Arc<Ledger>,
+    }
+
+    fn setup(cfg: LogsConfig, pods: Option<PodMetadata>) -> Setup {
+        let dir = TempDir::new("eos-logs-reader");
+        let root = dir.join("pods");
+        std::fs::create_dir_all(&root).unwrap();
+        let ledger = Arc::new(Ledger::new(dir.join("positions")));
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let reader = Reader::new(
+            Arc::new(cfg),
+            root.clone(),
+            "n1".into(),
+            ledger.clone(),
+            Arc::new(Metrics::default()),
+            Arc::new(Mutex::new(ReaderView::default())),
+            pods,
+            tx,
+            Positions::default(),
+        )
+        .unwrap();
+        Setup {
+            _dir: dir,
+            root,
+            reader,
+            rx,
+            ledger,
+        }
+    }
+
+    fn log(root: &Path, pod_dir: &str, text: &str) -> PathBuf {
+        let d = root.join(pod_dir).join("app");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("0.log");
+        std::fs::write(&f, text).unwrap();
+        f
+    }
+
+    /// Rounds until a batch comes out (batch_wait is 1 ms in these tests).
+    fn next_batch(s: &mut Setup) -> Batch {
+        for _ in 0..100 {
+            s.reader.round();
+            if let Ok(b) = s.rx.try_recv() {
+                return b;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("no batch");
+    }
+
+    fn quick() -> LogsConfig {
+        LogsConfig {
+            enabled: true,
+            batch_wait: eos_module::Duration::from_millis(1),
+            ..LogsConfig::default()
+        }
+    }
+
+    #[test]
+    fn pod_labels_level_and_drop_filter() {
+        let pods = PodMetadata::idle(KubeletConfig::default());
+        pods.set_pods(vec![Pod {
+            uid: "u1".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            labels: [("app.kubernetes.io/name".to_string(), "web".to_string())].into(),
+            owner: None,
+            containers: Vec::new(),
+        }]);
+        let mut cfg = quick();
+        cfg.pod_labels = vec!["app.kubernetes.io/name".into(), "missing".into()];
+        cfg.level_from = "logfmt".into();
+        cfg.drop = vec!["healthz".into()];
+        let mut s = setup(cfg, Some(pods));
+        let f = log(
+            &s.root,
+            "shop_web_u1",
+            &format!(
+                "{T} stdout F level=warn msg=a\n{T} stdout F GET /healthz\n{T} stderr F plain\n"
+            ),
+        );
+        let b = next_batch(&mut s);
+        let got: Vec<(&str, &str)> = b
+            .items
+            .iter()
+            .filter(|i| !i.is_marker())
+            .map(|i| (&*i.stream, i.line.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    r#"{app_kubernetes_io_name="web", container="app", job="shop/app", level="warn", namespace="shop", node_name="n1", pod="web", stream="stdout"}"#,
+                    "level=warn msg=a"
+                ),
+                (
+                    r#"{app_kubernetes_io_name="web", container="app", job="shop/app", namespace="shop", node_name="n1", pod="web", stream="stderr"}"#,
+                    "plain"
+                ),
+            ]
+        );
+        let size = std::fs::metadata(&f).unwrap().len();
+        assert_eq!(
+            b.commits(),
+            [(1, size)],
+            "the filtered line is committed too"
+        );
+        assert_eq!(
+            s.reader
+                .metrics
+                .entries_dropped
+                .get_or_create(&["filtered"])
+                .get(),
+            1
+        );
+    }
+
+    #[test]
+    fn rotated_files_are_read_before_the_new_one_and_deleted_ones_released_once_acked() {
+        let mut s = setup(quick(), None);
+        let live = log(&s.root, "ns_p_u", &format!("{T} stdout F old-1\n"));
+        let b = next_batch(&mut s);
+        assert_eq!(b.items[0].line, "old-1");
+        // The kubelet rotates; lines written to the old file after the rename still come
+        // before the new file's.
+        let rotated = live.with_file_name("0.log.20261130-050000");
+        std::fs::rename(&live, &rotated).unwrap();
+        std::fs::write(&live, format!("{T} stdout F new-1\n")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&rotated)
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("{T} stdout F old-2\n").as_bytes()).unwrap();
+        s.reader.last_scan = None;
+        let b = next_batch(&mut s);
+        let lines: Vec<&str> = b.items.iter().map(|i| i.line.as_str()).collect();
+        assert_eq!(lines, ["old-2", "new-1"]);
+        // Deleted, and not yet acknowledged: held.
+        std::fs::remove_file(&rotated).unwrap();
+        s.reader.last_scan = None;
+        s.reader.round();
+        s.reader.housekeeping();
+        assert_eq!(s.reader.metrics.files_held.get(), 1.0);
+        s.ledger.advance(&b.commits());
+        s.reader.round();
+        s.reader.housekeeping();
+        assert_eq!(s.reader.metrics.files_held.get(), 0.0);
+        assert_eq!(s.reader.metrics.files.get(), 1.0);
+    }
+
+    #[test]
+    fn held_files_beyond_the_limit_are_given_up_and_counted() {
+        let mut cfg = quick();
+        cfg.max_held_files = 1;
+        let mut s = setup(cfg, None);
+        let a = log(&s.root, "ns_a_u", &format!("{T} stdout F a\n"));
+        let b = log(&s.root, "ns_b_u", &format!("{T} stdout F b\n"));
+        let first = next_batch(&mut s);
+        assert_eq!(first.entries(), 2);
+        std::fs::remove_file(&a).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        s.reader.last_scan = None;
+        s.reader.round();
+        s.reader.housekeeping();
+        assert_eq!(s.reader.metrics.files_held.get(), 1.0);
+        let given_up = s.reader.metrics.bytes_given_up.get();
+        assert_eq!(
+            given_up,
+            T.len() as u64 + 12,
+            "the oldest file's unacknowledged bytes"
+        );
+    }
+}
