@@ -5,7 +5,8 @@ use crate::config::LogsConfig;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::positions;
-use crate::push::{PushStatus, Pusher};
+use crate::batch::EncodeBuffers;
+use crate::push::{PushStatus, Pusher, Room};
 use crate::reader::{Reader, ReaderView};
 use eos_exposition::Encoder;
 use eos_module::http::{Request, Response};
@@ -91,6 +92,7 @@ impl ModuleDef for LogsModule {
             .get::<eos_http::Client>()
             .unwrap_or_else(|| eos_http::Client::new(&format!("eos-agent/{}", ctx.facts.version)));
         let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let room = Arc::new(Room::default());
         let reader = Reader::new(
             cfg.clone(),
             ctx.host().log_dir.clone(),
@@ -100,6 +102,7 @@ impl ModuleDef for LogsModule {
             view.clone(),
             ctx.services.get::<eos_kube::PodMetadata>(),
             tx,
+            room.clone(),
             saved,
         )
         .map_err(ModuleError::Config)?;
@@ -111,6 +114,8 @@ impl ModuleDef for LogsModule {
             ledger: ledger.clone(),
             metrics: metrics.clone(),
             status: status.clone(),
+            room,
+            bufs: EncodeBuffers::default(),
         };
         let tasks = ctx.tasks.clone();
         ctx.tasks

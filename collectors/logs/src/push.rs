@@ -9,14 +9,14 @@
 //!   timeouts: retried with jittered exponential backoff, forever by default, while the
 //!   reader waits (the files on disk are the buffer).
 
-use crate::batch::Batch;
+use crate::batch::{Batch, EncodeBuffers};
 use crate::config::LogsConfig;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use eos_http::header::{self, HeaderName, HeaderValue};
 use eos_http::{Client, Request};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::Receiver;
 
@@ -126,13 +126,43 @@ pub struct Pusher {
     pub ledger: Arc<Ledger>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<PushStatus>>,
+    /// Rung whenever a batch is taken, so a reader waiting for room goes on at once.
+    pub room: Arc<Room>,
+    /// Encoding buffers kept between batches.
+    pub bufs: EncodeBuffers,
+}
+
+/// A doorbell between the pusher and the reader's thread: the pusher rings it when it takes
+/// a batch, the reader waits on it (with a timeout) while its next batch has no room.
+#[derive(Debug, Default)]
+pub struct Room {
+    rung: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Room {
+    /// Wakes the waiting reader.
+    pub fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits until rung or `timeout`; returns whether it was rung.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.rung.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut rung, _) = self
+            .cv
+            .wait_timeout_while(guard, timeout, |r| !*r)
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *rung, false)
+    }
 }
 
 impl Pusher {
     /// Takes batches until the reader closes the channel. Once `stopping` resolves, keeps
     /// going only until the shutdown timeout.
     pub async fn run(
-        self,
+        mut self,
         mut rx: Receiver<Batch>,
         stopping: impl std::future::Future<Output = ()> + Send,
     ) {
@@ -168,7 +198,7 @@ impl Pusher {
     /// Pushes one batch (split on 413) until it is accepted or refused for good. Returns
     /// `false` when the shutdown deadline passed first.
     async fn deliver(
-        &self,
+        &mut self,
         batch: Batch,
         backoff: &mut Backoff,
         stopping: &mut std::pin::Pin<&mut (impl std::future::Future<Output = ()> + Send)>,
@@ -180,7 +210,8 @@ impl Pusher {
                 self.accepted(&b, 0).await;
                 continue;
             }
-            let body = bytes::Bytes::from(b.encode());
+            b.encode_into(&mut self.bufs);
+            let body = bytes::Bytes::from(std::mem::take(&mut self.bufs.compressed));
             let mut retries = 0u32;
             loop {
                 let outcome = self.attempt(body.clone(), deadline.is_some()).await;
@@ -243,6 +274,10 @@ impl Pusher {
                         }
                     }
                 }
+            }
+            // Take the body's buffer back for the next batch (no clone of it is left).
+            if let Ok(buf) = body.try_into_mut() {
+                self.bufs.compressed = buf.into();
             }
         }
         true

@@ -15,6 +15,7 @@ use crate::labels::{self, LevelFrom, StreamLabels};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::push::Room;
 use crate::tail::{State, Tail};
 use crate::time::Timestamp;
 use eos_kube::PodMetadata;
@@ -63,6 +64,7 @@ pub struct Reader {
     view: Arc<Mutex<ReaderView>>,
     pods: Option<PodMetadata>,
     tx: Sender<Batch>,
+    room: Arc<Room>,
     saved: Positions,
     drop: Vec<Regex>,
     level_from: LevelFrom,
@@ -93,6 +95,7 @@ impl Reader {
         view: Arc<Mutex<ReaderView>>,
         pods: Option<PodMetadata>,
         tx: Sender<Batch>,
+        room: Arc<Room>,
         saved: Positions,
     ) -> Result<Reader, String> {
         let drop = cfg.drop_regexes().map_err(|e| e.message)?;
@@ -106,6 +109,7 @@ impl Reader {
             view,
             pods,
             tx,
+            room,
             saved,
             drop,
             level_from,
@@ -131,7 +135,10 @@ impl Reader {
         self.watcher = Watcher::new(&self.root);
         while !stopping() {
             let progressed = self.round();
-            if !progressed {
+            if !progressed && self.waiting.is_some() {
+                // The pusher has no room: wait for it to take a batch, not for a fixed time.
+                self.room.wait(IDLE);
+            } else if !progressed {
                 match &mut self.watcher {
                     Some(w) => {
                         if w.wait(IDLE) {
@@ -716,6 +723,7 @@ mod tests {
             Arc::new(Mutex::new(ReaderView::default())),
             pods,
             tx,
+            Arc::new(Room::default()),
             Positions::default(),
         )
         .unwrap();

@@ -32,6 +32,7 @@
 //! Processes, HTTP and `/proc` readings come from `eos-testkit`, shared with the tests.
 
 mod containers;
+mod logs;
 mod node;
 mod textfile;
 
@@ -50,6 +51,8 @@ usage: cargo xtask bench <module> [options]
 modules:
   node        eos-agent (node module only) vs prometheus-node-exporter, same collectors
   containers  the containers module on 500 real cgroups vs the open+read+close floor
+  logs        the logs module shipping pod logs to a Loki receiver: 1 and 500 files, short and
+              mixed lines, from a backlog and live (`--bytes=SIZE`, `--only=...`; no Promtail here)
   textfile    the node textfile collector vs prometheus-node-exporter on 10k, 80k, 1M series
               (--sizes=N,N,... for others)
 
@@ -69,6 +72,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match module.as_str() {
         "node" => node::run(rest),
         "containers" => containers::run(rest),
+        "logs" => logs::run(rest),
         "textfile" => textfile::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
