@@ -10,8 +10,8 @@
 //! settings (each request carries its URL, timeout and TLS setup) and no task of its own, so
 //! its connection pool simply outlives module restarts.
 //!
-//! Next to come, when a module needs them: one ICMP socket service (probe, ping, mtr), and
-//! per-phase timings in the HTTP client for the probe module.
+//! The ICMP service (`eos_icmp::Icmp`) opens its sockets on first use, so an agent without
+//! the permission for ICMP sockets only fails the probes that need them, with the reason.
 
 use crate::build_info::VERSION;
 use crate::config::Config;
@@ -23,6 +23,7 @@ pub struct SharedServices {
     pod_metadata: PodMetadata,
     /// Sends `User-Agent: eos-agent/<version>`.
     http: eos_http::Client,
+    icmp: eos_icmp::Icmp,
 }
 
 impl Default for SharedServices {
@@ -33,6 +34,7 @@ impl Default for SharedServices {
                 ..KubeletConfig::default()
             }),
             http: eos_http::Client::new(&format!("eos-agent/{VERSION}")),
+            icmp: eos_icmp::Icmp::default(),
         }
     }
 }
@@ -53,6 +55,7 @@ impl SharedServices {
                 }
                 Service::PodMetadata => {}
                 Service::Http => s.insert(Service::Http, self.http.clone()),
+                Service::Icmp => s.insert(Service::Icmp, self.icmp.clone()),
             }
         }
         s

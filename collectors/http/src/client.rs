@@ -175,6 +175,11 @@ impl Client {
         }
     }
 
+    /// The `User-Agent` sent when a request has none.
+    pub fn user_agent(&self) -> &HeaderValue {
+        &self.inner.user_agent
+    }
+
     /// Connection reuse so far.
     pub fn stats(&self) -> PoolStats {
         self.inner.pool.stats()

@@ -104,7 +104,7 @@ async fn tcp_connect(target: &Target, what: &str) -> Result<TcpStream, Error> {
 
 /// A TLS handshake failure: `Tls` when rustls refused (certificate, alert, version), `Io`
 /// when the connection broke under it.
-fn handshake_error(what: &str, hp: &str, e: &io::Error) -> Error {
+pub(crate) fn handshake_error(what: &str, hp: &str, e: &io::Error) -> Error {
     match rustls_error(e) {
         Some(r) => Error::Tls(format!(
             "{what}: TLS handshake with {hp}: {}",

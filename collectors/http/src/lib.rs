@@ -37,6 +37,9 @@
 //! - `conn.rs`: opening one connection: DNS, TCP, TLS handshake, HTTP/1.1 handshake.
 //! - `tls.rs`: [`TlsConfig`] and building it into a rustls setup ([`Tls`]).
 //! - `url.rs`: splitting a URL (pure), hiding its password in messages.
+//! - `trace.rs`: one-shot timed exchanges for probes ([`Client::trace`]: a new connection to
+//!   a given address, phase times, TLS details, body read separately) and a TLS handshake on
+//!   a stream the caller has ([`tls_connect`]).
 //! - `auth.rs`: `Authorization` values ([`basic_auth`], [`bearer_auth`]).
 //! - `error.rs`: [`Error`].
 
@@ -46,6 +49,7 @@ mod conn;
 mod error;
 mod pool;
 mod tls;
+mod trace;
 mod url;
 
 pub use auth::{basic_auth, bearer_auth};
@@ -54,3 +58,4 @@ pub use error::Error;
 pub use hyper::{header, HeaderMap, Method};
 pub use pool::PoolStats;
 pub use tls::{Tls, TlsConfig};
+pub use trace::{tls_connect, BodyRead, Timings, TlsInfo, TlsStream, TraceRequest, TraceResponse};

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 /// The system's CA bundle (Debian, Ubuntu, Alpine and distroless images), used when no
 /// `ca_file` is set. The workspace bundles no roots of its own.
@@ -110,12 +111,15 @@ impl TlsConfig {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| format!("TLS setup: {e}"))?;
+        let mut anchors = Arc::new(Vec::new());
         let builder = if self.insecure_skip_verify {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         } else {
-            builder.with_root_certificates(self.roots(system_bundle, &mut id)?)
+            let (roots, ders) = self.roots(system_bundle, &mut id)?;
+            anchors = ders;
+            builder.with_root_certificates(roots)
         };
         let mut config = if self.cert_file.as_os_str().is_empty() {
             builder.with_no_client_auth()
@@ -129,51 +133,46 @@ impl TlsConfig {
                 )
             })?
         };
+        // Plain TLS (tcp probes, STARTTLS) offers no application protocol, as Go's does.
+        let raw = Arc::new(config.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
             config: Arc::new(config),
+            raw,
             server_name: self.server_name()?,
             id: id.finish(),
+            anchors,
+            verifies: !self.insecure_skip_verify,
         })
     }
 
-    /// The trusted CAs: `ca_file`, or the system bundle.
-    fn roots(&self, system_bundle: &Path, id: &mut DefaultHasher) -> Result<RootCertStore, String> {
+    /// The trusted CAs, `ca_file` or the system bundle, and their certificates (DER) as read.
+    fn roots(
+        &self,
+        system_bundle: &Path,
+        id: &mut DefaultHasher,
+    ) -> Result<(RootCertStore, Arc<Vec<CertificateDer<'static>>>), String> {
         let mut roots = RootCertStore::empty();
         if !self.ca_file.as_os_str().is_empty() {
             let ca = self.ca_file.display();
             let pem = std::fs::read(&self.ca_file).map_err(|e| format!("reading CA {ca}: {e}"))?;
             pem.hash(id);
+            let mut ders = Vec::new();
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| format!("reading CA {ca}: {e}"))?;
                 roots
-                    .add(cert)
+                    .add(cert.clone())
                     .map_err(|e| format!("reading CA {ca}: {e}"))?;
+                ders.push(cert);
             }
             if roots.is_empty() {
                 return Err(format!("reading CA {ca}: no certificate in the file"));
             }
-            return Ok(roots);
+            return Ok((roots, Arc::new(ders)));
         }
-        let bundle = system_bundle.display();
-        let pem = match std::fs::read(system_bundle) {
-            Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "no ca_file and no system CA bundle ({bundle}): set ca_file, or insecure_skip_verify"
-                ))
-            }
-            Err(e) => return Err(format!("no ca_file, and reading the system CA bundle {bundle}: {e}")),
-        };
-        pem.hash(id);
-        // A system bundle may hold a certificate webpki cannot use; skip it, as Go does.
-        roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
-        if roots.is_empty() {
-            return Err(format!(
-                "no ca_file, and the system CA bundle {bundle} has no usable certificate"
-            ));
-        }
-        Ok(roots)
+        let bundle = system_roots(system_bundle)?;
+        bundle.pem_hash.hash(id);
+        Ok((bundle.roots.clone(), bundle.ders.clone()))
     }
 
     /// The client certificate chain and its key, for mutual TLS.
@@ -214,11 +213,106 @@ impl TlsConfig {
 /// build gets new connections.
 #[derive(Clone)]
 pub struct Tls {
+    /// For HTTPS: offers ALPN `http/1.1`.
     pub(crate) config: Arc<ClientConfig>,
+    /// For plain TLS ([`crate::tls_connect`]): no ALPN.
+    pub(crate) raw: Arc<ClientConfig>,
     /// `server_name` from the config; `None`: the URL's host.
     pub(crate) server_name: Option<ServerName<'static>>,
     /// Hash of the settings and the bytes of every file read: the pool's key.
     pub(crate) id: u64,
+    /// The trusted CA certificates (empty with `insecure_skip_verify`).
+    anchors: Arc<Vec<CertificateDer<'static>>>,
+    verifies: bool,
+}
+
+impl Tls {
+    /// The CA certificates (DER) a server's chain is verified against: `ca_file`'s, or the
+    /// system bundle's. Empty with `insecure_skip_verify`.
+    pub fn trust_anchors(&self) -> &[CertificateDer<'static>] {
+        &self.anchors
+    }
+
+    /// Whether server certificates are verified (false with `insecure_skip_verify`).
+    pub fn verifies(&self) -> bool {
+        self.verifies
+    }
+}
+
+/// The system bundle as last read: its roots, its certificates and the hash of its bytes.
+struct SystemRoots {
+    path: PathBuf,
+    mtime: Option<SystemTime>,
+    len: u64,
+    roots: RootCertStore,
+    ders: Arc<Vec<CertificateDer<'static>>>,
+    pem_hash: u64,
+}
+
+/// The last system bundle read, so that a setup built per probe does not parse it again
+/// while it has not changed (same path, modification time and size).
+static SYSTEM_ROOTS: Mutex<Option<Arc<SystemRoots>>> = Mutex::new(None);
+
+/// The roots of the system bundle at `path`, from the cache while the file is unchanged.
+fn system_roots(path: &Path) -> Result<Arc<SystemRoots>, String> {
+    let bundle = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+            "no ca_file and no system CA bundle ({bundle}): set ca_file, or insecure_skip_verify"
+        ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "no ca_file, and reading the system CA bundle {bundle}: {e}"
+            ))
+        }
+    };
+    let (mtime, len) = (meta.modified().ok(), meta.len());
+    {
+        let cached = SYSTEM_ROOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.as_ref() {
+            if c.path == path && c.mtime.is_some() && c.mtime == mtime && c.len == len {
+                return Ok(c.clone());
+            }
+        }
+    }
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+            "no ca_file and no system CA bundle ({bundle}): set ca_file, or insecure_skip_verify"
+        ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "no ca_file, and reading the system CA bundle {bundle}: {e}"
+            ))
+        }
+    };
+    let mut h = DefaultHasher::new();
+    pem.hash(&mut h);
+    // A system bundle may hold a certificate webpki cannot use; skip it, as Go does.
+    let ders: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&pem).flatten().collect();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(ders.iter().cloned());
+    if roots.is_empty() {
+        return Err(format!(
+            "no ca_file, and the system CA bundle {bundle} has no usable certificate"
+        ));
+    }
+    let fresh = Arc::new(SystemRoots {
+        path: path.to_path_buf(),
+        mtime,
+        len: pem.len() as u64,
+        roots,
+        ders: Arc::new(ders),
+        pem_hash: h.finish(),
+    });
+    *SYSTEM_ROOTS.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+    Ok(fresh)
 }
 
 impl fmt::Debug for Tls {
@@ -418,6 +512,33 @@ mod tests {
             ..insecure
         };
         assert!(ok.build().is_ok());
+    }
+
+    #[test]
+    fn system_bundle_is_reread_when_it_changes() {
+        let dir = TempDir::new("http-tls-bundle");
+        let (one, _) = self_signed(&dir);
+        let bundle = dir.join("bundle.crt");
+        let first = std::fs::read_to_string(&one).unwrap();
+        std::fs::write(&bundle, &first).unwrap();
+        let a = TlsConfig::default().build_with(&bundle).unwrap();
+        let b = TlsConfig::default().build_with(&bundle).unwrap();
+        assert_eq!(a.trust_anchors().len(), 1);
+        assert_eq!(a.id, b.id);
+        assert!(a.verifies());
+        let (two, _) = self_signed(&dir); // rewrites c.pem with another certificate
+        let second = std::fs::read_to_string(two).unwrap();
+        std::fs::write(&bundle, format!("{first}{second}")).unwrap();
+        let c = TlsConfig::default().build_with(&bundle).unwrap();
+        assert_eq!(c.trust_anchors().len(), 2);
+        assert_ne!(a.id, c.id);
+        let insecure = TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        }
+        .build_with(&bundle)
+        .unwrap();
+        assert!(insecure.trust_anchors().is_empty() && !insecure.verifies());
     }
 
     #[test]

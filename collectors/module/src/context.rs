@@ -66,9 +66,12 @@ pub enum Service {
     /// `kubelet:` section.
     PodMetadata,
     /// The agent's HTTP client (`eos_http::Client`): pooled keep-alive connections and
-    /// rustls; used by logs, later probe. It has no settings of its own: each request
+    /// rustls; used by logs and probe. It has no settings of its own: each request
     /// carries its URL, timeout and TLS setup.
     Http,
+    /// The agent's ICMP sockets (`eos_icmp::Icmp`): one datagram or raw socket per address
+    /// family, shared by probe, ping and mtr, replies matched by identifier and sequence.
+    Icmp,
 }
 
 /// Handles to the agent's shared services, by type. The agent fills it; a module takes what
