@@ -81,6 +81,7 @@ modules! {
     node => eos_node::NodeModule,
     containers => eos_containers::ContainersModule,
     logs => eos_logs::LogsModule,
+    probe => eos_probe::ProbeModule,
 }
 
 /// What `eos-agent describe` says of a module kind.

@@ -1,11 +1,11 @@
 //! The logs module as the agent runs it: a reader thread and a pusher task, their
 //! self-metrics, `/debug/logs/`, and the status page lines.
 
+use crate::batch::EncodeBuffers;
 use crate::config::LogsConfig;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::positions;
-use crate::batch::EncodeBuffers;
 use crate::push::{PushStatus, Pusher, Room};
 use crate::reader::{Reader, ReaderView};
 use eos_exposition::Encoder;

@@ -10,7 +10,10 @@
 //!   tested against, started on loopback ports.
 //! - [`Description`]: what the agent build says about itself (`eos-agent describe`): modules,
 //!   flags, config keys and which source owns which metrics.
+//! - [`blackbox::Blackbox`]: Debian's blackbox_exporter with a module file, the probe
+//!   module's oracle.
 //! - [`procstat`]: CPU time and memory of a process, from `/proc/PID`.
+//! - [`site::Site`]: a small HTTP site on a loopback port for probes to hit.
 //! - `fuzz` (feature `fuzz`): property tests over outside input: how many cases a run tries
 //!   and strategies that mutate the files a parser reads.
 //!
@@ -28,6 +31,7 @@
 //! Helpers meant for tests panic with a message; the ones xtask also needs return errors.
 
 pub mod agent;
+pub mod blackbox;
 pub mod describe;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
@@ -37,6 +41,7 @@ mod ports;
 pub mod process;
 pub mod procstat;
 pub mod prometheus;
+pub mod site;
 mod tempdir;
 mod wait;
 

@@ -1,0 +1,109 @@
+//! A probe's log, as blackbox_exporter keeps it for `debug=true`: logfmt lines with the time,
+//! the level, the module and the target.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// The lines one probe logged.
+#[derive(Debug, Default, Clone)]
+pub struct ProbeLog {
+    module: String,
+    target: String,
+    text: String,
+}
+
+impl ProbeLog {
+    pub fn new(module: &str, target: &str) -> Self {
+        ProbeLog {
+            module: module.to_string(),
+            target: target.to_string(),
+            text: String::new(),
+        }
+    }
+
+    /// Logs at info.
+    pub fn info(&mut self, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
+        self.line("info", msg, kv);
+    }
+
+    /// Logs at debug.
+    pub fn debug(&mut self, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
+        self.line("debug", msg, kv);
+    }
+
+    /// Logs at error.
+    pub fn error(&mut self, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
+        self.line("error", msg, kv);
+    }
+
+    fn line(&mut self, level: &str, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
+        let ts = rfc3339_millis(SystemTime::now());
+        let _ = write!(
+            self.text,
+            "ts={ts} level={level} module={} target={} msg={}",
+            quote(&self.module),
+            quote(&self.target),
+            quote(msg)
+        );
+        for (k, v) in kv {
+            let _ = write!(self.text, " {k}={}", quote(&v.to_string()));
+        }
+        self.text.push('\n');
+    }
+
+    /// Everything logged.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A logfmt value: quoted when it has spaces, quotes or `=`.
+fn quote(s: &str) -> String {
+    if !s.is_empty() && !s.contains([' ', '"', '=', '\n', '\t']) {
+        return s.to_string();
+    }
+    format!("{s:?}")
+}
+
+fn rfc3339_millis(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logfmt_lines() {
+        let mut l = ProbeLog::new("http_2xx", "http://a b");
+        l.info("Resolving target address", &[("ip_protocol", &"ip6")]);
+        let t = l.text();
+        assert!(t.starts_with("ts=20"), "{t}");
+        assert!(t.contains(" level=info module=http_2xx target=\"http://a b\" msg=\"Resolving target address\" ip_protocol=ip6\n"), "{t}");
+        assert_eq!(
+            rfc3339_millis(
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_480_000_123)
+            ),
+            "2025-11-30T05:20:00.123Z"
+        );
+    }
+}
