@@ -16,7 +16,8 @@
 //! 4. Prometheus: `promtool check rules` and `promtool test rules` on `dashboards/rules`, every
 //!    alert covered by a test, and `promtool check config` on each `prometheus.yml`. Debian's
 //!    promtool is built without Kubernetes service discovery, so `kubernetes_sd_configs` blocks
-//!    are checked here and replaced by a static target for promtool.
+//!    are checked here and replaced by a static target for promtool. The blackbox modules its
+//!    `/probe` jobs ask for are defined in the agent ConfigMap's `modules.probe.modules`.
 //! 5. Alertmanager: `amtool check-config` on each `alertmanager.yml`, when amtool is installed.
 //! 6. Dashboards: each panel's PromQL (with Grafana's variables substituted) parses, checked
 //!    by promtool as recording rules, and names only metrics in `dashboards/metrics-allowlist.txt`
@@ -46,7 +47,7 @@ use agent::{
 use alertmanager::tool_ok;
 use dashboards::check_dashboards_and_names;
 use kustomize::{check_generator_lists_everything, check_kustomization, kustomize_builds};
-use prometheus::{check_prometheus_config, check_rules};
+use prometheus::{check_probe_modules, check_prometheus_config, check_rules};
 use serde_yaml_ng::Value;
 use std::path::{Path, PathBuf};
 use yaml::{has_ext, load_yaml, rel, string_list, walk};
@@ -226,6 +227,11 @@ fn validate(root: &Path) -> Result<Report, String> {
     {
         match check_prometheus_config(root, f, &rules_dir) {
             Ok(line) => report.ok(line),
+            Err(e) => errors.push(e),
+        }
+        match check_probe_modules(root, f, &agent_config) {
+            Ok(Some(line)) => report.ok(line),
+            Ok(None) => {}
             Err(e) => errors.push(e),
         }
     }

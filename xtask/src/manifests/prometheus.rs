@@ -2,7 +2,7 @@
 //! and each `prometheus.yml` (`promtool check config`, with `kubernetes_sd_configs` checked
 //! here because Debian's promtool lacks Kubernetes service discovery).
 
-use super::yaml::{get_str, has_ext, load_yaml, mapping_keys, rel, seq, walk};
+use super::yaml::{get, get_str, has_ext, load_yaml, mapping_keys, rel, seq, string_list, walk};
 use eos_testkit::TempDir;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -238,6 +238,68 @@ pub(super) fn check_prometheus_config(
     ))
 }
 
+/// The blackbox modules a prometheus.yml's `/probe` jobs ask the agents for (`params.module`
+/// and each static group's `module` label) are defined in the agents' `modules.probe.modules`
+/// (`agent.yaml`): the agent answers an unknown module with 400, and the target is never
+/// probed. `None` when there is nothing to compare: no `/probe` job, or the agent config
+/// leaves the modules to the built-in default or to a `config_file`.
+pub(super) fn check_probe_modules(
+    root: &Path,
+    prometheus_yml: &Path,
+    agent_config: &Path,
+) -> Result<Option<String>, String> {
+    let text = std::fs::read_to_string(prometheus_yml)
+        .map_err(|e| format!("reading {}: {e}", prometheus_yml.display()))?;
+    let cfg: Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", prometheus_yml.display()))?;
+    let agent_text = std::fs::read_to_string(agent_config)
+        .map_err(|e| format!("reading {}: {e}", agent_config.display()))?;
+    let agent: Value = serde_yaml_ng::from_str(&agent_text)
+        .map_err(|e| format!("{}: {e}", agent_config.display()))?;
+    let probe = get(&agent, &["modules", "probe"]).unwrap_or(&Value::Null);
+    let from_file = get_str(probe, &["config_file"]).is_some_and(|f| !f.is_empty());
+    let Some(defined) = probe.get("modules").filter(|_| !from_file) else {
+        return Ok(None);
+    };
+    let defined: BTreeSet<String> = mapping_keys(defined).into_iter().collect();
+    let mut wanted = BTreeSet::new();
+    let mut problems = Vec::new();
+    for job in seq(cfg.get("scrape_configs")) {
+        if get_str(job, &["metrics_path"]) != Some("/probe") {
+            continue;
+        }
+        let name = get_str(job, &["job_name"]).unwrap_or("?");
+        let mut modules = string_list(get(job, &["params", "module"]));
+        modules.extend(
+            seq(job.get("static_configs"))
+                .iter()
+                .filter_map(|g| get_str(g, &["labels", "module"]).map(str::to_string)),
+        );
+        for m in modules {
+            if !defined.contains(&m) {
+                problems.push(format!(
+                    "{}: job {name} asks for module {m:?}, which is not in modules.probe.modules of {} ({})",
+                    rel(root, prometheus_yml),
+                    rel(root, agent_config),
+                    defined.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            wanted.insert(m);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n  "));
+    }
+    Ok((!wanted.is_empty()).then(|| {
+        format!(
+            "{}: the /probe jobs' modules ({}) are in modules.probe.modules of {}",
+            rel(root, prometheus_yml),
+            wanted.into_iter().collect::<Vec<_>>().join(", "),
+            rel(root, agent_config)
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +316,52 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(check_k8s_sd("j", &bad).len(), 3);
+    }
+
+    #[test]
+    fn probe_jobs_ask_for_modules_the_agents_have() {
+        let dir = TempDir::new("xtask-probe-modules");
+        let prom = dir.join("prometheus.yml");
+        let agent = dir.join("agent.yaml");
+        let write = |p: &Path, t: &str| std::fs::write(p, t).unwrap();
+        write(
+            &prom,
+            "scrape_configs:
+  - job_name: eos-agent
+    static_configs: [{targets: [a:9100], labels: {module: not-a-probe-job}}]
+  - job_name: eos-probe
+    metrics_path: /probe
+    params: {module: [http_2xx]}
+    static_configs:
+      - targets: [x]
+      - targets: [y]
+        labels: {module: tcp_connect}
+",
+        );
+        write(
+            &agent,
+            "modules:\n  probe:\n    enabled: true\n    modules: {http_2xx: {prober: http}, tcp_connect: {prober: tcp}}\n",
+        );
+        let ok = check_probe_modules(dir.path(), &prom, &agent).unwrap();
+        assert!(ok.is_some_and(|l| l.contains("(http_2xx, tcp_connect)")));
+
+        write(
+            &agent,
+            "modules:\n  probe:\n    enabled: true\n    modules: {http_2xx: {prober: http}}\n",
+        );
+        let err = check_probe_modules(dir.path(), &prom, &agent).unwrap_err();
+        assert!(
+            err.contains("job eos-probe asks for module \"tcp_connect\""),
+            "{err}"
+        );
+
+        // The built-in modules, or modules from a blackbox.yml: nothing to compare here.
+        write(&agent, "modules:\n  probe: {enabled: true}\n");
+        assert_eq!(check_probe_modules(dir.path(), &prom, &agent), Ok(None));
+        write(
+            &agent,
+            "modules:\n  probe: {enabled: true, config_file: /etc/blackbox.yml, modules: {}}\n",
+        );
+        assert_eq!(check_probe_modules(dir.path(), &prom, &agent), Ok(None));
     }
 }
