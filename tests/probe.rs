@@ -376,3 +376,40 @@ fn scheduled_probes_are_on_metrics_with_target_labels() {
         report.problems
     );
 }
+
+/// Service discovery against a recorded API answer (no API server can run here): an
+/// annotated Service becomes a scheduled target with its labels.
+#[test]
+fn annotated_services_become_scheduled_targets() {
+    const SERVICES: &str = r#"{"kind":"ServiceList","apiVersion":"v1","items":[
+      {"metadata":{"name":"web","namespace":"shop","annotations":{"eos.io/probe":"http_2xx","eos.io/probe-path":"/healthz"}},
+       "spec":{"ports":[{"name":"http","port":8080}]}},
+      {"metadata":{"name":"quiet","namespace":"shop"},"spec":{"ports":[{"port":80}]}}]}"#;
+    let api = Site::start(|path| match path {
+        "/api/v1/services" => Reply::ok(SERVICES),
+        _ => Reply::Page(404, Vec::new(), String::new()),
+    });
+    let dir = TempDir::new("probe-discovery");
+    let extra = format!(
+        "    discovery: {{enabled: true, api_server: '{}', token_file: '', interval: 1s, probe_interval: 1s}}\n",
+        api.url("")
+    );
+    let agent = agent(&dir, &extra);
+    let target = "http://web.shop.svc:8080/healthz";
+    let found = wait_until(Duration::from_secs(20), || {
+        let m = agent.metrics();
+        sample(
+            &m,
+            "probe_success",
+            &[
+                ("target", target),
+                ("service", "web"),
+                ("service_namespace", "shop"),
+            ],
+        )
+        .is_some()
+    });
+    assert!(found, "{}", agent.metrics());
+    let (_, status) = agent.get("/").expect("status page");
+    assert!(status.contains("1 targets from Services"), "{status}");
+}

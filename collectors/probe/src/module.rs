@@ -268,8 +268,8 @@ pub async fn run_probe(
     }
 }
 
-/// `all_addresses: true`: resolves the target's host once, then probes each address of the
-/// chosen protocol in turn (each with the whole remaining time divided evenly). The
+/// `all_addresses: true`: resolves the target's host once, then probes each of its addresses
+/// (the preferred protocol's first) in turn (each with the whole remaining time divided evenly). The
 /// families are the first address's; `eos_probe_address_success{ip_addr_hash}` says how
 /// each address fared (the hash, not the address, keeps the label bounded), and the probe
 /// succeeds only if all of them did.
@@ -294,7 +294,7 @@ async fn all_addresses(p: &mut Probe<'_>) -> (bool, Option<String>) {
     };
     let host = resolve::host_of(&p.module.prober, p.target);
     let mut scratch = Registry::new();
-    let ips = match resolve::resolve_all(
+    let mut ips = match resolve::resolve_all(
         &host,
         &preferred,
         fallback,
@@ -306,8 +306,22 @@ async fn all_addresses(p: &mut Probe<'_>) -> (bool, Option<String>) {
     {
         Ok(ips) => ips,
         Err(resolve::ResolveError::Denied(why)) => return (false, Some(why)),
-        Err(resolve::ResolveError::Failed(_)) => return (false, None),
+        Err(resolve::ResolveError::Failed(_)) => {
+            *p.out = scratch;
+            return (false, None);
+        }
     };
+    // Every address, the preferred protocol's first (a dual-stack name is probed on both).
+    if let Ok(all) = resolve::lookup(&host).await {
+        for ip in all {
+            if !ips.contains(&ip) {
+                if let Err(why) = p.env.allow.check_ip(ip) {
+                    return (false, Some(why));
+                }
+                ips.push(ip);
+            }
+        }
+    }
     let mut all_ok = true;
     let mut first: Option<Registry> = None;
     let n = ips.len() as u32;
@@ -537,6 +551,55 @@ mod tests {
             timeout: eos_module::Duration::from_secs(timeout),
             ..BlackboxModule::default()
         }
+    }
+
+    #[tokio::test]
+    async fn all_addresses_probes_each_and_reports_by_hash() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((c, _)) = listener.accept().await {
+                drop(c);
+            }
+        });
+        let module = BlackboxModule {
+            prober: "tcp".into(),
+            all_addresses: true,
+            ..BlackboxModule::default()
+        };
+        let env = Env {
+            http: eos_http::Client::new("t"),
+            allow: crate::allow::Allow::all(),
+            icmp: None,
+        };
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let target = format!("dual.test:{port}");
+        let o = resolve::TEST_HOSTS
+            .scope(
+                vec![("dual.test", vec![a, b])],
+                run_probe(
+                    &env,
+                    "tcp_all",
+                    &module,
+                    &target,
+                    std::time::Duration::from_secs(5),
+                ),
+            )
+            .await;
+        let hash = |ip| format!("{}", resolve::ip_hash(ip));
+        let ok = |ip| {
+            o.out
+                .value("eos_probe_address_success", &[("ip_addr_hash", &hash(ip))])
+        };
+        assert_eq!(ok(a), Some(1.0), "{}", o.out.text());
+        // Nothing listens on 127.0.0.2 at that port: refused.
+        assert_eq!(ok(b), Some(0.0));
+        assert!(!o.success, "all must succeed");
+        assert_eq!(
+            o.out.value("probe_ip_addr_hash", &[]),
+            Some(resolve::ip_hash(a))
+        );
     }
 
     #[test]

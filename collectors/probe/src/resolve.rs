@@ -42,11 +42,25 @@ pub fn ip_hash(ip: IpAddr) -> f64 {
     f64::from(h)
 }
 
+#[cfg(test)]
+tokio::task_local! {
+    /// Names tests resolve without the system resolver (e.g. one name, two addresses).
+    pub static TEST_HOSTS: Vec<(&'static str, Vec<IpAddr>)>;
+}
+
 /// Every address of `host` (an address literal is itself), in the resolver's order.
 pub async fn lookup(host: &str) -> Result<Vec<IpAddr>, String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(vec![ip]);
+    }
+    #[cfg(test)]
+    if let Ok(Some(ips)) = TEST_HOSTS.try_with(|h| {
+        h.iter()
+            .find(|(n, _)| *n == bare)
+            .map(|(_, ips)| ips.clone())
+    }) {
+        return Ok(ips);
     }
     let addrs = tokio::net::lookup_host((bare, 0))
         .await
