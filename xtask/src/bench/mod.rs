@@ -34,6 +34,7 @@
 mod containers;
 mod logs;
 mod node;
+mod probe;
 mod textfile;
 
 use eos_testkit::agent::workspace_root;
@@ -55,6 +56,8 @@ modules:
               mixed lines, from a backlog and live (`--bytes=SIZE`, `--only=...`; no Promtail here)
   textfile    the node textfile collector vs prometheus-node-exporter on 10k, 80k, 1M series
               (--sizes=N,N,... for others)
+  probe       the probe module's /probe vs prometheus-blackbox-exporter, same blackbox.yml, on
+              200 local http and https targets (--rounds N, --concurrency N, --only=http|https)
 
 options:
   --runs N          measured runs per side, alternating A B A B (default 2000)
@@ -71,6 +74,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     match module.as_str() {
         "node" => node::run(rest),
+        "probe" => probe::run(rest),
         "containers" => containers::run(rest),
         "logs" => logs::run(rest),
         "textfile" => textfile::run(rest),
