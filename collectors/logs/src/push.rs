@@ -185,6 +185,7 @@ impl Pusher {
                 }
             };
             let Some(batch) = batch else { break };
+            self.room.ring();
             if !self
                 .deliver(batch, &mut backoff, &mut stopping, &mut deadline)
                 .await

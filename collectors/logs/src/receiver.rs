@@ -450,6 +450,9 @@ async fn serve(shared: Arc<Shared>, listener: TcpListener, port: u16) {
         tokio::select! {
             accepted = l.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // As Loki's Go server does (Go sets TCP_NODELAY on every connection):
+                    // without it a small answer can wait for a delayed ACK.
+                    let _ = stream.set_nodelay(true);
                     let kill = shared.kill.subscribe();
                     tokio::spawn(connection(shared.clone(), stream, kill));
                 }
