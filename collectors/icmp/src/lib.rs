@@ -67,10 +67,9 @@
 //!   echo reply or a hop's error ([`ReplyKind::TimeExceeded`], [`ReplyKind::Unreachable`],
 //!   ...) with that hop's address in [`Reply::from`] (mtr).
 //!
-//! Packet building and parsing are pure functions in [`packet`]. [`netns`] makes throwaway
-//! network namespaces for tests of this crate and its users.
+//! Packet building and parsing are pure functions in [`packet`]. The tests run in throwaway
+//! network namespaces from `eos_testkit::netns`.
 
-pub mod netns;
 pub mod packet;
 mod service;
 mod sys;

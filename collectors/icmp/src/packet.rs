@@ -78,6 +78,43 @@ pub fn payload_matches(data: &[u8], len: usize) -> bool {
     data.len() == len && data.iter().enumerate().all(|(i, b)| *b == payload_byte(i))
 }
 
+/// The first two bytes of the echo data of a request with sequence `seq` whose checksum
+/// must not depend on the sequence (Paris traceroute's fixed flow: load balancers that hash
+/// the first bytes of the ICMP header, checksum included, send every probe the same way).
+/// They are the ones' complement of the sequence, so that the two words always add up to
+/// 0xffff (negative zero) in the checksum's arithmetic.
+pub fn flow_word(seq: u16) -> [u8; 2] {
+    (!seq).to_be_bytes()
+}
+
+/// Puts [`flow_word`] at the start of an echo request's data (at least two bytes of it), and
+/// recomputes the ICMPv4 checksum.
+pub fn set_flow_word(v6: bool, packet: &mut [u8], seq: u16) {
+    if packet.len() < ECHO_HEADER_LEN + 2 {
+        return;
+    }
+    packet[ECHO_HEADER_LEN..ECHO_HEADER_LEN + 2].copy_from_slice(&flow_word(seq));
+    if !v6 {
+        packet[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum(packet);
+        packet[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// Whether `data` is the echo data of length `len` of a request with sequence `seq` that
+/// [`set_flow_word`] changed.
+pub fn payload_matches_flow(data: &[u8], len: usize, seq: u16) -> bool {
+    if len < 2 {
+        return payload_matches(data, len);
+    }
+    data.len() == len
+        && data[..2] == flow_word(seq)
+        && data[2..]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == payload_byte(i + 2))
+}
+
 /// An echo request (ICMPv6 when `v6`) with `payload_len` bytes of data.
 ///
 /// The ICMPv4 checksum is filled in; the ICMPv6 one is left zero, as the kernel computes it
@@ -424,6 +461,34 @@ mod tests {
         assert!(payload_matches(&echo_request(false, 1, 2, 45)[8..], 45));
         assert!(!payload_matches(b"eos-", 5));
         assert!(!payload_matches(b"eosx", 4));
+    }
+
+    #[test]
+    fn flow_words_keep_the_checksum() {
+        let with_flow = |seq: u16, len: usize| {
+            let mut p = echo_request(false, 0x1234, seq, len);
+            set_flow_word(false, &mut p, seq);
+            p
+        };
+        let first = with_flow(0, 56);
+        for seq in [1, 2, 0x00ff, 0x8000, 0xfffe, 0xffff] {
+            let p = with_flow(seq, 56);
+            assert_eq!(p[2..4], first[2..4], "seq {seq:#x}");
+            assert!(checksum_ok(&p), "seq {seq:#x}");
+            assert!(payload_matches_flow(&p[8..], 56, seq));
+            assert!(!payload_matches_flow(&p[8..], 56, seq.wrapping_add(1)));
+            assert!(!payload_matches(&p[8..], 56));
+        }
+        // Without the flow word, the checksum follows the sequence.
+        assert_ne!(
+            echo_request(false, 0x1234, 1, 56)[2..4],
+            echo_request(false, 0x1234, 2, 56)[2..4]
+        );
+        // Too short for a flow word: left alone.
+        let mut p = echo_request(false, 1, 2, 1);
+        set_flow_word(false, &mut p, 2);
+        assert_eq!(p, echo_request(false, 1, 2, 1));
+        assert!(payload_matches_flow(&p[8..], 1, 2));
     }
 
     #[test]

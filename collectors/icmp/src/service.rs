@@ -118,6 +118,8 @@ struct Table {
 struct Entry {
     dst: IpAddr,
     payload_size: usize,
+    /// Sent with a flow word ([`packet::set_flow_word`]): the data's first two bytes differ.
+    flow: bool,
     sent_wall: SystemTime,
     sent_mono: Instant,
     setup: Duration,
@@ -193,6 +195,12 @@ impl Icmp {
     /// Sends one echo request with hop limit `ttl` and waits until `opts.timeout` for what
     /// comes back: the destination's echo reply, or an error from a hop (time exceeded from
     /// the router where the TTL ran out, unreachable, ...) with that hop's address.
+    ///
+    /// Paris traceroute's fixed flow: the identifier is the socket's, and the first two
+    /// bytes of the echo data compensate the sequence ([`packet::flow_word`]), so every
+    /// probe of a destination has the same ICMP header but for the sequence, checksum
+    /// included (with at least two bytes of data), and load balancers that hash it send them
+    /// all along one path.
     pub async fn probe_ttl(
         &self,
         dst: IpAddr,
@@ -203,13 +211,18 @@ impl Icmp {
             ttl: Some(ttl),
             ..opts.clone()
         };
-        self.send_echo(dst, &opts)?.wait().await
+        self.send(dst, &opts, true)?.wait().await
     }
 
     /// Sends one echo request now; the returned [`Pending`] waits for what comes back. For
     /// senders that pace requests themselves (ping, mtr): many may be pending at once on one
     /// socket, matched by identifier and sequence.
     pub fn send_echo(&self, dst: IpAddr, opts: &EchoOptions) -> Result<Pending, IcmpError> {
+        self.send(dst, opts, false)
+    }
+
+    /// [`Icmp::send_echo`], with the checksum kept constant when `flow` ([`Icmp::probe_ttl`]).
+    fn send(&self, dst: IpAddr, opts: &EchoOptions, flow: bool) -> Result<Pending, IcmpError> {
         let start = Instant::now();
         let dst = canonical(dst);
         let v6 = dst.is_ipv6();
@@ -237,7 +250,7 @@ impl Icmp {
                 dont_fragment: opts.dont_fragment,
             },
         )?;
-        sock.send(dst, opts, start)
+        sock.send(dst, opts, start, flow)
     }
 
     /// The family's socket of this flavour, opened now if needed.
@@ -488,6 +501,7 @@ impl Sock {
         dst: IpAddr,
         opts: &EchoOptions,
         start: Instant,
+        flow: bool,
     ) -> Result<Pending, IcmpError> {
         let mut ttl_now = lock(&self.send);
         if *ttl_now != opts.ttl {
@@ -514,7 +528,9 @@ impl Sock {
             }
             let seq = t.alloc().ok_or(IcmpError::Busy(self.ident))?;
             packet[6..8].copy_from_slice(&seq.to_be_bytes());
-            if !self.v6 {
+            if flow {
+                packet::set_flow_word(self.v6, &mut packet, seq);
+            } else if !self.v6 {
                 packet[2..4].copy_from_slice(&[0, 0]);
                 let c = packet::checksum(&packet);
                 packet[2..4].copy_from_slice(&c.to_be_bytes());
@@ -525,6 +541,7 @@ impl Sock {
                 Entry {
                     dst,
                     payload_size: opts.payload_size,
+                    flow,
                     sent_wall: wall,
                     sent_mono: mono,
                     setup: mono.saturating_duration_since(start),
@@ -630,10 +647,14 @@ impl Sock {
                     if m.from != e.dst && !e.dst.is_multicast() {
                         return;
                     }
-                    if !m
-                        .data
-                        .is_some_and(|d| packet::payload_matches(d, e.payload_size))
-                    {
+                    let data_ok = |d: &[u8]| {
+                        if e.flow {
+                            packet::payload_matches_flow(d, e.payload_size, m.seq)
+                        } else {
+                            packet::payload_matches(d, e.payload_size)
+                        }
+                    };
+                    if !m.data.is_some_and(data_ok) {
                         return;
                     }
                 }

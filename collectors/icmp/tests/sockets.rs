@@ -1,11 +1,11 @@
 //! The ICMP service on real sockets: loopback, and network namespaces (root and iproute2;
 //! skipped with a reason otherwise).
 
-use eos_icmp::netns::{self, Chain, Netns};
 use eos_icmp::{
     packet, EchoOptions, Icmp, IcmpError, ReplyKind, SocketKind, Stray, StrayKind, Strays,
     TimestampSource,
 };
+use eos_testkit::netns::{self, Chain, Link, Netns};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -53,12 +53,21 @@ where
     .expect("running in the namespace")
 }
 
+/// The router of `chain_or_skip`'s `client ── r ── target`, towards the client.
+const R4: Ipv4Addr = Ipv4Addr::new(10, 91, 1, 1);
+/// The target.
+const B4: Ipv4Addr = Ipv4Addr::new(10, 91, 2, 2);
+/// The router's IPv6 address towards the client.
+const R6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x91, 1, 0, 0, 0, 0, 1);
+/// The target's IPv6 address.
+const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x91, 2, 0, 0, 0, 0, 2);
+
 fn chain_or_skip(tag: &str) -> Option<Chain> {
     if let Some(why) = netns::unavailable() {
         eprintln!("skipping: {why}");
         return None;
     }
-    match Chain::new(tag) {
+    match Chain::tagged(tag, &[Link::Veth, Link::Veth]) {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!("skipping: cannot build the namespace chain: {e}");
@@ -204,7 +213,7 @@ async fn invalid_options_are_refused_before_sending() {
 
 /// Both kinds where the namespace allows them.
 fn kinds(chain: &Chain) -> Vec<SocketKind> {
-    allow_datagram(&chain.a);
+    allow_datagram(chain.client());
     vec![SocketKind::Raw, SocketKind::Datagram]
 }
 
@@ -215,7 +224,7 @@ fn unanswered_echo_times_out() {
     };
     for kind in kinds(&chain) {
         let v6 = chain.v6;
-        block_in(&chain.a, || async move {
+        block_in(chain.client(), || async move {
             let icmp = Icmp::with_kind(kind);
             let started = std::time::Instant::now();
             let e = icmp
@@ -275,21 +284,13 @@ fn ttl_limited_probes_get_time_exceeded_from_the_router() {
         } else {
             vec![false]
         };
-        block_in(&chain.a, || async move {
+        block_in(chain.client(), || async move {
             let icmp = Icmp::with_kind(kind);
             for v6 in v6s {
                 let (r_addr, b_addr, reject) = if v6 {
-                    (
-                        IpAddr::V6(Chain::R6),
-                        IpAddr::V6(Chain::B6),
-                        IpAddr::V6(Chain::REJECT6),
-                    )
+                    (IpAddr::V6(R6), IpAddr::V6(B6), IpAddr::V6(Chain::REJECT6))
                 } else {
-                    (
-                        IpAddr::V4(Chain::R4),
-                        IpAddr::V4(Chain::B4),
-                        IpAddr::V4(Chain::REJECT4),
-                    )
+                    (IpAddr::V4(R4), IpAddr::V4(B4), IpAddr::V4(Chain::REJECT4))
                 };
                 let what = format!("{kind} v6={v6}");
                 // Neighbour discovery on the way may take a moment: the first echo waits.
@@ -339,14 +340,14 @@ fn source_address_and_dont_fragment() {
         return;
     };
     for kind in kinds(&chain) {
-        block_in(&chain.a, || async move {
+        block_in(chain.client(), || async move {
             let icmp = Icmp::with_kind(kind);
-            let b = IpAddr::V4(Chain::B4);
+            let b = IpAddr::V4(B4);
             let r = icmp
                 .echo(
                     b,
                     &EchoOptions {
-                        source: Some(IpAddr::V4(Chain::A4)),
+                        source: Some(IpAddr::V4(Chain::CLIENT4)),
                         ..opts(3000)
                     },
                 )
@@ -390,6 +391,124 @@ fn source_address_and_dont_fragment() {
                 "{kind}: DF and too big: {e}"
             );
         });
+    }
+}
+
+/// A raw ICMP socket of the family (opened in the calling thread's namespace) that gives
+/// up reading after 300 ms.
+fn raw_listener(v6: bool) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let (domain, proto) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
+    };
+    // SAFETY: socket(2) with plain integers; the result is checked and owned below.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_RAW, proto) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 300_000,
+    };
+    // SAFETY: a timeval for SO_RCVTIMEO, with its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// (sequence, checksum) of every echo request `fd` has received, until it times out.
+fn echo_requests_seen(fd: &std::os::fd::OwnedFd, v6: bool) -> Vec<(u16, u16)> {
+    use std::os::fd::AsRawFd;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: reading into a buffer of its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return seen;
+        }
+        let data = &buf[..n as usize];
+        // IPv4 raw sockets read the IP header too.
+        let icmp = if v6 {
+            data
+        } else {
+            &data[usize::from(data[0] & 0x0f) * 4..]
+        };
+        let request = if v6 {
+            packet::V6_ECHO_REQUEST
+        } else {
+            packet::V4_ECHO_REQUEST
+        };
+        if icmp.len() >= 8 && icmp[0] == request {
+            seen.push((
+                u16::from_be_bytes([icmp[6], icmp[7]]),
+                u16::from_be_bytes([icmp[2], icmp[3]]),
+            ));
+        }
+    }
+}
+
+#[test]
+fn ttl_probes_keep_their_checksum_for_load_balancers() {
+    let Some(chain) = chain_or_skip("eos-icmp-paris") else {
+        return;
+    };
+    let families: Vec<bool> = if chain.v6 {
+        vec![false, true]
+    } else {
+        vec![false]
+    };
+    for kind in kinds(&chain) {
+        for &v6 in &families {
+            let what = format!("{kind} v6={v6}");
+            let b_addr = if v6 { IpAddr::V6(B6) } else { IpAddr::V4(B4) };
+            let listener = chain
+                .target()
+                .run(move || raw_listener(v6))
+                .expect("in the target");
+            let sent: Vec<u16> = block_in(chain.client(), || async move {
+                let icmp = Icmp::with_kind(kind);
+                let mut seqs = Vec::new();
+                for _ in 0..4 {
+                    let r = icmp
+                        .probe_ttl(b_addr, 2, &opts(2000))
+                        .await
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    // The reply brings the flow word back and is matched.
+                    assert_eq!(r.kind, ReplyKind::Echo, "{what}");
+                    seqs.push(r.sequence);
+                }
+                // Plain echoes for comparison: their checksums follow the sequence.
+                for _ in 0..2 {
+                    let r = icmp.echo(b_addr, &opts(2000)).await.expect("echo");
+                    seqs.push(r.sequence);
+                }
+                seqs
+            });
+            let seen = echo_requests_seen(&listener, v6);
+            let checksums: Vec<u16> = sent
+                .iter()
+                .map(|s| {
+                    seen.iter()
+                        .find(|(q, _)| q == s)
+                        .unwrap_or_else(|| panic!("{kind} v6={v6}: seq {s} in {seen:?}"))
+                        .1
+                })
+                .collect();
+            assert!(
+                checksums[..4].iter().all(|c| *c == checksums[0]),
+                "{kind} v6={v6}: {checksums:?}"
+            );
+            assert_ne!(checksums[4], checksums[5], "{kind} v6={v6}: plain echoes");
+        }
     }
 }
 

@@ -178,8 +178,8 @@ mod tests {
     use crate::log::ProbeLog;
     use crate::prober::Env;
     use crate::registry::Registry;
-    use eos_icmp::netns::{self, Chain};
     use eos_icmp::Icmp;
+    use eos_testkit::netns::{self, Chain, Link};
     use std::time::{Duration, Instant};
 
     struct Run {
@@ -403,7 +403,7 @@ mod tests {
             eprintln!("skipping: {why}");
             return;
         }
-        let chain = match Chain::new("eos-probe-icmp") {
+        let chain = match Chain::tagged("eos-probe-icmp", &[Link::Veth, Link::Veth]) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("skipping: cannot build the namespace chain: {e}");
@@ -412,7 +412,7 @@ mod tests {
         };
         // 10.91.9.9 is blackholed by the router: nothing ever comes back.
         let started = Instant::now();
-        let r = run_in(&chain.a, "10.91.9.9", Duration::from_millis(500));
+        let r = run_in(chain.client(), "10.91.9.9", Duration::from_millis(500));
         assert!(started.elapsed() < Duration::from_secs(5), "it returned");
         assert!(!r.ok);
         assert!(
@@ -430,7 +430,7 @@ mod tests {
         assert_eq!(r.out.value(HOP_LIMIT, &[]), None);
 
         // 10.91.8.8 is rejected by the router: fails at once, saying why.
-        let r = run_in(&chain.a, "10.91.8.8", Duration::from_secs(10));
+        let r = run_in(chain.client(), "10.91.8.8", Duration::from_secs(10));
         assert!(!r.ok);
         assert!(
             r.log
@@ -442,7 +442,7 @@ mod tests {
         );
 
         // Through the router: the reply's hop limit is one less.
-        let r = run_in(&chain.a, "10.91.2.2", Duration::from_secs(3));
+        let r = run_in(chain.client(), "10.91.2.2", Duration::from_secs(3));
         assert!(r.ok, "{}", r.log);
         assert_eq!(r.out.value(HOP_LIMIT, &[]), Some(63.0));
     }

@@ -12,6 +12,7 @@
 //!   flags, config keys and which source owns which metrics.
 //! - [`blackbox::Blackbox`]: Debian's blackbox_exporter with a module file, the probe
 //!   module's oracle.
+//! - [`netns`]: throwaway network namespaces, delay links and router chains (root only).
 //! - [`procstat`]: CPU time and memory of a process, from `/proc/PID`.
 //! - [`site::Site`]: a small HTTP site on a loopback port for probes to hit.
 //! - `fuzz` (feature `fuzz`): property tests over outside input: how many cases a run tries
@@ -36,6 +37,7 @@ pub mod describe;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod http;
+pub mod netns;
 pub mod node_exporter;
 mod ports;
 pub mod process;
