@@ -18,8 +18,108 @@ pub enum Command {
     CheckConfig(PathBuf),
     PrintDefaultConfig,
     Describe,
+    /// `eos-agent trace TARGET`: one mtr trace, printed.
+    Trace(Box<TraceArgs>),
+    /// `eos-agent trace --help`.
+    TraceHelp,
     Help,
     Version,
+}
+
+/// `eos-agent trace TARGET [--count N] [--json] ...`: what to trace and how.
+#[derive(Debug, PartialEq)]
+pub struct TraceArgs {
+    pub target: String,
+    pub json: bool,
+    /// `modules.mtr`'s defaults with the flags applied.
+    pub config: eos_mtr::MtrConfig,
+}
+
+/// `eos-agent trace --help`.
+pub const TRACE_HELP: &str = "\
+usage: eos-agent trace TARGET [flags]
+Traces the path to TARGET (a name or an address) with TTL-limited ICMP echo probes, as the
+mtr module does, and prints an `mtr -n -r` style report (Loss%, Snt, Last, Avg, Best, Wrst,
+StDev per hop, ms). Runs in this process, no agent needed; needs a datagram ICMP socket
+(net.ipv4.ping_group_range) or CAP_NET_RAW.
+
+flags:
+  -c, --count N          probes per hop (default 10)
+  -i, --interval D       between rounds of probes (default 1s; e.g. 200ms)
+      --timeout D        how long each probe is waited for (default 2s)
+  -m, --max-hops N       highest TTL probed (default 30)
+  -4, -6                 trace the name's IPv4 or IPv6 address (default: the first one)
+  -j, --json             mtr's JSON (`mtr -j`) instead of the text report
+";
+
+/// Parses `trace`'s arguments (after the word `trace`).
+fn parse_trace(args: &[String]) -> Result<Command, String> {
+    use eos_module::ModuleConfig as _;
+    let mut config = eos_mtr::MtrConfig {
+        enabled: true,
+        ..eos_mtr::MtrConfig::default()
+    };
+    let mut target = None;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or(format!("trace: {name} needs a value")),
+            }
+        };
+        let number = |v: String| -> Result<u32, String> {
+            v.parse()
+                .map_err(|_| format!("trace: {name}: {v:?} is not a number"))
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::TraceHelp),
+            "-j" | "--json" => json = true,
+            "-4" => config.ip_protocol = eos_mtr::IpProtocol::Ip4,
+            "-6" => config.ip_protocol = eos_mtr::IpProtocol::Ip6,
+            "-c" | "--count" => config.count = number(value()?)?,
+            "-m" | "--max-hops" => {
+                config.max_hops = u8::try_from(number(value()?)?)
+                    .map_err(|_| format!("trace: {name}: at most 64"))?
+            }
+            "-i" | "--interval" => config.probe_interval = value()?.parse()?,
+            "--timeout" => config.timeout = value()?.parse()?,
+            f if f.starts_with('-') => {
+                return Err(format!(
+                    "trace: unknown flag {f} (see eos-agent trace --help)"
+                ))
+            }
+            t if target.is_none() => target = Some(t.to_string()),
+            t => return Err(format!("trace: unexpected argument {t:?}: one TARGET only")),
+        }
+    }
+    let target = target.ok_or("trace needs a TARGET (see eos-agent trace --help)")?;
+    // No schedule here: only a cycle's own bounds apply.
+    config.interval = eos_module::Duration(
+        config
+            .cycle_duration(config.count)
+            .max(std::time::Duration::from_secs(1)),
+    );
+    config.validate().map_err(|e| {
+        format!(
+            "trace: {}",
+            e.to_string()
+                .replace("count: must be 1 to max_count", "--count: must be 1 to")
+        )
+    })?;
+    Ok(Command::Trace(Box::new(TraceArgs {
+        target,
+        json,
+        config,
+    })))
 }
 
 /// The parsed command line.
@@ -95,6 +195,8 @@ usage:
   eos-agent print-default-config        print the embedded default config (a commented reference)
   eos-agent describe                    print what this build has as JSON: flags, config keys,
                                         modules with their metric prefixes (for tooling)
+  eos-agent trace TARGET [flags]        trace the path to TARGET hop by hop, like mtr -r
+                                        (eos-agent trace --help)
   eos-agent --help | --version
 
 flags:
@@ -156,6 +258,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         Some("describe") => {
             args.remove(0);
             command = Command::Describe;
+        }
+        Some("trace") => {
+            return Ok(Cli {
+                command: parse_trace(&args[1..])?,
+                config: None,
+                overrides: Overrides::default(),
+                log_level: tracing::Level::WARN,
+                log_format: LogFormat::default(),
+                lifecycle: false,
+                max_requests: DEFAULT_MAX_REQUESTS,
+                ignored: Vec::new(),
+            });
         }
         Some(other) if !other.starts_with('-') => {
             return Err(format!("unknown command {other:?} (see --help)"));
@@ -406,6 +520,56 @@ mod tests {
             assert_eq!(c.ignored, [f.to_string()]);
         }
         assert_eq!(p(&["describe"]).unwrap().command, Command::Describe);
+    }
+
+    #[test]
+    fn trace() {
+        let Command::Trace(t) = p(&["trace", "10.0.0.1"]).unwrap().command else {
+            panic!("not a trace");
+        };
+        assert_eq!(t.target, "10.0.0.1");
+        assert!(!t.json);
+        assert_eq!(t.config.count, 10);
+        let c = p(&[
+            "trace",
+            "-c",
+            "3",
+            "--json",
+            "example.com",
+            "-i=200ms",
+            "--max-hops",
+            "12",
+            "-6",
+            "--timeout",
+            "500ms",
+        ])
+        .unwrap();
+        let Command::Trace(t) = c.command else {
+            panic!("not a trace");
+        };
+        assert_eq!(t.target, "example.com");
+        assert!(t.json);
+        assert_eq!(t.config.count, 3);
+        assert_eq!(t.config.max_hops, 12);
+        assert_eq!(
+            t.config.probe_interval,
+            eos_module::Duration::from_millis(200)
+        );
+        assert_eq!(t.config.timeout, eos_module::Duration::from_millis(500));
+        assert_eq!(t.config.ip_protocol, eos_mtr::IpProtocol::Ip6);
+        assert_eq!(p(&["trace", "--help"]).unwrap().command, Command::TraceHelp);
+        for (args, what) in [
+            (&["trace"][..], "needs a TARGET"),
+            (&["trace", "a", "b"], "one TARGET only"),
+            (&["trace", "a", "--count"], "--count needs a value"),
+            (&["trace", "a", "-c", "x"], "not a number"),
+            (&["trace", "a", "-c", "0"], "--count: must be 1 to"),
+            (&["trace", "a", "--bogus"], "unknown flag --bogus"),
+            (&["trace", "a", "-i", "fast"], "invalid duration"),
+        ] {
+            let e = p(args).unwrap_err();
+            assert!(e.contains(what), "{args:?}: {e}");
+        }
     }
 
     #[test]

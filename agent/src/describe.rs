@@ -84,7 +84,7 @@ mod tests {
             .iter()
             .filter_map(|m| m["name"].as_str())
             .collect();
-        assert_eq!(names, ["node", "containers", "logs"]);
+        assert_eq!(names, ["node", "containers", "logs", "probe", "mtr"]);
         for n in &names {
             assert!(PLANNED_MODULES.contains(n));
             assert!(

@@ -58,6 +58,11 @@ fn main() -> ExitCode {
             out(&format!("{:#}\n", describe::describe()));
             ExitCode::SUCCESS
         }
+        cli::Command::TraceHelp => {
+            out(cli::TRACE_HELP);
+            ExitCode::SUCCESS
+        }
+        cli::Command::Trace(args) => trace(args),
         cli::Command::CheckConfig(path) => {
             match config::load(&ConfigSource::File(path.clone()), &cli.overrides) {
                 Ok((cfg, _)) => {
@@ -180,6 +185,38 @@ fn run(cli: cli::Cli) -> ExitCode {
     // alive past SIGTERM; the kubelet would have to kill it.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     code
+}
+
+/// `eos-agent trace TARGET`: one mtr trace in this process, its report on stdout.
+fn trace(args: &cli::TraceArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eos-agent trace: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = &args.config;
+    let tracer = eos_mtr::Tracer::from_config(cfg, eos_icmp::Icmp::default());
+    let result = rt.block_on(tracer.trace(&args.target, &cfg.trace_options(cfg.count)));
+    match result {
+        Ok(report) => {
+            let host = eos_mtr::local_host_name();
+            if args.json {
+                out(&format!("{:#}\n", report.json(&host)));
+            } else {
+                out(&report.text(&host));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("eos-agent trace: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Writes to stdout; a closed pipe (`eos-agent describe | head`) is not an error worth a panic.

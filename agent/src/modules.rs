@@ -82,6 +82,7 @@ modules! {
     containers => eos_containers::ContainersModule,
     logs => eos_logs::LogsModule,
     probe => eos_probe::ProbeModule,
+    mtr => eos_mtr::MtrModule,
 }
 
 /// What `eos-agent describe` says of a module kind.
