@@ -53,8 +53,14 @@ impl ModuleDef for MtrModule {
             let s = shared.clone();
             let t = t.clone();
             let offset = offset(ctx.node_name(), &t.host, cfg.interval.get());
+            let token = ctx.tasks.token();
+            // Stops at once when the module stops, mid-trace too (a trace holds nothing that
+            // needs finishing).
             ctx.tasks.spawn("mtr-target", async move {
-                s.run_target(&t, offset).await;
+                tokio::select! {
+                    () = s.run_target(&t, offset) => {}
+                    () = token.cancelled() => {}
+                }
             });
         }
         Ok(Box::new(MtrRunner { shared }))
