@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_file_is_read_in_bounded_memory() {
+        let t = TempDir::new("eos-logs-tail");
+        let path = t.join("0.log");
+        // 64 MiB of hole: NUL bytes and no newline at all.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let (mut tail, _) = Tail::open(
+            1,
+            dir(),
+            parse_file_name("0.log").unwrap(),
+            &path,
+            &Positions::default(),
+            1000,
+        )
+        .unwrap();
+        let mut buf = vec![0; 256 << 10];
+        let mut out = Vec::new();
+        while !tail.at_eof() {
+            tail.poll(&mut buf, 8 << 20, clock(), &mut out).unwrap();
+            assert!(tail.pending_bytes() <= 1000 + 1024, "{}", tail.pending_bytes());
+        }
+        tail.finish(clock(), &mut out);
+        assert_eq!(out.len(), 1, "one endless line, cut");
+        assert!(out[0].truncated && out[0].line.len() <= 1000);
+        assert_eq!(tail.safe_offset(), 64 << 20);
+    }
+
+    #[test]
     fn a_deleted_file_is_drained_and_its_last_line_shipped() {
         let t = TempDir::new("eos-logs-tail");
         let path = t.join("0.log");
