@@ -84,7 +84,10 @@ mod tests {
             .iter()
             .filter_map(|m| m["name"].as_str())
             .collect();
-        assert_eq!(names, ["node", "containers", "logs", "probe", "mtr"]);
+        assert_eq!(
+            names,
+            ["node", "containers", "logs", "probe", "ping", "mtr"]
+        );
         for n in &names {
             assert!(PLANNED_MODULES.contains(n));
             assert!(

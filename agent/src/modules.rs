@@ -82,6 +82,7 @@ modules! {
     containers => eos_containers::ContainersModule,
     logs => eos_logs::LogsModule,
     probe => eos_probe::ProbeModule,
+    ping => eos_ping::PingModule,
     mtr => eos_mtr::MtrModule,
 }
 

@@ -56,6 +56,15 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
             }
         }
         h.push_str("</td></tr>");
+        // The module's own fragment (graphs), as it is: the module escapes what it puts in.
+        let fragment = v
+            .enabled
+            .then(|| state.supervisor.route(&format!("/debug/{}/", v.name)))
+            .flatten()
+            .and_then(|(m, _)| m.status_html());
+        if let Some(f) = fragment {
+            let _ = write!(h, "<tr><td colspan=\"4\">{f}</td></tr>");
+        }
     }
     h.push_str("</table><h2>Configuration</h2><table>");
     let _ = write!(

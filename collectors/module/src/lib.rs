@@ -52,6 +52,7 @@
 //! task, a counter, a route, a state directory); it is compiled and run as a doc test of this
 //! crate.
 
+pub mod civil;
 pub mod context;
 pub mod duration;
 pub mod error;
@@ -205,6 +206,15 @@ pub trait Module: Send + Sync + 'static {
     /// A few lines for the HTML status page: (label, value).
     fn status(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    /// An HTML fragment for the agent's `/` status page, shown under the module's row (e.g.
+    /// the ping module's graphs), or `None` (the default). Markup and inline SVG only: no
+    /// scripts, no external assets. The agent inserts it as it is, so the module escapes any
+    /// text it puts in (target names, label values). Runs once per page view: keep it cheap
+    /// and its size bounded.
+    fn status_html(&self) -> Option<String> {
+        None
     }
 
     /// Whether the module is doing its job; `Down` sets `eos_agent_module_up{module} 0`.

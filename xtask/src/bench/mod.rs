@@ -34,6 +34,7 @@
 mod containers;
 mod logs;
 mod node;
+mod ping;
 mod probe;
 mod textfile;
 
@@ -56,6 +57,8 @@ modules:
               mixed lines, from a backlog and live (`--bytes=SIZE`, `--only=...`; no Promtail here)
   textfile    the node textfile collector vs prometheus-node-exporter on 10k, 80k, 1M series
               (--sizes=N,N,... for others)
+  ping        the ping module pinging 500 namespace addresses once a second through a delay
+              link vs fping: CPU, RSS, RTT error (--targets N, --seconds S, --delay MS)
   probe       the probe module's /probe vs prometheus-blackbox-exporter, same blackbox.yml, on
               200 local http and https targets (--rounds N, --concurrency N, --only=http|https)
 
@@ -74,6 +77,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     match module.as_str() {
         "node" => node::run(rest),
+        "ping" => ping::run(rest),
         "probe" => probe::run(rest),
         "containers" => containers::run(rest),
         "logs" => logs::run(rest),
