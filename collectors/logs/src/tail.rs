@@ -363,7 +363,11 @@ mod tests {
         let mut out = Vec::new();
         while !tail.at_eof() {
             tail.poll(&mut buf, 8 << 20, clock(), &mut out).unwrap();
-            assert!(tail.pending_bytes() <= 1000 + 1024, "{}", tail.pending_bytes());
+            assert!(
+                tail.pending_bytes() <= 1000 + 1024,
+                "{}",
+                tail.pending_bytes()
+            );
         }
         tail.finish(clock(), &mut out);
         assert_eq!(out.len(), 1, "one endless line, cut");

@@ -41,6 +41,7 @@ use crate::tls_info;
 use bytes::Bytes;
 use eos_http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use eos_http::{BodyRead, Method, Timings, Tls, TraceRequest, TraceResponse};
+use eos_module::civil;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -1391,25 +1392,7 @@ fn clock(s: &str) -> Option<i64> {
 
 /// Unix seconds of a date, checking the day exists.
 fn date(y: i64, m: i64, d: i64, secs: i64) -> Option<i64> {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > days[(m - 1) as usize] {
-        return None;
-    }
-    Some(crate::x509::days_from_civil(y, m, d) * 86_400 + secs)
+    civil::is_valid_date(y, m, d).then(|| civil::days_from_civil(y, m, d) * 86_400 + secs)
 }
 
 /// Go's `http.ParseTime`: RFC 1123 with `GMT`, RFC 850, or ANSI C's `asctime`.

@@ -3,6 +3,12 @@
 //! and authority key identifiers, and the DNS names of the subject alternative names. Pure;
 //! anything malformed is an error that says where, never a panic.
 
+use eos_module::civil;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date: the shared calendar arithmetic, kept
+/// at this path for its callers.
+pub use eos_module::civil::days_from_civil;
+
 /// The parts of a certificate the probe metrics use; slices borrow the DER.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cert<'a> {
@@ -261,7 +267,7 @@ fn time(t: &Tlv<'_>, what: &str) -> Result<i64, String> {
     {
         return Err(bad());
     }
-    Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    Ok(civil::to_unix(year, month, day, hour, minute, second) - offset)
 }
 
 fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
@@ -269,17 +275,6 @@ fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
         return None;
     }
     s.parse().ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The serial number as blackbox_exporter writes it: `fmt.Sprintf("%x",
