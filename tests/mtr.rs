@@ -27,6 +27,12 @@ fn loopback_trace_on_metrics_and_on_demand_then_a_clean_stop() {
             && sample(&m, "eos_mtr_hops", &[("target", "127.0.0.1")]) == Some(1.0)
     });
     assert!(traced, "{}", agent.metrics());
+    // The status page shows the last report of each target.
+    let (_, page) = agent.get("/").expect("status page");
+    assert!(
+        page.contains("<pre>") && page.contains("1.|-- 127.0.0.1"),
+        "{page}"
+    );
     let (status, report) = agent
         .get("/debug/mtr?target=127.0.0.1&count=2")
         .expect("GET /debug/mtr");

@@ -96,3 +96,20 @@ impl Response {
         Response::text(404, "not found\n")
     }
 }
+
+/// Escapes text for HTML and SVG (element content and quoted attributes): the agent's status
+/// page and modules' `status_html` fragments use it for every piece of text they put in.
+pub fn escape_html(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}

@@ -530,6 +530,22 @@ impl Module for MtrRunner {
             .collect()
     }
 
+    /// The last report of every target, as `mtr -n -r` prints it.
+    fn status_html(&self) -> Option<String> {
+        let targets = lock(&self.shared.targets);
+        let mut html = String::new();
+        for (host, st) in targets.iter() {
+            let Some(r) = &st.report else { continue };
+            html.push_str(&format!(
+                "<p><b>mtr {}</b>: {}</p><pre>{}</pre>",
+                eos_module::http::escape_html(host),
+                eos_module::http::escape_html(&r.summary()),
+                eos_module::http::escape_html(&r.text(host))
+            ));
+        }
+        (!html.is_empty()).then_some(html)
+    }
+
     fn health(&self) -> Health {
         let targets = lock(&self.shared.targets);
         let failing: Vec<String> = targets

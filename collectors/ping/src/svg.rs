@@ -44,21 +44,7 @@ fn loss_class(loss: f64) -> usize {
         .unwrap_or(LOSS_CLASSES.len() - 1)
 }
 
-/// Escapes text for HTML and SVG (element content and quoted attributes).
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use eos_module::http::escape_html as escape;
 
 /// The graph's upper RTT and the step between grid lines, in seconds: a round step
 /// (1, 2 or 5 times a power of ten) with at most four of them covering `max`.
