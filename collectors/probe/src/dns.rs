@@ -1050,8 +1050,7 @@ mod tests {
     use super::*;
     use crate::allow::Allow;
     use crate::config::{AllowConfig, BlackboxModule};
-    use crate::prober::Env;
-    use crate::registry::Registry;
+    use crate::prober::testing::{self, Ran};
     use hickory_proto::op::{MessageType, OpCode, ResponseCode};
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, NULL, PTR, SOA, SRV, TXT};
 
@@ -1401,13 +1400,6 @@ mod tests {
 
     // --- Against a server on 127.0.0.1.
 
-    struct Run {
-        ok: bool,
-        out: Registry,
-        log: String,
-        denied: Option<String>,
-    }
-
     fn dns(name: &str, qtype: &str) -> DnsProbe {
         DnsProbe {
             query_name: name.into(),
@@ -1416,50 +1408,24 @@ mod tests {
         }
     }
 
-    async fn run_with(dns: DnsProbe, target: &str, timeout: Duration, allow: Allow) -> Run {
+    async fn run_with(dns: DnsProbe, target: &str, timeout: Duration, allow: Allow) -> Ran {
         let module = BlackboxModule {
             prober: "dns".into(),
             dns,
             ..BlackboxModule::default()
         };
-        let env = Env {
-            http: eos_http::Client::new("eos-test"),
-            allow,
-            icmp: None,
-        };
-        let mut out = Registry::new();
-        let mut log = ProbeLog::new("dns_test", target);
-        let mut p = Probe {
-            target,
-            module: &module,
-            deadline: Instant::now() + timeout,
-            out: &mut out,
-            log: &mut log,
-            env: &env,
-            denied: None,
-        };
-        // Bounded here too: a hang fails the test rather than blocking it.
-        let ok = tokio::time::timeout(timeout + Duration::from_secs(5), crate::prober::run(&mut p))
-            .await
-            .expect("the prober returns by its deadline");
-        let denied = p.denied.take();
-        Run {
-            ok,
-            out,
-            log: log.text().to_string(),
-            denied,
-        }
+        testing::run(&module, target, timeout, allow).await
     }
 
-    async fn run(dns: DnsProbe, target: &str) -> Run {
+    async fn run(dns: DnsProbe, target: &str) -> Ran {
         run_with(dns, target, Duration::from_secs(5), Allow::all()).await
     }
 
-    fn v(r: &Run, name: &str) -> Option<f64> {
+    fn v(r: &Ran, name: &str) -> Option<f64> {
         r.out.value(name, &[])
     }
 
-    fn phase(r: &Run, phase: &str) -> Option<f64> {
+    fn phase(r: &Ran, phase: &str) -> Option<f64> {
         r.out.value(DURATION, &[("phase", phase)])
     }
 
@@ -1467,7 +1433,7 @@ mod tests {
     async fn dns_udp_answer_with_every_metric() {
         let s = TestServer::start().await;
         let r = run(dns("www.probe.test", "A"), &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(2.0));
         assert_eq!(v(&r, AUTHORITY), Some(1.0));
         assert_eq!(v(&r, ADDITIONAL), Some(1.0));
@@ -1538,20 +1504,20 @@ mod tests {
     async fn dns_defaults_to_any_and_reads_the_soa_serial() {
         let s = TestServer::start().await;
         let r = run(dns("probe.test", ""), &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(3.0), "SOA, NS and MX");
         assert_eq!(v(&r, SERIAL), None);
         assert_eq!(s.queries()[0].1.queries[0].query_type(), RecordType::ANY);
 
         let r = run(dns("probe.test", "SOA"), &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, SERIAL), Some(f64::from(ZONE_SERIAL)));
         assert_eq!(v(&r, ANSWER), Some(1.0));
 
         // An SOA query answered without one (here: NODATA, the SOA in authority): the
         // serial is 0, as upstream only reads the answer section.
         let r = run(dns("www.probe.test", "SOA"), &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, SERIAL), Some(0.0));
         assert_eq!((v(&r, ANSWER), v(&r, AUTHORITY)), (Some(0.0), Some(1.0)));
     }
@@ -1560,7 +1526,7 @@ mod tests {
     async fn dns_valid_rcodes() {
         let s = TestServer::start().await;
         let r = run(dns("nope.probe.test", "A"), &s.target()).await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert_eq!(v(&r, SUCCEEDED), Some(1.0), "the query itself succeeded");
         assert_eq!((v(&r, ANSWER), v(&r, AUTHORITY)), (Some(0.0), Some(1.0)));
         assert!(
@@ -1573,24 +1539,24 @@ mod tests {
         let mut d = dns("nope.probe.test", "A");
         d.valid_rcodes = vec!["NOERROR".into(), "NXDOMAIN".into()];
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
 
         let r = run(dns("servfail.probe.test", "A"), &s.target()).await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(r.log.contains("string_rcode=SERVFAIL"), "{}", r.log);
         let mut d = dns("servfail.probe.test", "A");
         d.valid_rcodes = vec!["SERVFAIL".into()];
-        assert!(run(d, &s.target()).await.ok);
+        assert!(run(d, &s.target()).await.success);
 
         let r = run(dns("elsewhere.test", "A"), &s.target()).await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(r.log.contains("string_rcode=REFUSED"), "{}", r.log);
 
         let mut d = dns("www.probe.test", "A");
         d.valid_rcodes = vec!["NOPE".into()];
         let r = run(d, &s.target()).await;
         assert!(
-            !r.ok && r.log.contains("msg=\"Invalid rcode\" rcode=NOPE"),
+            !r.success && r.log.contains("msg=\"Invalid rcode\" rcode=NOPE"),
             "{}",
             r.log
         );
@@ -1644,25 +1610,25 @@ mod tests {
             let mut d = dns("www.probe.test", "A");
             set(&mut d, re(failing));
             let r = run(d, &t).await;
-            assert!(!r.ok, "{failing:?} should fail: {}", r.log);
+            assert!(!r.success, "{failing:?} should fail: {}", r.log);
             assert!(r.log.contains(why), "{}", r.log);
             assert!(r.log.contains("RRs validation failed\"\n"), "{}", r.log);
             let mut d = dns("www.probe.test", "A");
             set(&mut d, re(passing));
             let r = run(d, &t).await;
-            assert!(r.ok, "{passing:?} should pass: {}", r.log);
+            assert!(r.success, "{passing:?} should pass: {}", r.log);
         }
         // TXT and an unknown type, as miekg/dns prints them.
         let mut d = dns("txt.probe.test", "TXT");
         d.validate_answer_rrs.fail_if_none_matches_regexp =
             re("\tTXT\t\"v=spf1 -all\" \"say \\\\\"hi\\\\\"\"$");
         let r = run(d, &t).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         let mut d = dns("generic.probe.test", "ANY");
         d.validate_answer_rrs.fail_if_not_matches_regexp =
             re("^generic\\.probe\\.test\\.\t60\tCLASS1\tTYPE65280\t\\\\# 2 abcd$");
         let r = run(d, &t).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
     }
 
     #[tokio::test]
@@ -1671,7 +1637,7 @@ mod tests {
         let mut d = dns("www.probe.test", "AAAA");
         d.recursion_desired = false;
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(1.0));
         let q = s.queries();
         assert_eq!(q.len(), 1);
@@ -1685,7 +1651,7 @@ mod tests {
         let mut d = dns("www.probe.test", "A");
         d.transport_protocol = "tcp".into();
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(2.0));
         assert!(r.log.contains("dial_protocol=tcp4"), "{}", r.log);
         let q = s.queries();
@@ -1697,10 +1663,10 @@ mod tests {
         let mut d = dns("big.probe.test", "TXT");
         d.transport_protocol = "tcp".into();
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(20.0));
         let r = run(dns("big.probe.test", "TXT"), &s.target()).await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert_eq!(v(&r, SUCCEEDED), Some(0.0));
         assert!(
             r.log
@@ -1714,7 +1680,7 @@ mod tests {
     async fn dns_truncated_udp_answer_is_reported_as_is() {
         let s = TestServer::start().await;
         let r = run(dns("truncated.probe.test", "A"), &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(0.0));
         assert_eq!(v(&r, SUCCEEDED), Some(1.0));
         assert!(r.log.contains(";; flags: qr aa tc rd;"), "{}", r.log);
@@ -1729,7 +1695,7 @@ mod tests {
         let mut d = dns("otherid.probe.test", "A");
         d.validate_answer_rrs.fail_if_not_matches_regexp = vec!["192\\.0\\.2\\.77$".into()];
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(v(&r, ANSWER), Some(1.0));
     }
 
@@ -1740,7 +1706,7 @@ mod tests {
             let mut d = dns("silent.probe.test", "A");
             d.transport_protocol = transport.into();
             let r = run_with(d, &s.target(), Duration::from_millis(300), Allow::all()).await;
-            assert!(!r.ok);
+            assert!(!r.success);
             assert!(
                 r.log.contains("msg=\"Error while sending a DNS query\""),
                 "{}",
@@ -1764,7 +1730,7 @@ mod tests {
             Allow::all(),
         )
         .await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log.contains("msg=\"Error resolving address\"")
                 || r.log.contains("msg=\"Timeout reached\""),
@@ -1784,7 +1750,7 @@ mod tests {
         let t = s.target();
         let r = run(dns("www.probe.test", "a"), &t).await;
         assert!(
-            !r.ok && r.log.contains("msg=\"Invalid query type\" Typeseen=a"),
+            !r.success && r.log.contains("msg=\"Invalid query type\" Typeseen=a"),
             "{}",
             r.log
         );
@@ -1792,19 +1758,19 @@ mod tests {
         d.query_class = "XX".into();
         let r = run(d, &t).await;
         assert!(
-            !r.ok && r.log.contains("msg=\"Invalid query class\" Classseen=XX"),
+            !r.success && r.log.contains("msg=\"Invalid query class\" Classseen=XX"),
             "{}",
             r.log
         );
         let mut d = dns("www.probe.test", "A");
         d.transport_protocol = "quic".into();
         let r = run(d, &t).await;
-        assert!(!r.ok && r.log.contains("protocol=quic"), "{}", r.log);
+        assert!(!r.success && r.log.contains("protocol=quic"), "{}", r.log);
         let mut d = dns("www.probe.test", "A");
         d.source_ip_address = "nope".into();
         let r = run(d, &t).await;
         assert!(
-            !r.ok
+            !r.success
                 && r.log
                     .contains("msg=\"Error parsing source ip address\" srcIP=nope"),
             "{}",
@@ -1812,7 +1778,7 @@ mod tests {
         );
         let r = run(dns("www.probe.test", "A"), "127.0.0.1:domain").await;
         assert!(
-            !r.ok && r.log.contains("msg=\"Error while sending a DNS query\""),
+            !r.success && r.log.contains("msg=\"Error while sending a DNS query\""),
             "{}",
             r.log
         );
@@ -1825,7 +1791,7 @@ mod tests {
         let mut d = dns("www.probe.test", "A");
         d.source_ip_address = "127.0.0.1".into();
         let r = run(d, &s.target()).await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert!(
             r.log
                 .contains("msg=\"Using local address\" srcIP=127.0.0.1"),
@@ -1841,7 +1807,7 @@ mod tests {
             deny,
         )
         .await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(r.denied.is_some());
     }
 }

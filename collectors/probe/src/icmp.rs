@@ -175,19 +175,10 @@ mod tests {
     use super::*;
     use crate::allow::Allow;
     use crate::config::{AllowConfig, BlackboxModule, IcmpProbe};
-    use crate::log::ProbeLog;
-    use crate::prober::Env;
-    use crate::registry::Registry;
+    use crate::prober::testing::{self, Ran};
     use eos_icmp::Icmp;
     use eos_testkit::netns::{self, Chain, Link};
     use std::time::{Duration, Instant};
-
-    struct Run {
-        ok: bool,
-        out: Registry,
-        log: String,
-        denied: Option<String>,
-    }
 
     async fn run_with(
         icmp_cfg: IcmpProbe,
@@ -195,42 +186,16 @@ mod tests {
         timeout: Duration,
         allow: Allow,
         icmp: Option<Icmp>,
-    ) -> Run {
+    ) -> Ran {
         let module = BlackboxModule {
             prober: "icmp".into(),
             icmp: icmp_cfg,
             ..BlackboxModule::default()
         };
-        let env = Env {
-            http: eos_http::Client::new("eos-test"),
-            allow,
-            icmp,
-        };
-        let mut out = Registry::new();
-        let mut log = ProbeLog::new("icmp_test", target);
-        let mut p = Probe {
-            target,
-            module: &module,
-            deadline: Instant::now() + timeout,
-            out: &mut out,
-            log: &mut log,
-            env: &env,
-            denied: None,
-        };
-        // Through the dispatch, as `/probe` runs it (its timeout included).
-        let ok = tokio::time::timeout(timeout + Duration::from_secs(5), crate::prober::run(&mut p))
-            .await
-            .expect("the prober returns by its deadline");
-        let denied = p.denied.take();
-        Run {
-            ok,
-            out,
-            log: log.text().to_string(),
-            denied,
-        }
+        testing::run_in(&testing::env(allow, icmp), &module, target, timeout).await
     }
 
-    async fn run(icmp_cfg: IcmpProbe, target: &str) -> Run {
+    async fn run(icmp_cfg: IcmpProbe, target: &str) -> Ran {
         run_with(
             icmp_cfg,
             target,
@@ -241,7 +206,7 @@ mod tests {
         .await
     }
 
-    fn phase(r: &Run, phase: &str) -> Option<f64> {
+    fn phase(r: &Ran, phase: &str) -> Option<f64> {
         r.out.value(DURATION, &[("phase", phase)])
     }
 
@@ -256,7 +221,7 @@ mod tests {
             return;
         }
         let r = run(IcmpProbe::default(), "127.0.0.1").await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         let lookup = r.out.value("probe_dns_lookup_time_seconds", &[]).unwrap();
         assert_eq!(phase(&r, "resolve"), Some(lookup));
         assert!(phase(&r, "setup").unwrap() >= 0.0);
@@ -294,7 +259,7 @@ mod tests {
             ..IcmpProbe::default()
         };
         let r = run(cfg, "localhost").await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert!(
             r.log
                 .contains("msg=\"Using source address\" srcIP=127.0.0.1"),
@@ -314,7 +279,7 @@ mod tests {
             return;
         }
         let r = run(IcmpProbe::default(), "::1").await;
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(r.out.value("probe_ip_protocol", &[]), Some(6.0));
         assert_eq!(r.out.value(HOP_LIMIT, &[]), Some(64.0));
     }
@@ -329,7 +294,7 @@ mod tests {
             None,
         )
         .await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log
                 .contains("msg=\"Error listening to socket\" err=\"this agent has no ICMP service"),
@@ -348,7 +313,7 @@ mod tests {
             "127.0.0.1",
         )
         .await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log
                 .contains("msg=\"Error parsing source ip address\" srcIP=nope"),
@@ -357,7 +322,7 @@ mod tests {
         );
 
         let r = run(IcmpProbe::default(), "no-such-host.invalid").await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log.contains("msg=\"Error resolving address\""),
             "{}",
@@ -374,13 +339,13 @@ mod tests {
             Some(Icmp::default()),
         )
         .await;
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(r.denied.is_some(), "{}", r.log);
         assert!(!r.log.contains("Creating socket"), "{}", r.log);
     }
 
     /// Runs a probe on a fresh runtime on a thread inside `ns` (where the ICMP socket opens).
-    fn run_in(ns: &netns::Netns, target: &'static str, timeout: Duration) -> Run {
+    fn run_in(ns: &netns::Netns, target: &'static str, timeout: Duration) -> Ran {
         ns.run(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -414,7 +379,7 @@ mod tests {
         let started = Instant::now();
         let r = run_in(chain.client(), "10.91.9.9", Duration::from_millis(500));
         assert!(started.elapsed() < Duration::from_secs(5), "it returned");
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log.contains("msg=\"Waiting for reply packets\""),
             "{}",
@@ -431,7 +396,7 @@ mod tests {
 
         // 10.91.8.8 is rejected by the router: fails at once, saying why.
         let r = run_in(chain.client(), "10.91.8.8", Duration::from_secs(10));
-        assert!(!r.ok);
+        assert!(!r.success);
         assert!(
             r.log
                 .contains("msg=\"Received an ICMP error instead of an echo reply\"")
@@ -443,7 +408,7 @@ mod tests {
 
         // Through the router: the reply's hop limit is one less.
         let r = run_in(chain.client(), "10.91.2.2", Duration::from_secs(3));
-        assert!(r.ok, "{}", r.log);
+        assert!(r.success, "{}", r.log);
         assert_eq!(r.out.value(HOP_LIMIT, &[]), Some(63.0));
     }
 }

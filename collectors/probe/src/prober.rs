@@ -70,3 +70,83 @@ pub async fn run(p: &mut Probe<'_>) -> bool {
         }
     }
 }
+
+/// Runs a prober in tests as `/probe` does (through [`run`], within its timeout), without
+/// the `probe_success` and `probe_duration_seconds` the handler adds: what every prober's
+/// tests share.
+#[cfg(test)]
+pub mod testing {
+    use super::{Env, Probe};
+    use crate::allow::Allow;
+    use crate::config::BlackboxModule;
+    use crate::log::ProbeLog;
+    use crate::registry::Registry;
+    use std::time::{Duration, Instant};
+
+    /// What one probe run gave.
+    pub struct Ran {
+        pub success: bool,
+        pub out: Registry,
+        pub log: String,
+        pub denied: Option<String>,
+    }
+
+    impl Ran {
+        /// A series' value, panicking with the metrics when missing.
+        pub fn v(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+            self.out.value(name, labels).unwrap_or_else(|| {
+                panic!("no {name}{labels:?} in\n{}\n{}", self.out.text(), self.log)
+            })
+        }
+    }
+
+    /// The probers' shared parts for a test: a fresh HTTP client, `allow`, and `icmp`.
+    pub fn env(allow: Allow, icmp: Option<eos_icmp::Icmp>) -> Env {
+        Env {
+            http: eos_http::Client::new("eos-test/1"),
+            allow,
+            icmp,
+        }
+    }
+
+    /// Runs `module` against `target` with no ICMP service.
+    pub async fn run(
+        module: &BlackboxModule,
+        target: &str,
+        timeout: Duration,
+        allow: Allow,
+    ) -> Ran {
+        run_in(&env(allow, None), module, target, timeout).await
+    }
+
+    /// Runs `module` against `target` with `env`. Bounded here too: a prober that hangs past
+    /// its deadline fails the test rather than blocking it.
+    pub async fn run_in(
+        env: &Env,
+        module: &BlackboxModule,
+        target: &str,
+        timeout: Duration,
+    ) -> Ran {
+        let mut out = Registry::new();
+        let mut log = ProbeLog::new("test", target);
+        let mut p = Probe {
+            target,
+            module,
+            deadline: Instant::now() + timeout,
+            out: &mut out,
+            log: &mut log,
+            env,
+            denied: None,
+        };
+        let success = tokio::time::timeout(timeout + Duration::from_secs(5), super::run(&mut p))
+            .await
+            .expect("the prober returns by its deadline");
+        let denied = p.denied.take();
+        Ran {
+            success,
+            out,
+            log: log.text().to_string(),
+            denied,
+        }
+    }
+}

@@ -327,55 +327,7 @@ pub(crate) mod testing {
         }
     }
 
-    /// What one probe run gave.
-    pub struct Ran {
-        pub success: bool,
-        pub out: crate::registry::Registry,
-        pub log: String,
-        pub denied: Option<String>,
-    }
-
-    impl Ran {
-        /// A series' value, panicking with the metrics when missing.
-        pub fn v(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-            self.out.value(name, labels).unwrap_or_else(|| {
-                panic!("no {name}{labels:?} in\n{}\n{}", self.out.text(), self.log)
-            })
-        }
-    }
-
-    /// Runs `module` against `target` as `/probe` does (the prober within its timeout).
-    pub async fn run(
-        module: &crate::config::BlackboxModule,
-        target: &str,
-        timeout: std::time::Duration,
-        allow: crate::allow::Allow,
-    ) -> Ran {
-        let env = crate::prober::Env {
-            http: eos_http::Client::new("eos-test/1"),
-            allow,
-            icmp: None,
-        };
-        let mut out = crate::registry::Registry::new();
-        let mut log = crate::log::ProbeLog::new("test", target);
-        let mut p = crate::prober::Probe {
-            target,
-            module,
-            deadline: std::time::Instant::now() + timeout,
-            out: &mut out,
-            log: &mut log,
-            env: &env,
-            denied: None,
-        };
-        let success = crate::prober::run(&mut p).await;
-        let denied = p.denied.take();
-        Ran {
-            success,
-            out,
-            log: log.text().to_string(),
-            denied,
-        }
-    }
+    pub use crate::prober::testing::{run, Ran};
 }
 
 #[cfg(test)]
