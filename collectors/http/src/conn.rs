@@ -58,7 +58,7 @@ pub(crate) async fn open(
     let _ = tcp.set_nodelay(true);
     let received = Arc::new(AtomicU64::new(0));
     let sender = match tls {
-        None => handshake(Counted::new(tcp, received.clone()), what).await?,
+        None => handshake(Watched::new(tcp, Received(received.clone())), what).await?,
         Some(tls) => {
             stage.set(Stage::TLS);
             let name = match &tls.server_name {
@@ -74,7 +74,7 @@ pub(crate) async fn open(
                 .connect(name, tcp)
                 .await
                 .map_err(|e| handshake_error(what, &hp, &e))?;
-            handshake(Counted::new(stream, received.clone()), what).await?
+            handshake(Watched::new(stream, Received(received.clone())), what).await?
         }
     };
     Ok(Conn { sender, received })
@@ -115,7 +115,7 @@ pub(crate) fn handshake_error(what: &str, hp: &str, e: &io::Error) -> Error {
 }
 
 async fn handshake<S>(
-    io: Counted<S>,
+    io: Watched<S, Received>,
     what: &str,
 ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Error>
 where
@@ -133,19 +133,24 @@ where
     Ok(sender)
 }
 
-/// A stream that counts the bytes read from it (after TLS: response bytes only).
-struct Counted<S> {
-    io: S,
-    received: Arc<AtomicU64>,
+/// What a [`Watched`] stream tells about each read that returned bytes.
+pub(crate) trait OnRead: Unpin {
+    fn read(&mut self, n: usize);
 }
 
-impl<S> Counted<S> {
-    fn new(io: S, received: Arc<AtomicU64>) -> Self {
-        Counted { io, received }
+/// A stream that reports the bytes read from it to an [`OnRead`]; writes pass through.
+pub(crate) struct Watched<S, O> {
+    io: S,
+    on: O,
+}
+
+impl<S, O> Watched<S, O> {
+    pub(crate) fn new(io: S, on: O) -> Self {
+        Watched { io, on }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+impl<S: AsyncRead + Unpin, O: OnRead> AsyncRead for Watched<S, O> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -156,13 +161,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let r = Pin::new(&mut this.io).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before);
         if n > 0 {
-            this.received.fetch_add(n as u64, Ordering::Relaxed);
+            this.on.read(n);
         }
         r
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+impl<S: AsyncWrite + Unpin, O: OnRead> AsyncWrite for Watched<S, O> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -189,5 +194,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Counts the bytes read (after TLS: response bytes only), for the stale-connection retry.
+struct Received(Arc<AtomicU64>);
+
+impl OnRead for Received {
+    fn read(&mut self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

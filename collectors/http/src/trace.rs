@@ -6,7 +6,7 @@
 //! Every step can be cut short by dropping its future (a probe's deadline): the [`Timings`]
 //! filled so far stay with the caller, and the connection is closed.
 
-use crate::conn::handshake_error;
+use crate::conn::{handshake_error, OnRead, Watched};
 use crate::error::{chain, rustls_error, tls_detail, Error};
 use crate::tls::Tls;
 use crate::url;
@@ -17,13 +17,10 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::Method;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A TLS client stream over `S`, as [`tls_connect`] returns it.
@@ -377,66 +374,23 @@ fn response_error(what: &str, e: &hyper::Error) -> Error {
     }
 }
 
-/// A stream that notes when the first byte was read from it.
-struct FirstByte<S> {
-    io: S,
+/// Notes when the first byte was read (the response's first byte: processing ends).
+struct FirstByte {
     at: Arc<Mutex<Option<Instant>>>,
     seen: bool,
 }
 
-impl<S> FirstByte<S> {
-    fn new(io: S, at: Arc<Mutex<Option<Instant>>>) -> Self {
-        FirstByte {
-            io,
-            at,
-            seen: false,
-        }
+impl FirstByte {
+    fn new<S>(io: S, at: Arc<Mutex<Option<Instant>>>) -> Watched<S, FirstByte> {
+        Watched::new(io, FirstByte { at, seen: false })
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FirstByte<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.io).poll_read(cx, buf);
-        if !this.seen && buf.filled().len() > before {
-            this.seen = true;
-            *this.at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+impl OnRead for FirstByte {
+    fn read(&mut self, _n: usize) {
+        if !self.seen {
+            self.seen = true;
+            *self.at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByte<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
