@@ -59,3 +59,4 @@ pub use hyper::{header, HeaderMap, Method};
 pub use pool::PoolStats;
 pub use tls::{Tls, TlsConfig};
 pub use trace::{tls_connect, BodyRead, Timings, TlsInfo, TlsStream, TraceRequest, TraceResponse};
+pub use url::credentials as url_credentials;

@@ -56,10 +56,7 @@ pub(crate) fn parse(url: &str) -> Result<Target, String> {
         .map_err(|e| format!("path {path_and_query:?}: {e}"))?;
 
     let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((userinfo, hp)) => {
-            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            (Some((percent_decode(user), percent_decode(password))), hp)
-        }
+        Some((userinfo, hp)) => (Some(credentials(userinfo)), hp),
         None => (None, authority),
     };
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
@@ -127,6 +124,13 @@ pub(crate) fn redact(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// A URL's `user:password` (without the `@`), decoded, for basic auth: the password is
+/// empty when there is no `:`.
+pub fn credentials(userinfo: &str) -> (String, String) {
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (percent_decode(user), percent_decode(password))
 }
 
 /// `%XX` escapes to bytes; anything that is not a valid escape stays as it is.

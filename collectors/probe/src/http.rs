@@ -987,31 +987,6 @@ fn remove_dots(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-/// `%XX` escapes to bytes; anything else stays.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A URL's scheme (Go's `getScheme`): `None` when it has none.
 fn scheme_of(s: &str) -> Result<Option<(&str, &str)>, String> {
     for (i, c) in s.char_indices() {
@@ -1172,9 +1147,7 @@ impl Url {
 
     /// `user:password@` decoded, for basic auth.
     fn credentials(&self) -> Option<(String, String)> {
-        let u = self.userinfo.as_deref()?;
-        let (user, password) = u.split_once(':').unwrap_or((u, ""));
-        Some((percent_decode(user), percent_decode(password)))
+        self.userinfo.as_deref().map(eos_http::url_credentials)
     }
 
     /// A `Location` resolved against this URL (Go's `URL.Parse` of it); whether it was
