@@ -10,10 +10,9 @@
 //! `probe_dns_query_succeeded`, `probe_dns_serial` (queries of type SOA), and the resolution
 //! gauges of the server's name.
 
-use crate::config::{DnsProbe, IpPreference, RrValidator};
+use crate::config::{DnsProbe, RrValidator};
 use crate::log::ProbeLog;
 use crate::prober::Probe;
-use crate::resolve::{self, ResolveError};
 use hickory_proto::op::{Edns, Header, Message, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
@@ -885,25 +884,8 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
     };
 
     let (host, port) = split_host_port(p.target).unwrap_or((p.target, "53"));
-    let ip = match resolve::choose(
-        host,
-        cfg.preferred(),
-        cfg.fallback(),
-        &p.env.allow,
-        p.out,
-        p.log,
-    )
-    .await
-    {
-        Ok(ip) => ip.to_canonical(),
-        Err(ResolveError::Denied(why)) => {
-            p.deny(why);
-            return false;
-        }
-        Err(ResolveError::Failed(e)) => {
-            p.log.error("Error resolving address", &[("err", &e)]);
-            return false;
-        }
+    let Ok(ip) = p.resolve(host, cfg).await.map(|ip| ip.to_canonical()) else {
+        return false;
     };
     let lookup = p
         .out
@@ -1442,7 +1424,7 @@ mod tests {
         assert_eq!(v(&r, "probe_ip_protocol"), Some(4.0));
         assert_eq!(
             v(&r, "probe_ip_addr_hash"),
-            Some(resolve::ip_hash("127.0.0.1".parse().unwrap()))
+            Some(crate::resolve::ip_hash("127.0.0.1".parse().unwrap()))
         );
         let lookup = v(&r, "probe_dns_lookup_time_seconds").unwrap();
         assert_eq!(phase(&r, "resolve"), Some(lookup));

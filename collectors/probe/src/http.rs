@@ -105,39 +105,13 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
         }
     };
 
-    let resolved = tokio::time::timeout_at(
-        deadline.into(),
-        resolve::choose(
-            &url.host,
-            &cfg.preferred_ip_protocol,
-            cfg.ip_protocol_fallback,
-            &p.env.allow,
-            p.out,
-            p.log,
-        ),
-    )
-    .await;
+    let resolved = p.resolve(&url.host, cfg).await;
     if let Some(took) = p.out.value("probe_dns_lookup_time_seconds", &[]) {
         p.out
             .gauge_add(DURATION, DURATION_HELP, &[("phase", "resolve")], took);
     }
-    let ip = match resolved {
-        Ok(Ok(ip)) => ip,
-        Ok(Err(ResolveError::Denied(why))) => {
-            p.deny(why);
-            return false;
-        }
-        Ok(Err(ResolveError::Failed(e))) => {
-            p.log.error("Error resolving address", &[("err", &e)]);
-            return false;
-        }
-        Err(_) => {
-            p.log.error(
-                "Error resolving address",
-                &[("err", &"context deadline exceeded")],
-            );
-            return false;
-        }
+    let Ok(ip) = resolved else {
+        return false;
     };
 
     // The TLS server name: tls_config.server_name, else a Host header, else the target's

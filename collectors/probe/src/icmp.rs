@@ -12,9 +12,7 @@
 //! exceeded) fails the probe at once with the error in the log, where upstream ignores it
 //! and waits for the timeout; don't-fragment works on datagram sockets too.
 
-use crate::config::IpPreference;
 use crate::prober::Probe;
-use crate::resolve::{self, ResolveError};
 use eos_icmp::{EchoOptions, IcmpError, ReplyKind};
 use std::net::IpAddr;
 
@@ -34,25 +32,8 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
     }
     let cfg = &p.module.icmp;
 
-    let dst = match resolve::choose(
-        p.target,
-        cfg.preferred(),
-        cfg.fallback(),
-        &p.env.allow,
-        p.out,
-        p.log,
-    )
-    .await
-    {
-        Ok(ip) => ip.to_canonical(),
-        Err(ResolveError::Denied(why)) => {
-            p.deny(why);
-            return false;
-        }
-        Err(ResolveError::Failed(e)) => {
-            p.log.error("Error resolving address", &[("err", &e)]);
-            return false;
-        }
+    let Ok(dst) = p.resolve(p.target, cfg).await.map(|ip| ip.to_canonical()) else {
+        return false;
     };
     let lookup = p
         .out

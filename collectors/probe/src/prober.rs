@@ -2,9 +2,11 @@
 //! metrics and log lines, and the agent's shared parts), and the dispatch by prober name.
 
 use crate::allow::Allow;
-use crate::config::BlackboxModule;
+use crate::config::{BlackboxModule, IpPreference};
 use crate::log::ProbeLog;
 use crate::registry::Registry;
+use crate::resolve::{self, ResolveError};
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// What the probers share, built once per module instance.
@@ -34,6 +36,40 @@ impl Probe<'_> {
     /// Time left before the deadline.
     pub fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Resolves `host` as blackbox_exporter's `chooseProtocol` does (see `resolve::choose`),
+    /// within the probe's deadline. `Err(None)`: the allow list refused it (recorded with
+    /// [`Probe::deny`]); `Err(Some(e))`: it did not resolve (logged as "Error resolving
+    /// address"), for the prober to add what it logs on top.
+    pub async fn resolve<P: IpPreference + Sync>(
+        &mut self,
+        host: &str,
+        pref: &P,
+    ) -> Result<IpAddr, Option<String>> {
+        let chosen = tokio::time::timeout_at(
+            self.deadline.into(),
+            resolve::choose(
+                host,
+                pref.preferred(),
+                pref.fallback(),
+                &self.env.allow,
+                self.out,
+                self.log,
+            ),
+        )
+        .await;
+        let e = match chosen {
+            Ok(Ok(ip)) => return Ok(ip),
+            Ok(Err(ResolveError::Denied(why))) => {
+                self.deny(why);
+                return Err(None);
+            }
+            Ok(Err(ResolveError::Failed(e))) => e,
+            Err(_) => "context deadline exceeded".to_string(),
+        };
+        self.log.error("Error resolving address", &[("err", &e)]);
+        Err(Some(e))
     }
 
     /// Records a refusal by the allow list (and logs it).

@@ -28,7 +28,6 @@
 //! panics on the second).
 
 use crate::prober::Probe;
-use crate::resolve::{self, ResolveError};
 use crate::tls_info;
 use eos_http::Tls;
 use std::collections::BTreeSet;
@@ -74,32 +73,10 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
             return false;
         }
     };
-    let resolved = tokio::time::timeout_at(
-        deadline.into(),
-        resolve::choose(
-            &host,
-            &cfg.preferred_ip_protocol,
-            cfg.ip_protocol_fallback,
-            &p.env.allow,
-            p.out,
-            p.log,
-        ),
-    )
-    .await;
-    let ip = match resolved {
-        Ok(Ok(ip)) => ip,
-        Ok(Err(ResolveError::Denied(why))) => {
-            p.deny(why);
-            return false;
-        }
-        Ok(Err(ResolveError::Failed(e))) => {
-            p.log.error("Error resolving address", &[("err", &e)]);
-            p.log.error("Error dialing TCP", &[("err", &e)]);
-            return false;
-        }
-        Err(_) => {
-            let e = "context deadline exceeded";
-            p.log.error("Error resolving address", &[("err", &e)]);
+    let ip = match p.resolve(&host, cfg).await {
+        Ok(ip) => ip,
+        Err(None) => return false,
+        Err(Some(e)) => {
             p.log.error("Error dialing TCP", &[("err", &e)]);
             return false;
         }
