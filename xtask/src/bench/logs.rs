@@ -190,27 +190,8 @@ fn positive(flag: &str, n: u64) -> Result<u64, String> {
     }
 }
 
-/// A size as the agent's config takes it: bytes, or a number with `kB`, `MB`, `GB` (powers of
-/// 1000) or `KiB`, `MiB`, `GiB` (of 1024).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(digits);
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(format!("invalid size {s:?}: use e.g. 256MiB or 1GiB")),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("invalid size {s:?}: use e.g. 256MiB or 1GiB"))
-}
+/// A size as the agent's config takes it (`256MiB`, `1GiB`, bytes).
+use eos_module::size::parse_byte_size as parse_size;
 
 pub(super) fn run(args: &[String]) -> Result<(), String> {
     let mut opts = Options::parse(args)?;
