@@ -343,20 +343,13 @@ impl Client {
                 headers.insert(header::AUTHORIZATION, crate::basic_auth(user, password));
             }
         }
-        let expects_body = [Method::POST, Method::PUT, Method::PATCH].contains(&req.method);
-        if !req.body.is_empty() || expects_body {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
-        } else {
-            headers.remove(header::CONTENT_LENGTH);
-        }
-        headers.remove(header::TRANSFER_ENCODING);
-        let uri = hyper::Uri::try_from(target.path_and_query.as_str())
-            .map_err(|e| Error::Config(format!("{what}: {e}")))?;
-        let mut head = hyper::Request::new(Full::new(req.body.clone()));
-        *head.method_mut() = req.method.clone();
-        *head.uri_mut() = uri;
-        *head.headers_mut() = headers;
-        Ok(head)
+        request_head(
+            headers,
+            &req.method,
+            &req.body,
+            &target.path_and_query,
+            what,
+        )
     }
 
     /// The system-bundle setup for `https://` requests that bring none. Built once; a
@@ -398,6 +391,32 @@ fn has_token(value: &str, token: &str) -> bool {
     value
         .split(',')
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The request as sent: `Content-Length` always matching `body` (and present for methods that
+/// expect one), no `Transfer-Encoding`, and `path_and_query` as the target. Shared by pooled
+/// and traced requests.
+pub(crate) fn request_head(
+    mut headers: HeaderMap,
+    method: &Method,
+    body: &Bytes,
+    path_and_query: &str,
+    what: &str,
+) -> Result<hyper::Request<Full<Bytes>>, Error> {
+    let expects_body = [Method::POST, Method::PUT, Method::PATCH].contains(method);
+    if !body.is_empty() || expects_body {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    } else {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+    let uri =
+        hyper::Uri::try_from(path_and_query).map_err(|e| Error::Config(format!("{what}: {e}")))?;
+    let mut head = hyper::Request::new(Full::new(body.clone()));
+    *head.method_mut() = method.clone();
+    *head.uri_mut() = uri;
+    *head.headers_mut() = headers;
+    Ok(head)
 }
 
 #[cfg(test)]

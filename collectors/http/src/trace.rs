@@ -325,20 +325,13 @@ fn trace_head(
     if !headers.contains_key(header::USER_AGENT) {
         headers.insert(header::USER_AGENT, user_agent.clone());
     }
-    let expects_body = [Method::POST, Method::PUT, Method::PATCH].contains(&req.method);
-    if !req.body.is_empty() || expects_body {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
-    } else {
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    headers.remove(header::TRANSFER_ENCODING);
-    let uri = hyper::Uri::try_from(target.path_and_query.as_str())
-        .map_err(|e| Error::Config(format!("{what}: {e}")))?;
-    let mut head = hyper::Request::new(Full::new(req.body.clone()));
-    *head.method_mut() = req.method.clone();
-    *head.uri_mut() = uri;
-    *head.headers_mut() = headers;
-    Ok(head)
+    crate::client::request_head(
+        headers,
+        &req.method,
+        &req.body,
+        &target.path_and_query,
+        what,
+    )
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
