@@ -247,6 +247,19 @@ mod tests {
         })
     }
 
+    /// Opens `path` as `0.log` of a test container, lines cut at 1000 bytes.
+    fn open(no: FileNo, path: &Path, saved: &Positions) -> (Tail, Option<u64>) {
+        Tail::open(
+            no,
+            dir(),
+            parse_file_name("0.log").unwrap(),
+            path,
+            saved,
+            1000,
+        )
+        .unwrap()
+    }
+
     fn lines(out: &[Entry]) -> Vec<&str> {
         out.iter().map(|e| e.line.as_str()).collect()
     }
@@ -257,15 +270,7 @@ mod tests {
         let path = t.join("0.log");
         let mut f = std::fs::File::create(&path).unwrap();
         writeln!(f, "{T} stdout F one").unwrap();
-        let (mut tail, saved) = Tail::open(
-            1,
-            dir(),
-            parse_file_name("0.log").unwrap(),
-            &path,
-            &Positions::default(),
-            1000,
-        )
-        .unwrap();
+        let (mut tail, saved) = open(1, &path, &Positions::default());
         assert_eq!(saved, None);
         let mut buf = vec![0; 7];
         let mut out = Vec::new();
@@ -293,15 +298,7 @@ mod tests {
                 offset: out[0].commit,
             },
         );
-        let (mut again, saved) = Tail::open(
-            2,
-            dir(),
-            parse_file_name("0.log").unwrap(),
-            &t.join("0.log.20261130-000000"),
-            &positions,
-            1000,
-        )
-        .unwrap();
+        let (mut again, saved) = open(2, &t.join("0.log.20261130-000000"), &positions);
         assert_eq!(saved, Some(out[0].commit));
         let mut out2 = Vec::new();
         again.poll(&mut buf, 1 << 20, clock(), &mut out2).unwrap();
@@ -317,15 +314,7 @@ mod tests {
             format!("{T} stdout F before-a\n{T} stdout F before-b\n"),
         )
         .unwrap();
-        let (mut tail, _) = Tail::open(
-            1,
-            dir(),
-            parse_file_name("0.log").unwrap(),
-            &path,
-            &Positions::default(),
-            1000,
-        )
-        .unwrap();
+        let (mut tail, _) = open(1, &path, &Positions::default());
         let mut buf = vec![0; 4096];
         let mut out = Vec::new();
         tail.poll(&mut buf, 1 << 20, clock(), &mut out).unwrap();
@@ -350,15 +339,7 @@ mod tests {
             .unwrap()
             .set_len(64 << 20)
             .unwrap();
-        let (mut tail, _) = Tail::open(
-            1,
-            dir(),
-            parse_file_name("0.log").unwrap(),
-            &path,
-            &Positions::default(),
-            1000,
-        )
-        .unwrap();
+        let (mut tail, _) = open(1, &path, &Positions::default());
         let mut buf = vec![0; 256 << 10];
         let mut out = Vec::new();
         while !tail.at_eof() {
@@ -380,15 +361,7 @@ mod tests {
         let t = TempDir::new("eos-logs-tail");
         let path = t.join("0.log");
         std::fs::write(&path, format!("{T} stdout F whole\n{T} stdout P no-end")).unwrap();
-        let (mut tail, _) = Tail::open(
-            1,
-            dir(),
-            parse_file_name("0.log").unwrap(),
-            &path,
-            &Positions::default(),
-            1000,
-        )
-        .unwrap();
+        let (mut tail, _) = open(1, &path, &Positions::default());
         std::fs::remove_file(&path).unwrap();
         let mut buf = vec![0; 4096];
         let mut out = Vec::new();
