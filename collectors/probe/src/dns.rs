@@ -903,16 +903,7 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
         if ip.is_ipv4() { "4" } else { "6" }
     );
 
-    let source = if cfg.source_ip_address.is_empty() {
-        None
-    } else if let Ok(src) = cfg.source_ip_address.parse::<IpAddr>() {
-        p.log.info("Using local address", &[("srcIP", &src)]);
-        Some(src)
-    } else {
-        p.log.error(
-            "Error parsing source ip address",
-            &[("srcIP", &cfg.source_ip_address)],
-        );
+    let Ok(source) = p.source_address(&cfg.source_ip_address, "Using local address") else {
         return false;
     };
 

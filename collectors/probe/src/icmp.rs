@@ -14,7 +14,6 @@
 
 use crate::prober::Probe;
 use eos_icmp::{EchoOptions, IcmpError, ReplyKind};
-use std::net::IpAddr;
 
 const DURATION: &str = "probe_icmp_duration_seconds";
 const DURATION_HELP: &str = "Duration of icmp request by phase";
@@ -42,16 +41,7 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
     p.out
         .gauge_add(DURATION, DURATION_HELP, &[("phase", "resolve")], lookup);
 
-    let source = if cfg.source_ip_address.is_empty() {
-        None
-    } else if let Ok(src) = cfg.source_ip_address.parse::<IpAddr>() {
-        p.log.info("Using source address", &[("srcIP", &src)]);
-        Some(src)
-    } else {
-        p.log.error(
-            "Error parsing source ip address",
-            &[("srcIP", &cfg.source_ip_address)],
-        );
+    let Ok(source) = p.source_address(&cfg.source_ip_address, "Using source address") else {
         return false;
     };
     // Validated to be at most 255; 0 leaves the system's default, as upstream.

@@ -72,6 +72,26 @@ impl Probe<'_> {
         Err(Some(e))
     }
 
+    /// The configured `source_ip_address`: `Ok(None)` when empty; logs `using` with the address
+    /// (upstream's words differ by prober), or "Error parsing source ip address" and returns
+    /// the error.
+    pub fn source_address(&mut self, text: &str, using: &str) -> Result<Option<IpAddr>, String> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.parse::<IpAddr>() {
+            Ok(src) => {
+                self.log.info(using, &[("srcIP", &src)]);
+                Ok(Some(src))
+            }
+            Err(_) => {
+                self.log
+                    .error("Error parsing source ip address", &[("srcIP", &text)]);
+                Err(format!("error parsing source ip address: {text}"))
+            }
+        }
+    }
+
     /// Records a refusal by the allow list (and logs it).
     pub fn deny(&mut self, why: String) {
         self.log.error("Target denied", &[("reason", &why)]);

@@ -81,23 +81,11 @@ pub async fn probe(p: &mut Probe<'_>) -> bool {
             return false;
         }
     };
-    let source = if cfg.source_ip_address.is_empty() {
-        None
-    } else {
-        match cfg.source_ip_address.parse::<IpAddr>() {
-            Ok(src) => {
-                p.log.info("Using local address", &[("srcIP", &src)]);
-                Some(src)
-            }
-            Err(_) => {
-                p.log.error(
-                    "Error parsing source ip address",
-                    &[("srcIP", &cfg.source_ip_address)],
-                );
-                let e = format!("error parsing source ip address: {}", cfg.source_ip_address);
-                p.log.error("Error dialing TCP", &[("err", &e)]);
-                return false;
-            }
+    let source = match p.source_address(&cfg.source_ip_address, "Using local address") {
+        Ok(source) => source,
+        Err(e) => {
+            p.log.error("Error dialing TCP", &[("err", &e)]);
+            return false;
         }
     };
     let addr = SocketAddr::new(ip, port);
