@@ -51,8 +51,21 @@ const TARGETS: &[Target] = &[
     },
     Target {
         name: "logs",
-        what: "CRI and docker json-file log lines, and Loki push bodies",
+        what:
+            "CRI and docker json-file log lines, line splitting, entry decoding, Loki push bodies",
         cargo: &["-p", "eos-logs", "--lib"],
+        filter: "fuzz_",
+    },
+    Target {
+        name: "probe",
+        what: "certificates, DNS answers, URLs and redirect locations, HTTP dates, Service lists",
+        cargo: &["-p", "eos-probe", "--lib"],
+        filter: "fuzz_",
+    },
+    Target {
+        name: "icmp",
+        what: "ICMP echo replies and quoted errors, IPv4 and IPv6",
+        cargo: &["-p", "eos-icmp", "--lib"],
         filter: "fuzz_",
     },
     Target {

@@ -704,7 +704,7 @@ mod tests {
         #![proptest_config(eos_testkit::fuzz::config())]
 
         #[test]
-        fn parsing_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fn fuzz_parsing_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_ipv4_packet(&bytes);
             let _ = parse_icmp(false, &bytes);
             let _ = parse_icmp(true, &bytes);
@@ -714,7 +714,7 @@ mod tests {
         }
 
         #[test]
-        fn errors_with_mutated_quotes_never_panic(
+        fn fuzz_errors_with_mutated_quotes_never_panic(
             v6 in any::<bool>(),
             icmp_type in prop::sample::select(vec![1u8, 2, 3, 4, 11, 12]),
             cut in 0usize..120,
@@ -740,7 +740,7 @@ mod tests {
         }
 
         #[test]
-        fn echo_requests_round_trip(v6 in any::<bool>(), ident in any::<u16>(), seq in any::<u16>(), len in 0usize..1500) {
+        fn fuzz_echo_requests_round_trip(v6 in any::<bool>(), ident in any::<u16>(), seq in any::<u16>(), len in 0usize..1500) {
             let req = echo_request(v6, ident, seq, len);
             prop_assert_eq!(req.len(), ECHO_HEADER_LEN + len);
             if !v6 {

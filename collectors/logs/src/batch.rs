@@ -371,7 +371,7 @@ mod tests {
         #![proptest_config(eos_testkit::fuzz::config())]
         /// The hand-written encoder writes exactly what prost writes for the same request.
         #[test]
-        fn same_bytes_as_prost(items in proptest::collection::vec((0usize..4, -5i64..2_000_000_000, 0u32..1_000_000_000, ".{0,40}"), 0..30)) {
+        fn fuzz_same_bytes_as_prost(items in proptest::collection::vec((0usize..4, -5i64..2_000_000_000, 0u32..1_000_000_000, ".{0,40}"), 0..30)) {
             let labels: Vec<Arc<str>> = (0..4).map(|n| Arc::from(format!("{{s=\"{n}\"}}"))).collect();
             let mut b = Batch::new();
             let now = Instant::now();

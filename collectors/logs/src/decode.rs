@@ -369,7 +369,7 @@ mod tests {
         #![proptest_config(eos_testkit::fuzz::config())]
         /// Any line decodes without a panic, and commits never go backwards or past the line.
         #[test]
-        fn any_line_decodes(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..20), prefix in prop_oneof![Just(format!("{T} stdout P ")), Just(format!("{T} stderr F ")), Just(String::new())]) {
+        fn fuzz_any_line_decodes(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..20), prefix in prop_oneof![Just(format!("{T} stdout P ")), Just(format!("{T} stderr F ")), Just(String::new())]) {
             let mut d = Decoder::new(0, 32);
             let mut out = Vec::new();
             let mut at = 0u64;

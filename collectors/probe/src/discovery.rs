@@ -266,4 +266,17 @@ mod tests {
         assert_eq!(skipped, ["shop/odd: unknown module \"nope\""]);
         assert!(targets(b"{", &DiscoveryConfig::default(), &modules).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(eos_testkit::fuzz::config())]
+        /// The API server's answer is outside input: any bytes give targets or an error.
+        #[test]
+        fn fuzz_service_lists(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                              name in "[a-z0-9.-]{0,20}", port in proptest::prelude::any::<u16>()) {
+            let modules = crate::config::ProbeConfig::default().modules;
+            let _ = targets(&body, &DiscoveryConfig::default(), &modules);
+            let list = format!(r#"{{"items":[{{"metadata":{{"name":"{name}","namespace":"n","annotations":{{"eos.io/probe":"http_2xx","eos.io/probe-port":"{port}"}}}},"spec":{{"ports":[{{"port":{port}}}]}}}}]}}"#);
+            let _ = targets(list.as_bytes(), &DiscoveryConfig::default(), &modules);
+        }
+    }
 }

@@ -1783,4 +1783,29 @@ mod tests {
         assert!(!r.success);
         assert!(r.denied.is_some());
     }
+
+    proptest::proptest! {
+        #![proptest_config(eos_testkit::fuzz::config())]
+        /// A DNS answer is outside input: whatever decodes is printed and validated without a
+        /// panic, and target and name strings never panic either.
+        #[test]
+        fn fuzz_answers_and_names(wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                  text in ".{0,80}") {
+            if let Ok(m) = decode(&wire) {
+                let _ = msg_text(&m);
+                let texts: Vec<String> = m.answers.iter().map(rr_text).collect();
+                let mut log = ProbeLog::new("fuzz", "t");
+                let v = RrValidator {
+                    fail_if_matches_regexp: vec!["x".into()],
+                    fail_if_all_match_regexp: vec![".".into()],
+                    fail_if_not_matches_regexp: vec!["IN".into()],
+                    fail_if_none_matches_regexp: vec!["A".into()],
+                };
+                let _ = valid_rrs(&texts, &v, &mut log);
+            }
+            let _ = split_host_port(&text);
+            let _ = query_name(&text);
+            let _ = parse_type(&text);
+        }
+    }
 }

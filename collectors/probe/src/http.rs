@@ -2370,4 +2370,20 @@ mod tests {
         jar.set(&ip, "i=9");
         assert_eq!(jar.header(&ip).as_deref(), Some("i=9"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(eos_testkit::fuzz::config())]
+        /// Targets and `Location` headers are outside input (a hostile server picks the
+        /// latter): parsing and joining them, and the dates a server sends, never panic.
+        #[test]
+        fn fuzz_urls_locations_and_dates(target in ".{0,80}", loc in ".{0,80}",
+                                         scheme in proptest::prop_oneof![proptest::strategy::Just("http://"), proptest::strategy::Just("https://"), proptest::strategy::Just("")]) {
+            let _ = parse_http_date(&target);
+            let _ = parse_cookie_date(&target);
+            if let Ok(u) = Url::parse(&format!("{scheme}{target}")) {
+                let _ = u.join(&loc);
+                let _ = u.join(&format!("{scheme}{loc}"));
+            }
+        }
+    }
 }

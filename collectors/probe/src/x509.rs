@@ -698,4 +698,31 @@ mod tests {
         }
         assert!(parse(b"").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(eos_testkit::fuzz::config())]
+        /// A server's certificate is outside input: any bytes, and any change to a real
+        /// certificate, parse to a value or an error, never a panic.
+        #[test]
+        fn fuzz_certificates(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+                             at in 0usize..4096, to in proptest::prelude::any::<u8>()) {
+            let _ = parse(&bytes);
+            let _ = name_string(&bytes);
+            let _ = serial_hex(&bytes);
+            let der = rcgen_der();
+            let mut changed = der.clone();
+            let i = at % changed.len();
+            changed[i] = to;
+            if let Ok(c) = parse(&changed) {
+                let _ = name_string(c.subject);
+                let _ = name_string(c.issuer);
+            }
+        }
+    }
+
+    fn rcgen_der() -> Vec<u8> {
+        let params = rcgen::CertificateParams::new(vec!["probe.test".to_string()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
 }
