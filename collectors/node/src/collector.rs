@@ -10,13 +10,17 @@
 //! 2. a struct implementing [`Collector`], built once per module start (compile regexes and
 //!    read settings there, not per scrape);
 //! 3. `pub(crate) const DEF: CollectorDef`, which `src/registry.rs` lists, and a
-//!    `pub(crate) mod <name>;` line in `src/collectors/mod.rs`.
+//!    `pub(crate) mod <name>;` line in `src/collectors/mod.rs`;
+//! 4. if it has settings: a `Settings` type implementing
+//!    [`CollectorSettings`](crate::settings::CollectorSettings) (its YAML section, flags and
+//!    `--help` lines), `DEF` is a `CollectorDef<Settings>`, and the registry line is
+//!    `name(Settings)`. Nothing outside the file names its settings.
 //!
 //! ```ignore
 //! pub(crate) const DEF: CollectorDef = CollectorDef {
 //!     name: "loadavg",
 //!     default_enabled: true,
-//!     build: |_cfg, _paths| Ok(Box::new(LoadavgCollector)),
+//!     build: |_settings, _paths| Ok(Box::new(LoadavgCollector)),
 //! };
 //! struct LoadavgCollector;
 //! impl Collector for LoadavgCollector {
@@ -59,26 +63,27 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::NodeConfig;
-
 /// One node_exporter collector: turns host files into samples, once per scrape.
 pub(crate) trait Collector: Send + Sync {
     /// Writes this collector's samples. An `Err` means the scrape of this collector failed.
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String>;
 }
 
-/// A kind of collector, as listed in `registry.rs`.
-pub(crate) struct CollectorDef {
+/// What a collector's file declares as `pub(crate) const DEF`: its name, whether it is on by
+/// default, and how it is built from its settings (`S`, the file's `Settings` type, or `()`
+/// for a collector without any).
+pub(crate) struct CollectorDef<S: 'static = ()> {
     /// The node_exporter name: `--collector.<name>` and the `collector` label.
     pub(crate) name: &'static str,
     /// Whether node_exporter enables it without flags.
     pub(crate) default_enabled: bool,
-    /// Builds the collector from the module config, once per module start.
-    pub(crate) build: BuildFn,
+    /// Builds the collector from its settings and the host paths, once per module start.
+    pub(crate) build: BuildFn<S>,
 }
 
-/// Builds a collector from the module config and the host paths.
-pub(crate) type BuildFn = fn(&NodeConfig, &HostPaths) -> Result<Box<dyn Collector>, String>;
+/// Builds a collector from `S` (its settings, or the whole module config once the registry
+/// has erased the settings type) and the host paths.
+pub(crate) type BuildFn<S> = fn(&S, &HostPaths) -> Result<Box<dyn Collector>, String>;
 
 /// What a collector gets for one scrape: where the host is, the deadline and scratch space.
 pub(crate) struct Ctx<'a> {
@@ -298,13 +303,13 @@ pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, String> {
 /// keys rarely changes (`/proc/vmstat`, `/proc/net/netstat`) run the regex once per key, not
 /// once per key per scrape.
 pub(crate) struct MatchCache {
-    pattern: crate::config::Pattern,
+    pattern: crate::pattern::Pattern,
     seen: Vec<(String, bool)>,
 }
 
 impl MatchCache {
     /// A cache for `pattern`.
-    pub(crate) fn new(pattern: crate::config::Pattern) -> Self {
+    pub(crate) fn new(pattern: crate::pattern::Pattern) -> Self {
         MatchCache {
             pattern,
             seen: Vec::new(),
@@ -437,7 +442,7 @@ mod tests {
 
     #[test]
     fn match_cache_follows_changing_keys() {
-        let mut c = MatchCache::new(crate::config::Pattern::new("^a").unwrap());
+        let mut c = MatchCache::new(crate::pattern::Pattern::new("^a").unwrap());
         assert!(c.matches(0, "ab"));
         assert!(!c.matches(1, "b"));
         assert!(c.matches(0, "ab"));

@@ -36,15 +36,16 @@
 mod collector;
 mod collectors;
 mod config;
+mod device_filter;
 mod health;
+mod pattern;
 mod registry;
 mod runner;
+mod settings;
 mod stuck;
 
-pub use config::{
-    CpuConfig, DiskstatsConfig, FieldsConfig, FilesystemConfig, NetclassConfig, NetdevConfig,
-    NodeConfig, Pattern, PowersupplyConfig, StatConfig, TextfileConfig,
-};
+pub use pattern::Pattern;
+pub use registry::NodeConfig;
 
 use eos_exposition::{Encoder, Format, Kind};
 use eos_module::http::{Request, Response};
@@ -54,6 +55,7 @@ use eos_module::{
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::Composed;
 use crate::health::Board;
 use crate::runner::{Collectors, Entry, Outcome, Ran, Runner};
 
@@ -71,7 +73,8 @@ impl ModuleDef for NodeModule {
     }
 
     fn flags_help() -> &'static str {
-        config::FLAGS_HELP
+        static HELP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        HELP.get_or_init(config::flags_help::<NodeConfig>)
     }
 }
 
@@ -86,7 +89,7 @@ struct Node {
 impl Node {
     fn new(config: &NodeConfig, ctx: &ModuleContext) -> Result<Node, String> {
         let mut entries = Vec::new();
-        for def in registry::ALL {
+        for def in <NodeConfig as Composed>::all() {
             if config.collector_enabled(def.name, def.default_enabled) {
                 let collector = (def.build)(config, ctx.host())
                     .map_err(|e| format!("node collector {}: {e}", def.name))?;
@@ -200,11 +203,16 @@ impl Module for Node {
             if self.has(name) {
                 continue;
             }
-            return Err(if registry::ALL.iter().any(|d| d.name == name) {
-                filter_error(&format!("disabled collector: {name}"))
-            } else {
-                filter_error(&format!("missing collector: {name}"))
-            });
+            return Err(
+                if <NodeConfig as Composed>::all()
+                    .iter()
+                    .any(|d| d.name == name)
+                {
+                    filter_error(&format!("disabled collector: {name}"))
+                } else {
+                    filter_error(&format!("missing collector: {name}"))
+                },
+            );
         }
         Ok(())
     }

@@ -4,30 +4,42 @@
 use eos_exposition::{Encoder, Kind};
 
 use crate::collector::{Collector, CollectorDef, Ctx};
-use crate::config::Pattern;
+use crate::device_filter::DeviceFilter;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "arp",
     default_enabled: true,
-    build: |cfg, _paths| {
-        let c = &cfg.arp;
+    build: |settings, _paths| {
         Ok(Box::new(ArpCollector {
-            include: c.device_include.clone(),
-            exclude: c.device_exclude.clone(),
+            devices: settings.0.clone(),
         }))
     },
 };
 
-struct ArpCollector {
-    include: Option<Pattern>,
-    exclude: Option<Pattern>,
+/// `modules.node.arp`: `device_include` / `device_exclude` (mutually exclusive, as in node_exporter).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Settings(pub(crate) DeviceFilter);
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["arp"];
+    const HELP: &'static str =
+        "  --collector.arp.device-exclude=RE, --collector.arp.device-include=RE
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        self.0.apply_flag(flag, &[])
+    }
+
+    fn validate(&self) -> Result<(), eos_module::ConfigIssue> {
+        self.0.check_exclusive("arp")
+    }
 }
 
-impl ArpCollector {
-    fn wanted(&self, device: &str) -> bool {
-        self.include.as_ref().is_none_or(|p| p.is_match(device))
-            && !self.exclude.as_ref().is_some_and(|p| p.is_match(device))
-    }
+struct ArpCollector {
+    devices: DeviceFilter,
 }
 
 impl Collector for ArpCollector {
@@ -36,7 +48,7 @@ impl Collector for ArpCollector {
         let text = ctx.read(&path)?;
         let entries = parse_arp(text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut fam = enc.family("node_arp_entries", "ARP entries by device", Kind::Gauge);
-        for (device, n) in entries.iter().filter(|(d, _)| self.wanted(d)) {
+        for (device, n) in entries.iter().filter(|(d, _)| !self.devices.ignored(d)) {
             fam.sample(&[("device", device)], *n as f64);
         }
         Ok(())
@@ -94,32 +106,21 @@ mod tests {
     }
 
     #[test]
-    fn device_filters() {
-        let p = |s: &str| Some(Pattern::new(s).unwrap());
-        let c = ArpCollector {
-            include: p("^eth"),
-            exclude: None,
+    fn device_flags() {
+        let mut s = Settings::default();
+        let flag = |key, value| Flag {
+            name: "collector.arp.x",
+            key,
+            negated: false,
+            value: Some(value),
         };
-        assert!(c.wanted("eth0") && !c.wanted("cali1"));
-        let c = ArpCollector {
-            include: None,
-            exclude: p("^cali"),
-        };
-        assert!(c.wanted("eth0") && !c.wanted("cali1"));
-        let mut cfg = crate::NodeConfig::default();
-        use eos_module::ModuleConfig;
-        cfg.apply_flag("collector.arp.device-include", Some("^eth"))
-            .unwrap();
-        cfg.apply_flag("collector.arp.device-exclude", Some("^lo$"))
-            .unwrap();
+        assert!(s.apply_flag(&flag("device-include", "^eth")).unwrap());
+        assert!(!s.0.ignored("eth0") && s.0.ignored("cali1"));
+        assert!(s.apply_flag(&flag("device-exclude", "^lo$")).unwrap());
         // Both at once is refused when the config is validated, before any collector is built.
-        let e = cfg.validate().unwrap_err();
-        assert_eq!(e.path, ["arp", "device_include"]);
-        assert_eq!(
-            e.message,
-            "device_include and device_exclude are mutually exclusive \
-             (--collector.arp.device-include/-exclude)"
-        );
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.path, ["device_include"]);
+        assert!(!s.apply_flag(&flag("fields", "x")).unwrap());
     }
 
     #[test]

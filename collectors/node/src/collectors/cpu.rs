@@ -12,18 +12,55 @@ use std::sync::Mutex;
 
 use super::stat::{parse_cpu_line, CpuTimes};
 use crate::collector::{list_dir, read_trimmed, Collector, CollectorDef, Ctx};
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "cpu",
     default_enabled: true,
-    build: |config, _| {
+    build: |settings, _| {
         Ok(Box::new(CpuCollector {
-            guest: config.cpu.guest,
-            info: config.cpu.info,
+            guest: settings.guest,
+            info: settings.info,
             state: Mutex::new(State::default()),
         }))
     },
 };
+
+/// `modules.node.cpu`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Export `node_cpu_guest_seconds_total` (`--collector.cpu.guest`, default on).
+    pub(crate) guest: bool,
+    /// Export `node_cpu_info` (`--collector.cpu.info`, default off).
+    pub(crate) info: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            guest: true,
+            info: false,
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["cpu"];
+    const HELP: &'static str = "  --collector.cpu.guest / --no-collector.cpu.guest   node_cpu_guest_seconds_total (default on)
+  --collector.cpu.info                        node_cpu_info (default off)
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "guest" => self.guest = flag.bool()?,
+            "info" => self.info = flag.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 /// Mode labels for the first 8 `/proc/stat` fields.
 const MODES: [&str; 8] = [

@@ -7,24 +7,46 @@ use eos_exposition::{Encoder, Kind};
 
 use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
-use crate::config::Pattern;
+use crate::device_filter::DeviceFilter;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "diskstats",
     default_enabled: true,
-    build: |config, _| {
-        let c = &config.diskstats;
+    build: |settings, _| {
         Ok(Box::new(DiskstatsCollector {
-            // node_exporter: an include pattern replaces the exclude one.
-            include: c.device_include.clone(),
-            exclude: if c.device_include.is_some() {
-                None
-            } else {
-                c.device_exclude.clone()
-            },
+            // node_exporter: an include pattern replaces the (default) exclude one.
+            devices: settings.0.include_replaces_exclude(),
         }))
     },
 };
+
+/// node_exporter's default for `--collector.diskstats.device-exclude`.
+const DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+
+/// `modules.node.diskstats`: `device_include` / `device_exclude` (an include replaces the default exclude).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Settings(pub(crate) DeviceFilter);
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["diskstats"];
+    const HELP: &'static str =
+        "  --collector.diskstats.device-exclude=RE, --collector.diskstats.device-include=RE
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        self.0
+            .apply_flag(flag, &[("ignored-devices", "device-exclude")])
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings(DeviceFilter::excluding(DEVICE_EXCLUDE))
+    }
+}
 
 const SECTOR: f64 = 512.0;
 const MS: f64 = 0.001;
@@ -153,17 +175,7 @@ const STATS: [(&str, &str, bool, usize, f64); 17] = [
 ];
 
 struct DiskstatsCollector {
-    include: Option<Pattern>,
-    exclude: Option<Pattern>,
-}
-
-impl DiskstatsCollector {
-    fn wanted(&self, dev: &str) -> bool {
-        if let Some(inc) = &self.include {
-            return inc.is_match(dev);
-        }
-        !self.exclude.as_ref().is_some_and(|e| e.is_match(dev))
-    }
+    devices: DeviceFilter,
 }
 
 /// One `/proc/diskstats` line: device numbers, name, and up to 17 counters (older kernels
@@ -225,7 +237,7 @@ impl Collector for DiskstatsCollector {
         let path = ctx.proc_path("diskstats");
         let text = ctx.read(&path)?.to_string();
         let mut disks = parse_diskstats(&text).map_err(|e| in_procfs(ctx.paths, e))?;
-        disks.retain(|d| self.wanted(d.name));
+        disks.retain(|d| !self.devices.ignored(d.name));
 
         let mut infos = Vec::with_capacity(disks.len());
         for d in &disks {
@@ -444,14 +456,23 @@ mod tests {
 
     #[test]
     fn default_filter() {
-        let c = crate::config::NodeConfig::default();
-        let d = DiskstatsCollector {
-            include: None,
-            exclude: c.diskstats.device_exclude,
+        let d = Settings::default().0;
+        let wanted = |dev| !d.ignored(dev);
+        assert!(wanted("sda") && wanted("nvme0n1") && wanted("dm-0"));
+        assert!(!wanted("sda1") && !wanted("loop0") && !wanted("nvme0n1p1") && !wanted("ram0"));
+    }
+
+    #[test]
+    fn an_include_replaces_the_default_exclude() {
+        let mut s = Settings::default();
+        let flag = Flag {
+            name: "collector.diskstats.device-include",
+            key: "device-include",
+            negated: false,
+            value: Some("^sda"),
         };
-        assert!(d.wanted("sda") && d.wanted("nvme0n1") && d.wanted("dm-0"));
-        assert!(
-            !d.wanted("sda1") && !d.wanted("loop0") && !d.wanted("nvme0n1p1") && !d.wanted("ram0")
-        );
+        assert!(s.apply_flag(&flag).unwrap());
+        let d = s.0.include_replaces_exclude();
+        assert!(!d.ignored("sda1") && d.ignored("sdb"));
     }
 }

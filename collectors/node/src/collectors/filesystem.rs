@@ -18,13 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::collector::{At, Collector, CollectorDef, Ctx};
-use crate::config::Pattern;
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use eos_module::ConfigIssue;
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "filesystem",
     default_enabled: true,
-    build: |config, paths| {
-        let c = &config.filesystem;
+    build: |c, paths| {
         Ok(Box::new(FilesystemCollector {
             mount_points_exclude: c.mount_points_exclude.clone(),
             fs_types_exclude: c.fs_types_exclude.clone(),
@@ -35,6 +37,65 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
         }))
     },
 };
+
+/// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
+const MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default for `--collector.filesystem.fs-types-exclude`.
+const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
+/// `modules.node.filesystem`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Mount points not reported.
+    pub(crate) mount_points_exclude: Pattern,
+    /// Filesystem types not reported.
+    pub(crate) fs_types_exclude: Pattern,
+    /// How long one `statfs` may take before the mount is reported as failing and skipped
+    /// until it answers again (`--collector.filesystem.mount-timeout`).
+    pub(crate) mount_timeout: eos_module::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mount_points_exclude: Pattern::new_static(MOUNT_POINTS_EXCLUDE),
+            fs_types_exclude: Pattern::new_static(FS_TYPES_EXCLUDE),
+            mount_timeout: eos_module::Duration::from_secs(5),
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["filesystem"];
+    const HELP: &'static str = "  --collector.filesystem.mount-points-exclude=RE
+  --collector.filesystem.fs-types-exclude=RE
+  --collector.filesystem.mount-timeout=DURATION   (default 5s)
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "mount-points-exclude" | "ignored-mount-points" => {
+                self.mount_points_exclude = flag.pattern()?
+            }
+            "fs-types-exclude" | "ignored-fs-types" => self.fs_types_exclude = flag.pattern()?,
+            "mount-timeout" => self.mount_timeout = flag.duration()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn validate(&self) -> Result<(), ConfigIssue> {
+        if self.mount_timeout.get().is_zero() {
+            return Err(ConfigIssue::at(
+                "mount_timeout",
+                "must be more than 0 (every mount would time out), e.g. 5s",
+            ));
+        }
+        Ok(())
+    }
+}
 
 struct FilesystemCollector {
     mount_points_exclude: Pattern,
@@ -472,6 +533,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_settings() {
+        let s = Settings::default();
+        assert_eq!(s.mount_points_exclude.as_str(), MOUNT_POINTS_EXCLUDE);
+        assert!(s.mount_points_exclude.is_match("/proc/sys"));
+        assert!(!s.mount_points_exclude.is_match("/home"));
+        assert!(!s.fs_types_exclude.is_match("tmpfs") && s.fs_types_exclude.is_match("proc"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
     fn mounts() {
         let m = parse_mounts(
             "/dev/vda / ext4 rw,relatime 0 0\nserver:/x /mnt/my\\040share nfs4 ro,relatime 0 0\n\n",
@@ -577,10 +648,10 @@ mod tests {
         stat_fn: fn(&Path) -> Result<Usage, String>,
         timeout: Duration,
     ) -> FilesystemCollector {
-        let config = crate::config::NodeConfig::default();
+        let config = Settings::default();
         FilesystemCollector {
-            mount_points_exclude: config.filesystem.mount_points_exclude.clone(),
-            fs_types_exclude: config.filesystem.fs_types_exclude.clone(),
+            mount_points_exclude: config.mount_points_exclude.clone(),
+            fs_types_exclude: config.fs_types_exclude.clone(),
             timeout,
             rootfs: paths.rootfs.clone(),
             stat_fn,

@@ -14,19 +14,57 @@ use std::ffi::CStr;
 use std::sync::Mutex;
 
 use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
-use crate::config::Pattern;
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "netclass",
     default_enabled: true,
-    build: |config, _| {
+    build: |settings, _| {
         Ok(Box::new(NetclassCollector {
-            ignored: config.netclass.ignored_devices.clone(),
-            ignore_invalid_speed: config.netclass.ignore_invalid_speed,
+            ignored: settings.ignored_devices.clone(),
+            ignore_invalid_speed: settings.ignore_invalid_speed,
             fixed: Mutex::new(HashMap::new()),
         }))
     },
 };
+
+/// `modules.node.netclass`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Devices not reported (`--collector.netclass.ignored-devices`).
+    pub(crate) ignored_devices: Pattern,
+    /// Drop `node_network_speed_bytes` for devices reporting an invalid speed
+    /// (`--collector.netclass.ignore-invalid-speed`).
+    pub(crate) ignore_invalid_speed: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ignored_devices: Pattern::new_static("^$"),
+            ignore_invalid_speed: false,
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["netclass"];
+    const HELP: &'static str =
+        "  --collector.netclass.ignored-devices=RE, --collector.netclass.ignore-invalid-speed
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "ignored-devices" => self.ignored_devices = flag.pattern()?,
+            "ignore-invalid-speed" => self.ignore_invalid_speed = flag.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 /// (sysfs attribute, metric suffix, counter?, fixed for the interface's life?), in
 /// node_exporter's output set.

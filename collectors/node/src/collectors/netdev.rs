@@ -9,19 +9,45 @@ use std::ffi::CString;
 
 use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, SysDir};
-use crate::config::Pattern;
+use crate::device_filter::DeviceFilter;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "netdev",
     default_enabled: true,
-    build: |config, _| {
-        let c = &config.netdev;
+    build: |settings, _| {
         Ok(Box::new(NetdevCollector {
-            include: c.device_include.clone(),
-            exclude: c.device_exclude.clone(),
+            devices: settings.0.clone(),
         }))
     },
 };
+
+/// `modules.node.netdev`: `device_include` / `device_exclude` (mutually exclusive, as in node_exporter).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Settings(pub(crate) DeviceFilter);
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["netdev"];
+    const HELP: &'static str =
+        "  --collector.netdev.device-exclude=RE, --collector.netdev.device-include=RE
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        self.0.apply_flag(
+            flag,
+            &[
+                ("device-blacklist", "device-exclude"),
+                ("device-whitelist", "device-include"),
+            ],
+        )
+    }
+
+    fn validate(&self) -> Result<(), eos_module::ConfigIssue> {
+        self.0.check_exclusive("netdev")
+    }
+}
 
 /// Column names of `/proc/net/dev`, receive then transmit.
 const RECEIVE: [&str; 8] = [
@@ -46,17 +72,7 @@ const TRANSMIT: [&str; 8] = [
 ];
 
 struct NetdevCollector {
-    include: Option<Pattern>,
-    exclude: Option<Pattern>,
-}
-
-impl NetdevCollector {
-    fn wanted(&self, dev: &str) -> bool {
-        if let Some(inc) = &self.include {
-            return inc.is_match(dev);
-        }
-        !self.exclude.as_ref().is_some_and(|e| e.is_match(dev))
-    }
+    devices: DeviceFilter,
 }
 
 impl Collector for NetdevCollector {
@@ -64,7 +80,7 @@ impl Collector for NetdevCollector {
         let class_net = ctx.sys_path("class/net");
         let paths = ctx.paths;
         let mut devs = parse_net_dev(ctx.read_proc("net/dev")?).map_err(|e| in_procfs(paths, e))?;
-        devs.retain(|d| self.wanted(d.name));
+        devs.retain(|d| !self.devices.ignored(d.name));
         let mut nohandler = Vec::with_capacity(devs.len());
         let mut buf = Vec::new();
         let dir = SysDir::open(&class_net)?;
@@ -183,16 +199,18 @@ mod tests {
     }
 
     #[test]
-    fn device_filter() {
-        let c = NetdevCollector {
-            include: None,
-            exclude: Some(Pattern::new("^lo$").unwrap()),
+    fn device_flags_and_their_old_names() {
+        let mut s = Settings::default();
+        let flag = |key, value| Flag {
+            name: "collector.netdev.x",
+            key,
+            negated: false,
+            value: Some(value),
         };
-        assert!(!c.wanted("lo") && c.wanted("lo0") && c.wanted("eth0"));
-        let c = NetdevCollector {
-            include: Some(Pattern::new("^eth").unwrap()),
-            exclude: None,
-        };
-        assert!(c.wanted("eth0") && !c.wanted("lo"));
+        assert!(s.apply_flag(&flag("device-blacklist", "^lo$")).unwrap());
+        assert!(s.0.ignored("lo") && !s.0.ignored("lo0") && !s.0.ignored("eth0"));
+        assert!(s.validate().is_ok());
+        assert!(s.apply_flag(&flag("device-whitelist", "^eth")).unwrap());
+        assert!(s.validate().is_err());
     }
 }

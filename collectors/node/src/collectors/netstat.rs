@@ -7,16 +7,53 @@ use std::sync::Mutex;
 
 use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, MatchCache};
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "netstat",
     default_enabled: true,
-    build: |config, _| {
+    build: |settings, _| {
         Ok(Box::new(NetstatCollector {
-            fields: Mutex::new(MatchCache::new(config.netstat.fields.clone())),
+            fields: Mutex::new(MatchCache::new(settings.fields.clone())),
         }))
     },
 };
+
+/// node_exporter's default for `--collector.netstat.fields`.
+const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// `modules.node.netstat`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// The fields exported, matched against the metric's name suffix
+    /// (`--collector.netstat.fields`).
+    pub(crate) fields: Pattern,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            fields: Pattern::new_static(DEFAULT_FIELDS),
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["netstat"];
+    const HELP: &'static str = "  --collector.netstat.fields=RE             fields exported
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "fields" => self.fields = flag.pattern()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 struct NetstatCollector {
     fields: Mutex<MatchCache>,

@@ -11,17 +11,50 @@ use std::path::Path;
 use eos_exposition::{Encoder, Kind};
 
 use crate::collector::{is_not_found, list_dir, Collector, CollectorDef, Ctx};
-use crate::config::Pattern;
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "powersupplyclass",
     default_enabled: true,
-    build: |cfg, _paths| {
+    build: |settings, _paths| {
         Ok(Box::new(PowerSupplyCollector {
-            ignored: cfg.powersupplyclass.ignored_supplies.clone(),
+            ignored: settings.ignored_supplies.clone(),
         }))
     },
 };
+
+/// `modules.node.powersupplyclass`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Power supplies not reported (`--collector.powersupply.ignored-supplies`).
+    pub(crate) ignored_supplies: Pattern,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ignored_supplies: Pattern::new_static("^$"),
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    // node_exporter names this collector's flags `--collector.powersupply.*`.
+    const FLAG_PREFIXES: &'static [&'static str] = &["powersupply", "powersupplyclass"];
+    const HELP: &'static str = "  --collector.powersupply.ignored-supplies=RE
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "ignored-supplies" => self.ignored_supplies = flag.pattern()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 struct PowerSupplyCollector {
     ignored: Pattern,

@@ -8,16 +8,41 @@ use eos_exposition::{Encoder, Kind};
 
 use crate::collector::in_procfs;
 use crate::collector::{parse_f64, parse_u64, At, Collector, CollectorDef, Ctx};
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "stat",
     default_enabled: true,
-    build: |config, _| {
+    build: |settings, _| {
         Ok(Box::new(StatCollector {
-            softirq: config.stat.softirq,
+            softirq: settings.softirq,
         }))
     },
 };
+
+/// `modules.node.stat`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Export `node_softirqs_total` per vector (`--collector.stat.softirq`, default off).
+    pub(crate) softirq: bool,
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["stat"];
+    const HELP: &'static str =
+        "  --collector.stat.softirq                    node_softirqs_total per vector (default off)
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "softirq" => self.softirq = flag.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 /// The kernel's `USER_HZ`: `/proc/stat` counts CPU time in these ticks.
 pub(crate) const USER_HZ: f64 = 100.0;

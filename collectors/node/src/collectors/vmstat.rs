@@ -6,16 +6,53 @@ use std::sync::Mutex;
 
 use crate::collector::in_procfs;
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx, MatchCache};
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "vmstat",
     default_enabled: true,
-    build: |config, _| {
+    build: |settings, _| {
         Ok(Box::new(VmstatCollector {
-            fields: Mutex::new(MatchCache::new(config.vmstat.fields.clone())),
+            fields: Mutex::new(MatchCache::new(settings.fields.clone())),
         }))
     },
 };
+
+/// node_exporter's default for `--collector.vmstat.fields`.
+const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
+
+/// `modules.node.vmstat`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// The fields exported, matched against the metric's name suffix
+    /// (`--collector.vmstat.fields`).
+    pub(crate) fields: Pattern,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            fields: Pattern::new_static(DEFAULT_FIELDS),
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["vmstat"];
+    const HELP: &'static str = "  --collector.vmstat.fields=RE             fields exported
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "fields" => self.fields = flag.pattern()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 struct VmstatCollector {
     fields: Mutex<MatchCache>,
