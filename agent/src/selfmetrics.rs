@@ -89,7 +89,7 @@ fn encode_process(enc: &mut Encoder<'_>) {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return;
     };
-    let Some(p) = parse_stat(&stat) else {
+    let Ok(p) = eos_module::pidstat::parse(&stat) else {
         return;
     };
     // SAFETY: sysconf has no preconditions.
@@ -154,36 +154,8 @@ fn encode_process(enc: &mut Encoder<'_>) {
         "Number of OS threads in the process.",
         Kind::Gauge,
         &[],
-        p.threads as f64,
+        p.num_threads as f64,
     );
-}
-
-/// The fields of `/proc/PID/stat` we use.
-#[derive(Debug, PartialEq)]
-struct ProcStat {
-    utime: u64,
-    stime: u64,
-    threads: u64,
-    starttime: u64,
-    vsize: u64,
-    rss_pages: u64,
-}
-
-/// Parses `/proc/PID/stat`. The command name may contain spaces and parentheses, so fields are
-/// counted from the last `)`.
-fn parse_stat(s: &str) -> Option<ProcStat> {
-    let after = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // After ")": state is field 3 of the man page, so man field N is f[N - 3].
-    let get = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    Some(ProcStat {
-        utime: get(14)?,
-        stime: get(15)?,
-        threads: get(20)?,
-        starttime: get(22)?,
-        vsize: get(23)?,
-        rss_pages: get(24)?,
-    })
 }
 
 /// The host's boot time; it does not change, so `/proc/stat` is read once.
@@ -195,31 +167,4 @@ fn boot_time() -> Option<f64> {
             .find_map(|l| l.strip_prefix("btime "))
             .and_then(|v| v.trim().parse().ok())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_with_odd_command_name() {
-        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 9000 123456789 2048 18446744073709551615";
-        assert_eq!(
-            parse_stat(s),
-            Some(ProcStat {
-                utime: 250,
-                stime: 50,
-                threads: 7,
-                starttime: 9000,
-                vsize: 123456789,
-                rss_pages: 2048
-            })
-        );
-    }
-
-    #[test]
-    fn truncated_stat_is_none() {
-        assert_eq!(parse_stat("42 (x) S 1 2 3"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
 }

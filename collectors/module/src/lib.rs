@@ -57,6 +57,7 @@ pub mod context;
 pub mod duration;
 pub mod error;
 pub mod http;
+pub mod pidstat;
 pub mod secret;
 pub mod size;
 pub mod tasks;

@@ -26,21 +26,8 @@ pub fn clock_ticks() -> f64 {
 
 /// `utime + stime` (clock ticks, all threads) from the text of `/proc/PID/stat`.
 pub fn parse_stat_cpu_ticks(text: &str) -> Result<u64, String> {
-    // The command name (field 2) is in parentheses and may hold spaces or ')'.
-    let after = text
-        .rfind(')')
-        .and_then(|i| text.get(i + 1..))
-        .ok_or("no ')' after the command name")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let field = |n: usize| -> Result<u64, String> {
-        let v = fields
-            .get(n - 3)
-            .ok_or_else(|| format!("only {} fields, no field {n}", fields.len() + 2))?;
-        v.parse()
-            .map_err(|_| format!("field {n} is {v:?}, not a number"))
-    };
-    Ok(field(14)? + field(15)?)
+    let stat = eos_module::pidstat::parse(text)?;
+    Ok(stat.utime + stat.stime)
 }
 
 /// Resident memory of a process, in bytes.

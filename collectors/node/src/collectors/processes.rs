@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use eos_exposition::{Encoder, Kind};
+use eos_module::pidstat;
 
 use crate::collector::{is_not_found, list_dir, Collector, CollectorDef, Ctx};
 
@@ -18,13 +19,6 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 };
 
 struct ProcessesCollector;
-
-/// What one `stat` file says that matters here.
-#[derive(Debug, PartialEq)]
-struct Stat<'a> {
-    state: &'a str,
-    threads: u64,
-}
 
 /// Counts over all processes.
 #[derive(Debug, Default, PartialEq)]
@@ -129,9 +123,9 @@ fn count(ctx: &mut Ctx<'_>) -> Result<Counts, String> {
             continue;
         }
         let text = String::from_utf8_lossy(&buf);
-        let stat = parse_stat(&text).map_err(|e| format!("{}/stat: {e}", dir.display()))?;
+        let stat = pidstat::parse(&text).map_err(|e| format!("{}/stat: {e}", dir.display()))?;
         counts.pids += 1;
-        counts.threads += stat.threads;
+        counts.threads += stat.num_threads;
         *counts.states.entry(stat.state.to_string()).or_default() += 1;
         let main_state = stat.state.to_string();
         let tasks = match std::fs::read_dir(dir.join("task")) {
@@ -154,8 +148,8 @@ fn count(ctx: &mut Ctx<'_>) -> Result<Counts, String> {
                 continue;
             }
             let text = String::from_utf8_lossy(&buf);
-            let t =
-                parse_stat(&text).map_err(|e| format!("{}/stat: {e}", task.path().display()))?;
+            let t = pidstat::parse(&text)
+                .map_err(|e| format!("{}/stat: {e}", task.path().display()))?;
             *counts.thread_states.entry(t.state.to_string()).or_default() += 1;
         }
         if std::time::Instant::now() > ctx.deadline {
@@ -165,47 +159,16 @@ fn count(ctx: &mut Ctx<'_>) -> Result<Counts, String> {
     Ok(counts)
 }
 
-/// Parses `pid (comm) S ppid ... num_threads ...`; the command may contain spaces and
-/// parentheses, so fields are counted from the last `)`.
-fn parse_stat(text: &str) -> Result<Stat<'_>, String> {
-    let close = text.rfind(')').ok_or("no ')' after the command name")?;
-    let mut fields = text.get(close + 1..).unwrap_or("").split_ascii_whitespace();
-    let state = fields.next().ok_or("no state field")?;
-    // state is field 3; num_threads is field 20.
-    let threads = fields
-        .nth(16)
-        .ok_or("no num_threads field")?
-        .parse()
-        .map_err(|_| "invalid num_threads".to_string())?;
-    Ok(Stat { state, threads })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::collectors::test_tree::TestTree;
 
-    const STAT: &str = "26231 (vim (x) y) R 5392 7446 5392 34835 7446 4218880 32533 309516 26 82 1677 44 158 99 20 0 3 0 82375 56274944 1981 18446744073709551615 4194304 6294284 140736914091744 140736914087944 139965136429984 0 0 12288 1870679807 0 0 0 17 0 0 0 31 0 0 8391624 8481048 16420864 140736914093252 140736914093279 140736914093279 140736914096107 0\n";
-
-    #[test]
-    fn parses_stat() {
-        assert_eq!(
-            parse_stat(STAT).unwrap(),
-            Stat {
-                state: "R",
-                threads: 3
-            }
-        );
-        assert!(parse_stat("1 (init S 0").is_err());
-        assert!(parse_stat("1 (init) S 0 1 1").is_err());
-        assert!(parse_stat("").is_err());
-    }
-
     #[test]
     fn counts_a_tree() {
         let t = TestTree::new("processes");
         let stat = |state: &str, threads: u32| {
-            format!("1 (x) {state} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 20 0 {threads} 0 0\n")
+            format!("1 (x) {state} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 0 0 0\n")
         };
         t.write("1/stat", &stat("S", 2))
             .write("1/task/1/stat", &stat("S", 2))
