@@ -16,6 +16,13 @@
 //! collectors, it belongs to a collector in the node module's default set. The families of
 //! node_exporter's other default collectors (not in our set) are only printed.
 //!
+//! The node module follows node_exporter 1.12.1, not Debian's 1.5, so some families and
+//! labels differ from 1.5 on purpose. Each such difference is listed in [`DELIBERATE`] with
+//! the 1.12 change behind it, and each is checked both ways: the difference must really be
+//! there (a listed label present in the agent's series and absent from 1.5's, a listed new
+//! family absent from 1.5, a listed dropped family exported by 1.5 only), so the list cannot
+//! rot, and everything not listed is compared as before.
+//!
 //! Last, `promtool check metrics` must accept the agent's whole output; the only lint problems
 //! accepted are those promtool also reports for node_exporter's own output (its camelCase
 //! `node_memory_MemTotal_bytes`, `node_netstat_Tcp_InSegs`, and `_bits` units), since keeping
@@ -159,13 +166,373 @@ fn within(ours: f64, before: f64, after: f64, tol: Tol) -> bool {
     }
 }
 
-/// Labels the agent adds to a family on purpose, left out of the label-name comparison.
-fn accepted_extra_labels(family: &str) -> &'static [&'static str] {
-    match family {
-        // node_exporter 1.7 and later add `tags` (build tags) to their build info; eos does
-        // as the newer releases do.
-        "node_exporter_build_info" => &["tags"],
-        _ => &[],
+/// How the agent departs on purpose from Debian's node_exporter 1.5, following 1.12.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Change {
+    /// The family carries this label in 1.12 (and in the agent), not in 1.5.
+    LabelAdded(&'static str),
+    /// The family is new since 1.5.
+    FamilyAdded,
+    /// 1.5 exports the family; 1.12 (and the agent) no longer do.
+    FamilyDropped,
+    /// A default filter of 1.12 leaves out the series whose `device` label starts with this,
+    /// which 1.5 reports; the entry's `family` is a prefix of the families concerned.
+    DevicesExcluded(&'static str),
+}
+
+/// One deliberate difference from 1.5.
+struct Deliberate {
+    family: &'static str,
+    change: Change,
+    /// The node_exporter release that made the change.
+    since: &'static str,
+    /// What changed upstream.
+    why: &'static str,
+    /// Whether every Linux host shows it (then its absence fails the test); otherwise it
+    /// depends on hardware or kernel features this machine may lack.
+    on_every_host: bool,
+}
+
+const fn deliberate(
+    family: &'static str,
+    change: Change,
+    since: &'static str,
+    why: &'static str,
+    on_every_host: bool,
+) -> Deliberate {
+    Deliberate {
+        family,
+        change,
+        since,
+        why,
+        on_every_host,
+    }
+}
+
+/// Where the node module (following node_exporter 1.12.1) differs from Debian's 1.5.
+const DELIBERATE: &[Deliberate] = &[
+    deliberate(
+        "node_exporter_build_info",
+        Change::LabelAdded("tags"),
+        "1.7",
+        "build tags in the build info",
+        true,
+    ),
+    deliberate(
+        "node_network_info",
+        Change::LabelAdded("adminstate"),
+        "1.6",
+        "administrative state (IFF_UP) of the interface",
+        true,
+    ),
+    deliberate(
+        "node_disk_info",
+        Change::LabelAdded("rotational"),
+        "1.9",
+        "whether the block device rotates (queue/rotational)",
+        false,
+    ),
+    deliberate(
+        "node_softnet_cpu_collision_total",
+        Change::FamilyAdded,
+        "1.6",
+        "more /proc/net/softnet_stat columns",
+        true,
+    ),
+    deliberate(
+        "node_softnet_received_rps_total",
+        Change::FamilyAdded,
+        "1.6",
+        "more /proc/net/softnet_stat columns",
+        true,
+    ),
+    deliberate(
+        "node_softnet_flow_limit_count_total",
+        Change::FamilyAdded,
+        "1.6",
+        "more /proc/net/softnet_stat columns",
+        true,
+    ),
+    deliberate(
+        "node_softnet_backlog_len",
+        Change::FamilyAdded,
+        "1.6",
+        "more /proc/net/softnet_stat columns (kernel 5.14+)",
+        false,
+    ),
+    deliberate(
+        "node_cpu_scaling_governor",
+        Change::FamilyAdded,
+        "1.6",
+        "cpufreq governors",
+        false,
+    ),
+    deliberate(
+        "node_os_support_end_timestamp_seconds",
+        Change::FamilyAdded,
+        "1.8",
+        "SUPPORT_END of os-release",
+        false,
+    ),
+    deliberate(
+        "node_netstat_TcpExt_TCPOFOQueue",
+        Change::FamilyAdded,
+        "1.8",
+        "in the default --collector.netstat.fields",
+        true,
+    ),
+    deliberate(
+        "node_netstat_TcpExt_TCPRcvQDrop",
+        Change::FamilyAdded,
+        "1.9",
+        "in the default --collector.netstat.fields",
+        true,
+    ),
+    deliberate(
+        "node_disk_",
+        Change::DevicesExcluded("zram"),
+        "1.8",
+        "zram devices in the default --collector.diskstats.device-exclude",
+        false,
+    ),
+    deliberate(
+        "node_pressure_irq_stalled_seconds_total",
+        Change::FamilyAdded,
+        "1.9",
+        "IRQ pressure (kernel 6.1+ with PSI)",
+        false,
+    ),
+    deliberate(
+        "node_md_raid_disks",
+        Change::FamilyAdded,
+        "1.10",
+        "mdadm reads /sys/block/md*/md",
+        false,
+    ),
+    deliberate(
+        "node_md_degraded",
+        Change::FamilyAdded,
+        "1.10",
+        "mdadm reads /sys/block/md*/md",
+        false,
+    ),
+    deliberate(
+        "node_edac_channel_correctable_errors_total",
+        Change::FamilyAdded,
+        "1.12",
+        "per-channel EDAC counters with DIMM labels",
+        false,
+    ),
+    deliberate(
+        "node_edac_channel_uncorrectable_errors_total",
+        Change::FamilyAdded,
+        "1.12",
+        "per-channel EDAC counters with DIMM labels",
+        false,
+    ),
+    deliberate(
+        "node_cpu_frequency_avg_hertz",
+        Change::FamilyAdded,
+        "1.12",
+        "cpufreq's cpuinfo_avg_freq",
+        false,
+    ),
+    // meminfo goes through procfs's Meminfo since 1.9, which knows a fixed set of fields.
+    deliberate(
+        "node_memory_KReclaimable_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_SecPageTables_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_FileHugePages_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_FilePmdMapped_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_Balloon_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_Hugetlb_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+    deliberate(
+        "node_memory_Unaccepted_bytes",
+        Change::FamilyDropped,
+        "1.9",
+        "meminfo exports procfs's fixed field set",
+        false,
+    ),
+];
+
+/// The labels [`DELIBERATE`] adds to a family.
+fn added_labels(family: &str) -> Vec<&'static str> {
+    DELIBERATE
+        .iter()
+        .filter(|d| d.family == family)
+        .filter_map(|d| match d.change {
+            Change::LabelAdded(l) => Some(l),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a default filter of 1.12 leaves out this series of `family` ([`DELIBERATE`]).
+fn excluded_series(family: &str, key: &Key) -> bool {
+    DELIBERATE.iter().any(|d| match d.change {
+        Change::DevicesExcluded(prefix) => {
+            family.starts_with(d.family)
+                && key
+                    .1
+                    .iter()
+                    .any(|(k, v)| k == "device" && v.starts_with(prefix))
+        }
+        _ => false,
+    })
+}
+
+/// Whether [`DELIBERATE`] lists `family` with `change`.
+fn listed(family: &str, change: Change) -> bool {
+    DELIBERATE
+        .iter()
+        .any(|d| d.family == family && d.change == change)
+}
+
+/// Checks each [`DELIBERATE`] entry against the two outputs: one problem line per entry whose
+/// difference is not there, and one status line per entry for the test's output.
+fn check_deliberate(
+    ours: &BTreeMap<String, Family>,
+    theirs: &BTreeMap<String, Family>,
+) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut status = Vec::new();
+    for d in DELIBERATE {
+        let (mine, old) = (ours.get(d.family), theirs.get(d.family));
+        let seen = match d.change {
+            Change::LabelAdded(label) => match (mine, old) {
+                (Some(m), Some(o)) => {
+                    let has = |f: &Family| {
+                        f.series
+                            .keys()
+                            .any(|(_, l)| l.iter().any(|(k, _)| k == label))
+                    };
+                    let all = m
+                        .series
+                        .keys()
+                        .all(|(_, l)| l.iter().any(|(k, _)| k == label));
+                    if !all {
+                        problems.push(format!(
+                            "{}: listed as gaining the label {label} in {}, but not every series here has it",
+                            d.family, d.since
+                        ));
+                    }
+                    if has(o) {
+                        problems.push(format!(
+                            "{}: listed as gaining the label {label} in {}, but node_exporter 1.5 has it too",
+                            d.family, d.since
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            },
+            Change::FamilyAdded => {
+                if old.is_some() {
+                    problems.push(format!(
+                        "{}: listed as new in {}, but node_exporter 1.5 exports it",
+                        d.family, d.since
+                    ));
+                }
+                mine.is_some()
+            }
+            Change::DevicesExcluded(prefix) => {
+                let excluded = |fams: &BTreeMap<String, Family>| {
+                    fams.iter().any(|(name, f)| {
+                        name.starts_with(d.family)
+                            && f.series.keys().any(|k| excluded_series(name, k))
+                    })
+                };
+                if excluded(ours) {
+                    problems.push(format!(
+                        "{}*: listed as leaving out devices {prefix}* since {}, but the agent \
+                         reports some",
+                        d.family, d.since
+                    ));
+                }
+                excluded(theirs)
+            }
+            Change::FamilyDropped => {
+                if mine.is_some() {
+                    problems.push(format!(
+                        "{}: listed as dropped in {}, but the agent exports it",
+                        d.family, d.since
+                    ));
+                }
+                old.is_some()
+            }
+        };
+        if !seen && d.on_every_host {
+            problems.push(format!(
+                "{}: listed as a {} difference that every host shows ({:?}), but it is not here",
+                d.family, d.since, d.change
+            ));
+        }
+        status.push(format!(
+            "  {} {:?} ({}: {}): {}",
+            d.family,
+            d.change,
+            d.since,
+            d.why,
+            if seen {
+                "checked"
+            } else {
+                "not exercised on this host"
+            }
+        ));
+    }
+    (problems, status)
+}
+
+/// `f` with the labels `drop` removed from its series.
+fn without_labels(f: &Family, drop: &[&str]) -> Family {
+    Family {
+        kind: f.kind.clone(),
+        series: f
+            .series
+            .iter()
+            .map(|((name, labels), v)| {
+                let labels = labels
+                    .iter()
+                    .filter(|(k, _)| !drop.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                ((name.clone(), labels), *v)
+            })
+            .collect(),
     }
 }
 
@@ -205,11 +572,15 @@ fn compare(
     let problems = &mut found.problems;
     for (name, theirs) in before.iter().filter(|(n, _)| n.starts_with("node_")) {
         let Some(mine) = ours.get(name) else {
-            problems.push(format!(
-                "{name}: node_exporter exports it, the agent does not"
-            ));
+            if !listed(name, Change::FamilyDropped) {
+                problems.push(format!(
+                    "{name}: node_exporter exports it, the agent does not"
+                ));
+            }
             continue;
         };
+        let extra = added_labels(name);
+        let mine = &without_labels(mine, &extra);
         found.families += 1;
         if mine.kind != theirs.kind {
             problems.push(format!(
@@ -217,8 +588,7 @@ fn compare(
                 mine.kind, theirs.kind
             ));
         }
-        let extra = accepted_extra_labels(name);
-        let (ln_mine, ln_theirs) = (label_names(mine, extra), label_names(theirs, extra));
+        let (ln_mine, ln_theirs) = (label_names(mine, &[]), label_names(theirs, &[]));
         if ln_mine != ln_theirs {
             problems.push(format!(
                 "{name}: label names {ln_mine:?} here, {ln_theirs:?} in node_exporter"
@@ -233,7 +603,7 @@ fn compare(
         let in_after = |key: &Key| after.get(name).is_some_and(|f| f.series.contains_key(key));
         for (key, &b) in &theirs.series {
             let Some(&o) = mine.series.get(key) else {
-                if in_after(key) {
+                if in_after(key) && !excluded_series(name, key) {
                     problems.push(format!("{}: missing here", show(key)));
                 }
                 continue;
@@ -306,6 +676,13 @@ fn lint_metric(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or("")
 }
 
+/// The problem of a promtool line, without the metric.
+fn lint_kind(line: &str) -> &str {
+    line.trim_start()
+        .split_once(char::is_whitespace)
+        .map_or("", |(_, rest)| rest.trim_start())
+}
+
 #[test]
 fn node_module_matches_node_exporter() {
     let dir = TempDir::new("node-compat");
@@ -355,6 +732,12 @@ fn node_module_matches_node_exporter() {
     );
     let mut problems = found.problems;
     problems.extend(scrape_success(&ours, &before));
+    let (deliberate_problems, deliberate_status) = check_deliberate(&ours, &before);
+    problems.extend(deliberate_problems);
+    println!("deliberate differences from node_exporter 1.5 (node_exporter 1.12 behaviour):");
+    for line in &deliberate_status {
+        println!("{line}");
+    }
 
     let stock_text = stock.metrics();
     let stock_fams = families(&stock_text, "node_exporter (defaults)");
@@ -368,7 +751,9 @@ fn node_module_matches_node_exporter() {
     );
     let not_ours: Vec<&String> = stock_fams
         .keys()
-        .filter(|n| n.starts_with("node_") && !ours.contains_key(*n))
+        .filter(|n| {
+            n.starts_with("node_") && !ours.contains_key(*n) && !listed(n, Change::FamilyDropped)
+        })
         .collect();
     println!(
         "families stock node_exporter exports and the agent does not ({}; from collectors \
@@ -380,10 +765,13 @@ fn node_module_matches_node_exporter() {
     }
     let mine_only: Vec<&String> = ours
         .keys()
-        .filter(|n| n.starts_with("node_") && !before.contains_key(*n))
+        .filter(|n| {
+            n.starts_with("node_") && !before.contains_key(*n) && !listed(n, Change::FamilyAdded)
+        })
         .collect();
     println!(
-        "node_* families only the agent exports ({}): {mine_only:?}",
+        "node_* families only the agent exports, not listed as deliberate (from collectors \
+         1.5 lacks) ({}): {mine_only:?}",
         mine_only.len()
     );
 
@@ -399,7 +787,15 @@ fn node_module_matches_node_exporter() {
             lint.code, lint.problems
         ));
     } else {
-        for p in lint.problems.iter().filter(|p| !theirs_lint.contains(*p)) {
+        // A family new since 1.5 cannot have a finding in 1.5's output; it is accepted when
+        // 1.5 has the same finding for another family (the netstat counters' camelCase).
+        let theirs_kinds: BTreeSet<&str> = theirs_lint.iter().map(|p| lint_kind(p)).collect();
+        let accepted = |p: &String| {
+            theirs_lint.contains(p)
+                || (listed(lint_metric(p), Change::FamilyAdded)
+                    && theirs_kinds.contains(lint_kind(p)))
+        };
+        for p in lint.problems.iter().filter(|p| !accepted(p)) {
             problems.push(format!(
                 "promtool: {p} (node_exporter does not trigger this for {})",
                 lint_metric(p)
@@ -443,4 +839,50 @@ fn helpers() {
     assert!(!within(f64::NAN, 1.0, 1.0, counter));
     assert!(within(f64::NAN, f64::NAN, f64::NAN, counter));
     assert!(within(123.0, 1.0, 1.0, Tol::Skip));
+
+    // Deliberate differences: a listed added label is compared away, and the check fails
+    // when the difference is not there.
+    let ours = families(
+        "# TYPE node_network_info gauge\nnode_network_info{adminstate=\"up\",device=\"lo\"} 1\n",
+        "agent",
+    );
+    let old = families(
+        "# TYPE node_network_info gauge\nnode_network_info{device=\"lo\"} 1\n",
+        "1.5",
+    );
+    assert!(compare(&ours, &old, &old).problems.is_empty());
+    let (problems, _) = check_deliberate(&ours, &old);
+    assert!(
+        !problems.iter().any(|p| p.starts_with("node_network_info")),
+        "{problems:?}"
+    );
+    let (problems, _) = check_deliberate(&old, &old);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("node_network_info: listed as gaining the label adminstate")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        lint_kind("node_netstat_Tcp_InSegs metric names should be in 'snake_case'"),
+        "metric names should be in 'snake_case'"
+    );
+    let zram: Key = (
+        "node_disk_io_now".into(),
+        vec![("device".into(), "zram0".into())],
+    );
+    assert!(excluded_series("node_disk_io_now", &zram));
+    assert!(!excluded_series("node_network_up", &zram));
+    let dropped = families(
+        "# TYPE node_memory_KReclaimable_bytes gauge\nnode_memory_KReclaimable_bytes 1\n",
+        "1.5",
+    );
+    assert!(compare(&ours, &dropped, &dropped).problems.is_empty());
+    let (problems, _) = check_deliberate(&dropped, &old);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("node_memory_KReclaimable_bytes: listed as dropped")),
+        "{problems:?}"
+    );
 }

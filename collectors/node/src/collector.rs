@@ -363,6 +363,32 @@ pub(crate) fn parse_u64(s: &str, what: &dyn std::fmt::Display) -> Result<u64, St
         .map_err(|_| format!("{what}: invalid number {s:?}"))
 }
 
+/// Parses an unsigned number as procfs reads sysfs counters (Go's
+/// `strconv.ParseUint(s, 0, 64)`): decimal, `0x` hex, `0o` or leading-`0` octal, or `0b`
+/// binary; no sign and no spaces. (Go also takes `_` between digits; sysfs never writes
+/// one.) Used for sysfs counters (fibrechannel, infiniband,
+/// tapestats).
+pub(crate) fn parse_sysfs_uint(s: &str) -> Result<u64, String> {
+    let err = || format!("invalid number {s:?}");
+    let prefixed = |lower: &str, upper: &str| s.strip_prefix(lower).or(s.strip_prefix(upper));
+    let (radix, digits) = if let Some(d) = prefixed("0x", "0X") {
+        (16, d)
+    } else if let Some(d) = prefixed("0o", "0O") {
+        (8, d)
+    } else if let Some(d) = prefixed("0b", "0B") {
+        (2, d)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, s.get(1..).unwrap_or(""))
+    } else {
+        (10, s)
+    };
+    // `from_str_radix` would also take a `+`.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(err());
+    }
+    u64::from_str_radix(digits, radix).map_err(|_| err())
+}
+
 /// Parses a signed integer field; the error names what was being parsed.
 pub(crate) fn parse_i64(s: &str, what: &dyn std::fmt::Display) -> Result<i64, String> {
     s.parse()
@@ -457,5 +483,31 @@ mod tests {
         assert_eq!(e, "meminfo line 3: invalid number \"x1\"");
         assert_eq!(parse_i64("-5", &"x").unwrap(), -5);
         assert_eq!(parse_f64("0.5", &"x").unwrap(), 0.5);
+    }
+
+    #[test]
+    fn numbers_like_go_parse_uint_base_0() {
+        assert_eq!(parse_sysfs_uint("0").unwrap(), 0);
+        assert_eq!(parse_sysfs_uint("42").unwrap(), 42);
+        assert_eq!(parse_sysfs_uint("0x1A").unwrap(), 26);
+        assert_eq!(parse_sysfs_uint("0X1a").unwrap(), 26);
+        assert_eq!(parse_sysfs_uint("0o17").unwrap(), 15);
+        assert_eq!(parse_sysfs_uint("017").unwrap(), 15);
+        assert_eq!(parse_sysfs_uint("0b101").unwrap(), 5);
+        assert_eq!(parse_sysfs_uint("0xffffffffffffffff").unwrap(), u64::MAX);
+        for bad in [
+            "",
+            "0x",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "08",
+            "0x10000000000000000",
+            "N/A",
+            "1.5",
+        ] {
+            assert!(parse_sysfs_uint(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3,14 +3,19 @@
 //! node_exporter reads every file in each `cpufreq` directory, including
 //! `cpuinfo_cur_freq`, which on common drivers asks the CPU itself (an inter-processor
 //! interrupt and a measurement window) and takes milliseconds per CPU. This collector reads
-//! only what it exports: `scaling_cur_freq`, the min/max limits and the governor, so 64 CPUs
-//! cost 64 x 5 small reads. `node_cpu_frequency_hertz` (from `cpuinfo_cur_freq`) is therefore
-//! not exported; `node_cpu_scaling_frequency_hertz` carries the current frequency.
+//! only what it exports: `scaling_cur_freq`, the min/max limits, the governor and (on newer
+//! kernels) `cpuinfo_avg_freq`, the hardware's average over the last few milliseconds,
+//! which node_exporter 1.12 exports as `node_cpu_frequency_avg_hertz` and which costs no
+//! IPI. `node_cpu_frequency_hertz` (from `cpuinfo_cur_freq`) is therefore not exported;
+//! `node_cpu_scaling_frequency_hertz` and `node_cpu_frequency_avg_hertz` carry the current
+//! frequency.
 
 use eos_exposition::{Encoder, Kind};
 
 use super::cpu::sysfs_cpu_id;
-use crate::collector::{list_dir, read_trimmed, Collector, CollectorDef, Ctx};
+use crate::collector::{
+    io_error, is_not_found, list_dir, read_trimmed, Collector, CollectorDef, Ctx,
+};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
     name: "cpufreq",
@@ -21,7 +26,12 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 struct CpufreqCollector;
 
 /// (file, metric, help), all in kHz in sysfs and exported in Hz.
-const FREQS: [(&str, &str, &str); 5] = [
+const FREQS: [(&str, &str, &str); 6] = [
+    (
+        "cpuinfo_avg_freq",
+        "node_cpu_frequency_avg_hertz",
+        "Average CPU thread frequency in hertz.",
+    ),
     (
         "cpuinfo_max_freq",
         "node_cpu_frequency_max_hertz",
@@ -52,7 +62,7 @@ const FREQS: [(&str, &str, &str); 5] = [
 /// One CPU's `cpufreq` directory.
 struct Cpu {
     id: String,
-    freqs: [Option<f64>; 5],
+    freqs: [Option<f64>; FREQS.len()],
     governor: Option<String>,
     available_governors: String,
 }
@@ -72,14 +82,14 @@ impl Collector for CpufreqCollector {
             }
             let mut cpu = Cpu {
                 id: id.to_string(),
-                freqs: [None; 5],
+                freqs: [None; FREQS.len()],
                 governor: read_trimmed(&dir.join("scaling_governor"))?,
                 available_governors: read_trimmed(&dir.join("scaling_available_governors"))?
                     .unwrap_or_default(),
             };
             for (slot, (file, _, _)) in cpu.freqs.iter_mut().zip(FREQS) {
                 let path = dir.join(file);
-                *slot = match read_trimmed(&path)? {
+                *slot = match read_frequency(&path)? {
                     Some(v) => Some(
                         v.parse::<f64>().map_err(|_| {
                             format!("reading {}: invalid number {v:?}", path.display())
@@ -117,6 +127,23 @@ impl Collector for CpufreqCollector {
     }
 }
 
+/// Reads a frequency attribute. `cpuinfo_avg_freq` answers `EAGAIN` for a CPU that has been
+/// idle too long to have a recent sample: no value, not an error.
+/// Otherwise like [`read_trimmed`].
+fn read_frequency(path: &std::path::Path) -> Result<Option<String>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e)
+            if is_not_found(&e)
+                || e.raw_os_error() == Some(libc::EINVAL)
+                || e.raw_os_error() == Some(libc::EAGAIN) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(io_error(path, &e)),
+    }
+}
+
 /// Every available governor with whether it is the current one (the current one is always
 /// listed, even if the driver does not list what is available).
 fn governors<'a>(current: &'a str, available: &'a str) -> Vec<(&'a str, bool)> {
@@ -133,6 +160,22 @@ fn governors<'a>(current: &'a str, available: &'a str) -> Vec<(&'a str, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frequency_files() {
+        let t = crate::collectors::test_tree::TestTree::new("cpufreq-read");
+        t.write("cpuinfo_avg_freq", "2400000\n");
+        assert_eq!(
+            read_frequency(&t.path().join("cpuinfo_avg_freq"))
+                .unwrap()
+                .as_deref(),
+            Some("2400000")
+        );
+        assert_eq!(read_frequency(&t.path().join("missing")).unwrap(), None);
+        // A directory is neither absent nor readable: an error naming it.
+        let e = read_frequency(t.path()).unwrap_err();
+        assert!(e.contains(&t.path().display().to_string()), "{e}");
+    }
 
     #[test]
     fn governor_list() {

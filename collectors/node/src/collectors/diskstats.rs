@@ -1,11 +1,12 @@
 //! `diskstats`: block device I/O from `/proc/diskstats` as `node_disk_*{device}`, and
-//! `node_disk_info` with udev properties from `<udev_data>/b<major>:<minor>`.
+//! `node_disk_info` with udev properties from `<udev_data>/b<major>:<minor>` and, as
+//! node_exporter 1.12, `rotational` from `/sys/block/<device>/queue/rotational`.
 //! `--collector.diskstats.device-exclude` (default: partitions, ram, loop, fd) or
 //! `--collector.diskstats.device-include` select devices.
 
 use eos_exposition::{Encoder, Kind};
 
-use crate::collector::in_procfs;
+use crate::collector::{in_procfs, read_trimmed};
 use crate::collector::{parse_f64, At, Collector, CollectorDef, Ctx};
 use crate::device_filter::DeviceFilter;
 use crate::settings::{CollectorSettings, Flag};
@@ -22,8 +23,8 @@ pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     },
 };
 
-/// node_exporter's default for `--collector.diskstats.device-exclude`.
-const DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+/// node_exporter's default for `--collector.diskstats.device-exclude` (zram since 1.8).
+const DEVICE_EXCLUDE: &str = "^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
 
 /// `modules.node.diskstats`: `device_include` / `device_exclude` (an include replaces the default exclude).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -195,9 +196,9 @@ struct UdevInfo {
     path: String,
     wwn: String,
     model: String,
-    /// `SCSI_IDENT_SERIAL` (the serial printed on the label), else `ID_SERIAL_SHORT`.
+    /// `SCSI_IDENT_SERIAL` (the serial printed on the label), else `ID_SERIAL_SHORT`, else
+    /// `ID_SERIAL` (virtio disks have only that).
     serial: String,
-    serial_short: String,
     revision: String,
     fs_type: String,
     fs_usage: String,
@@ -240,8 +241,11 @@ impl Collector for DiskstatsCollector {
         disks.retain(|d| !self.devices.ignored(d.name));
 
         let mut infos = Vec::with_capacity(disks.len());
+        let mut rotational = Vec::with_capacity(disks.len());
         for d in &disks {
             ctx.check_deadline("udev data of block devices")?;
+            let queue = ctx.sys_path(&format!("block/{}/queue/rotational", d.name));
+            rotational.push(rotational_label(read_trimmed(&queue)?.as_deref()));
             let file = ctx
                 .paths
                 .udev_data
@@ -259,7 +263,7 @@ impl Collector for DiskstatsCollector {
             "Info of /sys/block/<block_device>.",
             Kind::Gauge,
         );
-        for (d, i) in disks.iter().zip(&infos) {
+        for ((d, i), rotational) in disks.iter().zip(&infos).zip(&rotational) {
             f.sample(
                 &[
                     ("device", d.name),
@@ -268,6 +272,7 @@ impl Collector for DiskstatsCollector {
                     ("model", &i.model),
                     ("path", &i.path),
                     ("revision", &i.revision),
+                    ("rotational", rotational),
                     ("serial", &i.serial),
                     ("wwn", &i.wwn),
                 ],
@@ -362,10 +367,23 @@ fn parse_diskstats(text: &str) -> Result<Vec<Disk<'_>>, String> {
     Ok(out)
 }
 
+/// The `rotational` label of `node_disk_info` from `queue/rotational`: `"1"` for a spinning
+/// disk, else `"0"`, also when the device has no queue attributes (node_exporter reads a
+/// missing file as 0).
+fn rotational_label(queue_rotational: Option<&str>) -> &'static str {
+    if queue_rotational == Some("1") {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 /// Reads the `E:KEY=value` lines of a udev database file that node_exporter uses.
 fn parse_udev(text: &str) -> UdevInfo {
     let mut info = UdevInfo::default();
     let mut scsi_serial = String::new();
+    let mut serial_short = String::new();
+    let mut serial = String::new();
     for line in text.lines() {
         let Some(prop) = line.strip_prefix("E:") else {
             continue;
@@ -383,7 +401,8 @@ fn parse_udev(text: &str) -> UdevInfo {
             "ID_PATH" => &mut info.path,
             "ID_WWN" => &mut info.wwn,
             "ID_MODEL" => &mut info.model,
-            "ID_SERIAL_SHORT" => &mut info.serial_short,
+            "ID_SERIAL_SHORT" => &mut serial_short,
+            "ID_SERIAL" => &mut serial,
             "SCSI_IDENT_SERIAL" => &mut scsi_serial,
             "ID_REVISION" => &mut info.revision,
             "ID_FS_TYPE" => &mut info.fs_type,
@@ -403,11 +422,10 @@ fn parse_udev(text: &str) -> UdevInfo {
         };
         *slot = v.to_string();
     }
-    info.serial = if scsi_serial.is_empty() {
-        info.serial_short.clone()
-    } else {
-        scsi_serial
-    };
+    info.serial = [scsi_serial, serial_short, serial]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
     info
 }
 
@@ -452,6 +470,18 @@ mod tests {
         assert_eq!(i.dm_name, "vg-root");
         assert_eq!(i.fs_type, "ext4");
         assert_eq!(i.path, "");
+        // virtio: only ID_SERIAL.
+        let i = parse_udev("E:ID_SERIAL=vd-0001\nE:ID_SERIAL_SHORT=\n");
+        assert_eq!(i.serial, "vd-0001");
+        assert_eq!(parse_udev("").serial, "");
+    }
+
+    #[test]
+    fn rotational() {
+        assert_eq!(rotational_label(Some("1")), "1");
+        assert_eq!(rotational_label(Some("0")), "0");
+        assert_eq!(rotational_label(None), "0");
+        assert_eq!(rotational_label(Some("")), "0");
     }
 
     #[test]
@@ -460,6 +490,7 @@ mod tests {
         let wanted = |dev| !d.ignored(dev);
         assert!(wanted("sda") && wanted("nvme0n1") && wanted("dm-0"));
         assert!(!wanted("sda1") && !wanted("loop0") && !wanted("nvme0n1p1") && !wanted("ram0"));
+        assert!(!wanted("zram0"));
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! `edac`: memory controller error counters from `/sys/devices/system/edac/mc/mc*`.
+//! `edac`: memory controller error counters from `/sys/devices/system/edac/mc/mc*`, as
+//! node_exporter 1.12: per controller, per csrow (`csrow="unknown"` for errors the
+//! controller could not attribute) and per csrow channel with the channel's DIMM label
+//! (`csrow*/ch<N>_{ce,ue}_count`, `ch<N>_dimm_label`).
 //!
 //! A machine without EDAC support has no such directory and simply reports nothing.
 
@@ -24,8 +27,27 @@ struct Controller {
     ue: u64,
     ce_noinfo: u64,
     ue_noinfo: u64,
-    /// (csrow number, correctable, uncorrectable)
-    csrows: Vec<(String, u64, u64)>,
+    csrows: Vec<Csrow>,
+}
+
+/// Counters of one chip-select row.
+#[derive(Debug, PartialEq)]
+struct Csrow {
+    id: String,
+    ce: u64,
+    ue: u64,
+    channels: Vec<Channel>,
+}
+
+/// Counters of one channel of a csrow.
+#[derive(Debug, PartialEq)]
+struct Channel {
+    id: String,
+    /// `ch<N>_dimm_label` as node_exporter shows it (see [`dimm_label`]).
+    dimm_label: String,
+    ce: u64,
+    /// Absent on some drivers (e.g. HPE ProLiant Gen10), then not exported.
+    ue: Option<u64>,
 }
 
 impl Collector for EdacCollector {
@@ -83,14 +105,102 @@ fn read_controller(dir: &Path, id: &str) -> Result<Controller, String> {
             continue;
         };
         let row_dir = dir.join(&name);
-        let ce = counter(&row_dir.join("ce_count"))?;
-        let ue = counter(&row_dir.join("ue_count"))?;
-        c.csrows.push((row.to_string(), ce, ue));
+        c.csrows.push(Csrow {
+            id: row.to_string(),
+            ce: counter(&row_dir.join("ce_count"))?,
+            ue: counter(&row_dir.join("ue_count"))?,
+            channels: read_channels(&row_dir)?,
+        });
     }
     Ok(c)
 }
 
+/// The channels of a csrow directory: every `ch<N>_ce_count` (required to be a number),
+/// with `ch<N>_ue_count` when the driver has it and the DIMM label.
+fn read_channels(row_dir: &Path) -> Result<Vec<Channel>, String> {
+    let mut out = Vec::new();
+    for name in list_dir(row_dir)? {
+        let Some(id) = channel_of(&name) else {
+            continue;
+        };
+        let ue_path = row_dir.join(format!("ch{id}_ue_count"));
+        let ue = match read_trimmed(&ue_path)? {
+            Some(text) => {
+                Some(parse_count(&text).map_err(|e| format!("{}: {e}", ue_path.display()))?)
+            }
+            None => None,
+        };
+        let label = read_trimmed(&row_dir.join(format!("ch{id}_dimm_label")))?;
+        out.push(Channel {
+            id: id.to_string(),
+            dimm_label: dimm_label(label.as_deref()),
+            ce: counter(&row_dir.join(&name))?,
+            ue,
+        });
+    }
+    Ok(out)
+}
+
+/// The channel number of a `ch<N>_ce_count` file name.
+fn channel_of(file: &str) -> Option<&str> {
+    let n = file.strip_prefix("ch")?.strip_suffix("_ce_count")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
+}
+
+/// The `dimm_label` label as node_exporter 1.12 writes it: `unknown` without a label file,
+/// else the label without `#` and with `_` before `csrow` and `channel`, so the kernel's
+/// default `mc#0csrow#2channel#1` reads `mc0_csrow2_channel1`.
+fn dimm_label(raw: Option<&str>) -> String {
+    match raw {
+        None => "unknown".to_string(),
+        Some(label) => label
+            .replace('#', "")
+            .replace("csrow", "_csrow")
+            .replace("channel", "_channel"),
+    }
+}
+
+/// The labels of a channel's series, sorted by name as node_exporter writes them.
+fn channel_labels<'a>(
+    c: &'a Controller,
+    r: &'a Csrow,
+    ch: &'a Channel,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("channel", &ch.id),
+        ("controller", &c.id),
+        ("csrow", &r.id),
+        ("dimm_label", &ch.dimm_label),
+    ]
+}
+
 fn write(enc: &mut Encoder<'_>, controllers: &[Controller]) {
+    let mut fam = enc.family(
+        "node_edac_channel_correctable_errors_total",
+        "Total correctable memory errors for this channel.",
+        Kind::Counter,
+    );
+    for c in controllers {
+        for r in &c.csrows {
+            for ch in &r.channels {
+                fam.sample(&channel_labels(c, r, ch), ch.ce as f64);
+            }
+        }
+    }
+    let mut fam = enc.family(
+        "node_edac_channel_uncorrectable_errors_total",
+        "Total uncorrectable memory errors for this channel.",
+        Kind::Counter,
+    );
+    for c in controllers {
+        for r in &c.csrows {
+            for ch in &r.channels {
+                if let Some(ue) = ch.ue {
+                    fam.sample(&channel_labels(c, r, ch), ue as f64);
+                }
+            }
+        }
+    }
     let mut fam = enc.family(
         "node_edac_correctable_errors_total",
         "Total correctable memory errors.",
@@ -105,8 +215,8 @@ fn write(enc: &mut Encoder<'_>, controllers: &[Controller]) {
         Kind::Counter,
     );
     for c in controllers {
-        for (row, ce, _) in &c.csrows {
-            fam.sample(&[("controller", &c.id), ("csrow", row)], *ce as f64);
+        for r in &c.csrows {
+            fam.sample(&[("controller", &c.id), ("csrow", &r.id)], r.ce as f64);
         }
         fam.sample(
             &[("controller", &c.id), ("csrow", "unknown")],
@@ -119,8 +229,8 @@ fn write(enc: &mut Encoder<'_>, controllers: &[Controller]) {
         Kind::Counter,
     );
     for c in controllers {
-        for (row, _, ue) in &c.csrows {
-            fam.sample(&[("controller", &c.id), ("csrow", row)], *ue as f64);
+        for r in &c.csrows {
+            fam.sample(&[("controller", &c.id), ("csrow", &r.id)], r.ue as f64);
         }
         fam.sample(
             &[("controller", &c.id), ("csrow", "unknown")],
@@ -159,6 +269,27 @@ mod tests {
     }
 
     #[test]
+    fn channel_files_and_labels() {
+        assert_eq!(channel_of("ch0_ce_count"), Some("0"));
+        assert_eq!(channel_of("ch12_ce_count"), Some("12"));
+        assert_eq!(channel_of("ch_ce_count"), None);
+        assert_eq!(channel_of("chx_ce_count"), None);
+        assert_eq!(channel_of("ch0_ue_count"), None);
+        assert_eq!(channel_of("ch0_dimm_label"), None);
+        assert_eq!(dimm_label(None), "unknown");
+        assert_eq!(
+            dimm_label(Some("mc#0csrow#2channel#1")),
+            "mc0_csrow2_channel1"
+        );
+        assert_eq!(
+            dimm_label(Some("CPU_SrcID#0_Ha#0_Chan#0_DIMM#0")),
+            "CPU_SrcID0_Ha0_Chan0_DIMM0"
+        );
+        assert_eq!(dimm_label(Some("DIMM_A1")), "DIMM_A1");
+        assert_eq!(dimm_label(Some("")), "");
+    }
+
+    #[test]
     fn reads_a_tree() {
         let t = crate::collectors::test_tree::TestTree::new("edac");
         t.write("mc0/ce_count", "1\n")
@@ -166,7 +297,12 @@ mod tests {
             .write("mc0/ue_count", "5\n")
             .write("mc0/ue_noinfo_count", "6\n")
             .write("mc0/csrow0/ce_count", "3\n")
-            .write("mc0/csrow0/ue_count", "4\n");
+            .write("mc0/csrow0/ue_count", "4\n")
+            .write("mc0/csrow0/ch0_ce_count", "2\n")
+            .write("mc0/csrow0/ch0_ue_count", "1\n")
+            .write("mc0/csrow0/ch0_dimm_label", "mc#0csrow#0channel#0\n")
+            // No ch1_ue_count (HPE Gen10) and no label file.
+            .write("mc0/csrow0/ch1_ce_count", "1\n");
         let mc = t.path().join("mc0");
         assert_eq!(
             read_controller(&mc, "0").unwrap(),
@@ -176,13 +312,74 @@ mod tests {
                 ue: 5,
                 ce_noinfo: 2,
                 ue_noinfo: 6,
-                csrows: vec![("0".into(), 3, 4)],
+                csrows: vec![Csrow {
+                    id: "0".into(),
+                    ce: 3,
+                    ue: 4,
+                    channels: vec![
+                        Channel {
+                            id: "0".into(),
+                            dimm_label: "mc0_csrow0_channel0".into(),
+                            ce: 2,
+                            ue: Some(1),
+                        },
+                        Channel {
+                            id: "1".into(),
+                            dimm_label: "unknown".into(),
+                            ce: 1,
+                            ue: None,
+                        },
+                    ],
+                }],
             }
         );
-        t.write("mc0/csrow0/ue_count", "x\n");
+        t.write("mc0/csrow0/ch1_ce_count", "-\n");
+        let e = read_controller(&mc, "0").unwrap_err();
+        assert!(e.contains("csrow0/ch1_ce_count"), "{e}");
+        t.write("mc0/csrow0/ch1_ce_count", "1\n")
+            .write("mc0/csrow0/ch0_ue_count", "x\n");
+        let e = read_controller(&mc, "0").unwrap_err();
+        assert!(e.contains("csrow0/ch0_ue_count"), "{e}");
+        t.write("mc0/csrow0/ch0_ue_count", "1\n")
+            .write("mc0/csrow0/ue_count", "x\n");
         let e = read_controller(&mc, "0").unwrap_err();
         assert!(e.contains("csrow0/ue_count"), "{e}");
         std::fs::remove_file(mc.join("ce_count")).unwrap();
         assert!(read_controller(&mc, "0").is_err());
+    }
+
+    #[test]
+    fn writes_node_exporter_families() {
+        let c = Controller {
+            id: "0".into(),
+            ce: 1,
+            ue: 5,
+            ce_noinfo: 2,
+            ue_noinfo: 6,
+            csrows: vec![Csrow {
+                id: "0".into(),
+                ce: 3,
+                ue: 4,
+                channels: vec![Channel {
+                    id: "1".into(),
+                    dimm_label: "DIMM_A1".into(),
+                    ce: 7,
+                    ue: None,
+                }],
+            }],
+        };
+        let mut buf = Vec::new();
+        let mut enc = Encoder::new(&mut buf, eos_exposition::Format::Text);
+        write(&mut enc, &[c]);
+        let out = String::from_utf8(buf).unwrap();
+        assert!(out.contains(
+            "node_edac_channel_correctable_errors_total{channel=\"1\",controller=\"0\",csrow=\"0\",dimm_label=\"DIMM_A1\"} 7\n"
+        ), "{out}");
+        // No ue count for the channel: the family has no sample.
+        assert!(
+            !out.contains("node_edac_channel_uncorrectable_errors_total{"),
+            "{out}"
+        );
+        assert!(out.contains("node_edac_csrow_uncorrectable_errors_total{controller=\"0\",csrow=\"unknown\"} 6\n"), "{out}");
     }
 }

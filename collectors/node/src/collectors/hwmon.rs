@@ -5,8 +5,8 @@
 //! value; the sensor is `<type><n>`, and the family name is built from the type, the property
 //! and a unit suffix (`node_hwmon_temp_celsius`, `node_hwmon_fan_min_rpm`, ...). The `chip`
 //! label comes from the device path when there is one (stable across reboots), else from the
-//! `name` file, else from the `hwmonN` directory name.
-//! No `/sys/class/hwmon` means no data.
+//! `name` file, else from the `hwmonN` directory name; chips that would share a label get a
+//! suffix (see [`chip_labels`]). No `/sys/class/hwmon` means no data.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,19 +15,74 @@ use std::sync::Mutex;
 use eos_exposition::{Encoder, Kind};
 
 use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
+use crate::device_filter::DeviceFilter;
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "hwmon",
     default_enabled: true,
-    build: |_cfg, _paths| Ok(Box::new(HwmonCollector::default())),
+    build: |settings, _paths| {
+        Ok(Box::new(HwmonCollector {
+            chips: Mutex::new(HashMap::new()),
+            chip_filter: DeviceFilter {
+                device_include: settings.chip_include.clone(),
+                device_exclude: settings.chip_exclude.clone(),
+            },
+            sensor_filter: DeviceFilter {
+                device_include: settings.sensor_include.clone(),
+                device_exclude: settings.sensor_exclude.clone(),
+            },
+        }))
+    },
 };
 
-/// Chip names by `hwmonN`, with the `/sys/class/hwmon/hwmonN` link target they were derived
-/// from: resolving the device path costs a `readlink` per path component, and the name only
-/// changes when the link does (a device was replaced).
-#[derive(Default)]
+/// `modules.node.hwmon`: node_exporter's chip and sensor filters (none by default).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Only chips whose `chip` label matches are reported (`--collector.hwmon.chip-include`).
+    pub(crate) chip_include: Option<Pattern>,
+    /// Chips whose `chip` label matches are not reported (`--collector.hwmon.chip-exclude`).
+    pub(crate) chip_exclude: Option<Pattern>,
+    /// Only sensors whose `<chip>;<sensor>` matches are reported
+    /// (`--collector.hwmon.sensor-include`).
+    pub(crate) sensor_include: Option<Pattern>,
+    /// Sensors whose `<chip>;<sensor>` matches are not reported
+    /// (`--collector.hwmon.sensor-exclude`).
+    pub(crate) sensor_exclude: Option<Pattern>,
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["hwmon"];
+    const HELP: &'static str =
+        "  --collector.hwmon.chip-include=RE, --collector.hwmon.chip-exclude=RE
+  --collector.hwmon.sensor-include=RE, --collector.hwmon.sensor-exclude=RE (\"<chip>;<sensor>\")
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        let slot = match flag.key {
+            "chip-include" => &mut self.chip_include,
+            "chip-exclude" => &mut self.chip_exclude,
+            "sensor-include" => &mut self.sensor_include,
+            "sensor-exclude" => &mut self.sensor_exclude,
+            _ => return Ok(false),
+        };
+        *slot = flag.opt_pattern()?;
+        Ok(true)
+    }
+}
+
 struct HwmonCollector {
+    /// Chip names by `hwmonN`, with the `/sys/class/hwmon/hwmonN` link target they were
+    /// derived from: resolving the device path costs a `readlink` per path component, and
+    /// the name only changes when the link does (a device was replaced).
     chips: Mutex<HashMap<String, (PathBuf, String)>>,
+    /// Selects chips by their (final) `chip` label.
+    chip_filter: DeviceFilter,
+    /// Selects sensors by `<chip>;<sensor>`.
+    sensor_filter: DeviceFilter,
 }
 
 /// The sensor types node_exporter reads; other files are ignored.
@@ -124,19 +179,68 @@ impl Families {
 impl Collector for HwmonCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let root = ctx.sys_path("class/hwmon");
-        let mut fams = Families::default();
+        let mut chips = Vec::new();
         for name in list_dir(&root)? {
             let dir = root.join(&name);
             // Follows the usual hwmonN -> ../../devices/... symlinks; skips plain files.
             if !std::fs::metadata(&dir).map(|m| m.is_dir()).unwrap_or(false) {
                 continue;
             }
-            let chip = self.chip(&name, &dir)?;
-            chip_metrics(&dir, &chip, &mut fams)?;
+            let base = self.chip(&name, &dir)?;
+            let human = human_name(&dir);
+            chips.push(Chip {
+                hwmon: name,
+                dir,
+                base,
+                human,
+            });
+        }
+        let labels = chip_labels(&chips);
+        let mut fams = Families::default();
+        for (chip, label) in chips.iter().zip(&labels) {
+            // Filtered by the label as written, so a pattern matches what users see.
+            if self.chip_filter.ignored(label) {
+                continue;
+            }
+            let (dir, human) = (&chip.dir, chip.human.as_deref());
+            chip_metrics(dir, label, human, &self.sensor_filter, &mut fams)?;
         }
         fams.write(enc);
         Ok(())
     }
+}
+
+/// One `class/hwmon` entry before its `chip` label is settled.
+struct Chip {
+    /// `hwmonN`.
+    hwmon: String,
+    dir: PathBuf,
+    /// The label derived from the device path (see [`chip_name`]).
+    base: String,
+    /// The cleaned `name` file.
+    human: Option<String>,
+}
+
+/// The `chip` label of each entry, as node_exporter 1.12 settles it: entries whose derived
+/// label is unique keep it; entries sharing one (several hwmon devices under one parent
+/// device, e.g. `asus-nb-wmi`) get `_<name file>` appended when that tells them apart, else
+/// `_<hwmonN>`.
+fn chip_labels(chips: &[Chip]) -> Vec<String> {
+    let count = |f: &dyn Fn(&Chip) -> bool| chips.iter().filter(|c| f(c)).count();
+    chips
+        .iter()
+        .map(|c| {
+            if count(&|o| o.base == c.base) < 2 {
+                return c.base.clone();
+            }
+            match &c.human {
+                Some(h) if count(&|o| o.base == c.base && o.human.as_ref() == Some(h)) == 1 => {
+                    format!("{}_{h}", c.base)
+                }
+                _ => format!("{}_{}", c.base, c.hwmon),
+            }
+        })
+        .collect()
 }
 
 impl HwmonCollector {
@@ -267,24 +371,32 @@ fn human_name(dir: &Path) -> Option<String> {
 }
 
 /// Adds all metrics of one chip directory.
-fn chip_metrics(dir: &Path, chip: &str, fams: &mut Families) -> Result<(), String> {
+fn chip_metrics(
+    dir: &Path,
+    chip: &str,
+    human: Option<&str>,
+    sensors: &DeviceFilter,
+    fams: &mut Families,
+) -> Result<(), String> {
     let mut data = SensorData::new();
     collect_sensor_data(dir, &mut data)?;
     if dir.join("device").exists() {
         collect_sensor_data(&dir.join("device"), &mut data)?;
     }
-    if let Some(human) = human_name(dir) {
+    if let Some(human) = human {
         fams.add(
             "node_hwmon_chip_names".into(),
             || "Annotation metric for human-readable chip names".into(),
             Kind::Gauge,
             &["chip", "chip_name"],
-            vec![chip.to_string(), human],
+            vec![chip.to_string(), human.to_string()],
             1.0,
         );
     }
     for (sensor, props) in &data {
-        sensor_metrics(chip, sensor, props, fams);
+        if !sensors.ignored(&format!("{chip};{sensor}")) {
+            sensor_metrics(chip, sensor, props, fams);
+        }
     }
     Ok(())
 }
@@ -442,7 +554,17 @@ fn sensor_metrics(chip: &str, sensor: &str, props: &BTreeMap<String, String>, fa
                 v,
             ),
         };
-        let values = vec![chip.to_string(), sensor.to_string()];
+        // A GPU clock (`freq<N>_input`) is named by its label (`sclk`, `mclk`) in the
+        // `sensor` label, and without a label it is not exported (node_exporter 1.9).
+        let sensor_value = if (ty, el) == ("freq", "input") {
+            match props.get("label").map(|l| clean_name(l)) {
+                Some(label) => label,
+                None => continue,
+            }
+        } else {
+            sensor.to_string()
+        };
+        let values = vec![chip.to_string(), sensor_value];
         fams.add(name, || help, kind, CHIP_SENSOR, values, v);
     }
 }
@@ -478,6 +600,95 @@ mod tests {
         assert_eq!(clean_name("__x-é__"), "x");
         assert_eq!(clean_name("a-é b"), "a___b");
         assert_eq!(clean_name("\n"), "");
+    }
+
+    fn chip(hwmon: &str, base: &str, human: Option<&str>) -> Chip {
+        Chip {
+            hwmon: hwmon.into(),
+            dir: PathBuf::new(),
+            base: base.into(),
+            human: human.map(String::from),
+        }
+    }
+
+    #[test]
+    fn colliding_chips_get_a_suffix() {
+        let chips = [
+            chip("hwmon0", "acpitz", Some("acpitz")),
+            // Two hwmon devices under platform/asus-nb-wmi, told apart by their name file.
+            chip("hwmon1", "platform_asus_nb_wmi", Some("asus")),
+            chip(
+                "hwmon2",
+                "platform_asus_nb_wmi",
+                Some("asus_custom_fan_curve"),
+            ),
+            // Same derived label and same name file: the hwmonN name tells them apart.
+            chip("hwmon3", "pci0000:00_0000:00:18_3", Some("k10temp")),
+            chip("hwmon4", "pci0000:00_0000:00:18_3", Some("k10temp")),
+            chip("hwmon5", "pci0000:00_0000:00:18_3", None),
+        ];
+        assert_eq!(
+            chip_labels(&chips),
+            vec![
+                "acpitz",
+                "platform_asus_nb_wmi_asus",
+                "platform_asus_nb_wmi_asus_custom_fan_curve",
+                "pci0000:00_0000:00:18_3_hwmon3",
+                "pci0000:00_0000:00:18_3_hwmon4",
+                "pci0000:00_0000:00:18_3_hwmon5",
+            ]
+        );
+        assert!(chip_labels(&[]).is_empty());
+    }
+
+    #[test]
+    fn filters_select_chips_and_sensors() {
+        let t = TestTree::new("hwmon-filter");
+        t.write("class/hwmon/hwmon0/name", "acpitz\n")
+            .write("class/hwmon/hwmon0/temp1_input", "1000\n")
+            .write("class/hwmon/hwmon1/name", "nvme\n")
+            .write("class/hwmon/hwmon1/temp1_input", "30000\n")
+            .write("class/hwmon/hwmon1/temp2_input", "31000\n");
+        let paths = eos_module::HostPaths {
+            sysfs: t.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let mut settings = Settings::default();
+        for (key, value) in [
+            ("chip-exclude", "^acpitz$"),
+            ("sensor-exclude", "^nvme;temp2$"),
+        ] {
+            let name = format!("collector.hwmon.{key}");
+            let flag = Flag {
+                name: &name,
+                key,
+                negated: false,
+                value: Some(value),
+            };
+            assert!(settings.apply_flag(&flag).unwrap());
+        }
+        let c = (DEF.build)(&settings, &paths).unwrap();
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        c.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "node_hwmon_chip_names{chip=\"nvme\",chip_name=\"nvme\"} 1",
+                "node_hwmon_temp_celsius{chip=\"nvme\",sensor=\"temp1\"} 30",
+            ]
+        );
+        let unknown = Flag {
+            name: "collector.hwmon.x",
+            key: "x",
+            negated: false,
+            value: Some("y"),
+        };
+        assert!(!settings.apply_flag(&unknown).unwrap());
     }
 
     fn render(f: Families) -> String {
@@ -523,11 +734,17 @@ mod tests {
         .write("class/hwmon/hwmon2/temp1", "1000\n");
         let mut fams = Families::default();
         let class = t.path().join("class/hwmon");
-        let c = HwmonCollector::default();
+        let c = HwmonCollector {
+            chips: Mutex::new(HashMap::new()),
+            chip_filter: DeviceFilter::default(),
+            sensor_filter: DeviceFilter::default(),
+        };
         for name in ["hwmon1", "hwmon2"] {
             let dir = class.join(name);
             let chip = c.chip(name, &dir).unwrap();
-            chip_metrics(&dir, &chip, &mut fams).unwrap();
+            let human = human_name(&dir);
+            let all = DeviceFilter::default();
+            chip_metrics(&dir, &chip, human.as_deref(), &all, &mut fams).unwrap();
         }
         // The symlinked chip is cached under its link; asking again gives the same name.
         assert_eq!(c.chips.lock().unwrap().len(), 1);

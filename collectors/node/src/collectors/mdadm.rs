@@ -1,13 +1,14 @@
-//! `mdadm`: Linux software RAID state from `/proc/mdstat`.
+//! `mdadm`: Linux software RAID state from `/proc/mdstat` and, as node_exporter does since
+//! 1.10, `/sys/block/md*/md/` (`node_md_raid_disks`, `node_md_degraded`).
 //!
 //! Each array is a device line (`md0 : active raid1 sda1[0] sdb1[1](F)`), a status line
 //! (`1234 blocks ... [2/1] [U_]`), an optional bitmap line and, while it syncs, a progress
 //! line (`recovery = 8.5% (16775552/195310144) ...`). No `/proc/mdstat` (md driver not loaded)
-//! means no data.
+//! means no data; an array without an `md/` directory in sysfs has no sysfs families.
 
 use eos_exposition::{Encoder, Kind};
 
-use crate::collector::{Collector, CollectorDef, Ctx};
+use crate::collector::{list_dir, Collector, CollectorDef, Ctx, SysDir};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
     name: "mdadm",
@@ -34,20 +35,90 @@ struct MdStat<'a> {
     blocks_synced: u64,
 }
 
+/// What `/sys/block/<device>/md/` says about an array.
+#[derive(Debug, PartialEq)]
+struct MdRaid {
+    device: String,
+    /// `raid_disks`: devices in a fully working array.
+    raid_disks: u64,
+    /// `degraded`: missing devices; the kernel only keeps it for redundant levels, other
+    /// levels report 0 (as procfs `Mdraid.DegradedDisks`).
+    degraded: u64,
+}
+
+/// The levels whose `md/` directory has a `degraded` attribute.
+const REDUNDANT_LEVELS: [&str; 5] = ["raid1", "raid4", "raid5", "raid6", "raid10"];
+
 impl Collector for MdadmCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
         let path = ctx.proc_path("mdstat");
+        let block = ctx.sys_path("block");
         let Some(text) = ctx.read_optional(&path)? else {
             return Ok(());
         };
         let mut arrays = parse_mdstat(text).map_err(|e| format!("{}: {e}", path.display()))?;
         arrays.sort_unstable_by(|a, b| a.name.cmp(b.name));
-        write(enc, &arrays);
+        let raids = read_md_raids(&block)?;
+        write(enc, &arrays, &raids);
         Ok(())
     }
 }
 
-fn write(enc: &mut Encoder<'_>, arrays: &[MdStat<'_>]) {
+/// Reads `<block>/md*/md/` of every md array (procfs `Mdraids`): `level` and `raid_disks`
+/// are required, `degraded` too for the redundant levels. Sorted by device.
+fn read_md_raids(block: &std::path::Path) -> Result<Vec<MdRaid>, String> {
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(64);
+    for device in list_dir(block)? {
+        if !device.starts_with("md") {
+            continue;
+        }
+        let dir_path = block.join(&device).join("md");
+        let Some(dir) = SysDir::open(&dir_path)? else {
+            continue;
+        };
+        let missing = |attr: &str| format!("reading {}/{attr}: missing", dir_path.display());
+        let level = dir
+            .read(c"level", &mut buf)?
+            .ok_or_else(|| missing("level"))?
+            .to_string();
+        let raid_disks = dir
+            .read(c"raid_disks", &mut buf)?
+            .ok_or_else(|| missing("raid_disks"))?
+            .to_string();
+        let degraded = if REDUNDANT_LEVELS.contains(&level.as_str()) {
+            Some(
+                dir.read(c"degraded", &mut buf)?
+                    .ok_or_else(|| missing("degraded"))?
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        let raid = md_raid(&device, &raid_disks, degraded.as_deref())
+            .map_err(|e| format!("reading {}: {e}", dir_path.display()))?;
+        out.push(raid);
+    }
+    Ok(out)
+}
+
+/// An array's sysfs numbers from its attribute texts.
+fn md_raid(device: &str, raid_disks: &str, degraded: Option<&str>) -> Result<MdRaid, String> {
+    let number = |attr: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{attr}: invalid number {v:?}"))
+    };
+    Ok(MdRaid {
+        device: device.to_string(),
+        raid_disks: number("raid_disks", raid_disks)?,
+        degraded: match degraded {
+            Some(v) => number("degraded", v)?,
+            None => 0,
+        },
+    })
+}
+
+fn write(enc: &mut Encoder<'_>, arrays: &[MdStat<'_>], raids: &[MdRaid]) {
     let mut fam = enc.family(
         "node_md_blocks",
         "Total number of blocks on device.",
@@ -63,6 +134,14 @@ fn write(enc: &mut Encoder<'_>, arrays: &[MdStat<'_>]) {
     );
     for a in arrays {
         fam.sample(&[("device", a.name)], a.blocks_synced as f64);
+    }
+    let mut fam = enc.family(
+        "node_md_degraded",
+        "Number of degraded disks on device.",
+        Kind::Gauge,
+    );
+    for r in raids {
+        fam.sample(&[("device", &r.device)], r.degraded as f64);
     }
     let mut fam = enc.family(
         "node_md_disks",
@@ -85,6 +164,14 @@ fn write(enc: &mut Encoder<'_>, arrays: &[MdStat<'_>]) {
     );
     for a in arrays {
         fam.sample(&[("device", a.name)], a.disks_total as f64);
+    }
+    let mut fam = enc.family(
+        "node_md_raid_disks",
+        "Number of raid disks on device.",
+        Kind::Gauge,
+    );
+    for r in raids {
+        fam.sample(&[("device", &r.device)], r.raid_disks as f64);
     }
     let mut fam = enc.family(
         "node_md_state",
@@ -352,6 +439,50 @@ unused devices: <none>
             "md0 : active raid1 sda[0]\n   5 blocks [1/1] [U]\n   recovery = ?\n\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn sysfs_numbers() {
+        assert_eq!(
+            md_raid("md0", "2", Some("1")).unwrap(),
+            MdRaid {
+                device: "md0".into(),
+                raid_disks: 2,
+                degraded: 1
+            }
+        );
+        assert_eq!(md_raid("md1", "3", None).unwrap().degraded, 0);
+        let e = md_raid("md0", "x", None).unwrap_err();
+        assert_eq!(e, "raid_disks: invalid number \"x\"");
+        assert!(md_raid("md0", "2", Some("-1")).is_err());
+    }
+
+    #[test]
+    fn reads_sysfs_arrays() {
+        let t = crate::collectors::test_tree::TestTree::new("mdadm-sysfs");
+        t.write("block/md0/md/level", "raid1\n")
+            .write("block/md0/md/raid_disks", "2\n")
+            .write("block/md0/md/degraded", "1\n")
+            // raid0 has no `degraded`.
+            .write("block/md10/md/level", "raid0\n")
+            .write("block/md10/md/raid_disks", "2\n")
+            // An inactive array: empty level.
+            .write("block/md127/md/level", "\n")
+            .write("block/md127/md/raid_disks", "0\n")
+            // Not arrays.
+            .write("block/sda/queue/rotational", "1\n")
+            .write("block/md5/size", "0\n");
+        let block = t.path().join("block");
+        let raids = read_md_raids(&block).unwrap();
+        let got: Vec<(&str, u64, u64)> = raids
+            .iter()
+            .map(|r| (r.device.as_str(), r.raid_disks, r.degraded))
+            .collect();
+        assert_eq!(got, vec![("md0", 2, 1), ("md10", 2, 0), ("md127", 0, 0)]);
+        std::fs::remove_file(block.join("md0/md/degraded")).unwrap();
+        let e = read_md_raids(&block).unwrap_err();
+        assert!(e.ends_with("md0/md/degraded: missing"), "{e}");
+        assert!(read_md_raids(&t.path().join("nothing")).unwrap().is_empty());
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! `meminfo`: every `/proc/meminfo` field as `node_memory_<Field>[_bytes]`.
-//! `Active(anon)` becomes `Active_anon`; fields in kB are converted to bytes and get `_bytes`.
+//! `meminfo`: `/proc/meminfo` fields as `node_memory_<Field>[_bytes]`. `Active(anon)` becomes
+//! `Active_anon`; fields in kB are converted to bytes and get `_bytes`.
+//!
+//! Since 1.9 node_exporter reads the file through procfs's `Meminfo`, which knows a fixed
+//! set of fields ([`FIELDS`]); fields the kernel added later (`KReclaimable`,
+//! `SecPageTables`, `FileHugePages`, `Hugetlb`, ...) are not exported. This collector
+//! exports the same set.
 
 use eos_exposition::{Encoder, Kind};
 
@@ -13,6 +18,61 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 };
 
 struct MeminfoCollector;
+
+/// The metric names (after `node_memory_`) node_exporter 1.12 exports, sorted.
+const FIELDS: [&str; 51] = [
+    "Active_anon_bytes",
+    "Active_bytes",
+    "Active_file_bytes",
+    "AnonHugePages_bytes",
+    "AnonPages_bytes",
+    "Bounce_bytes",
+    "Buffers_bytes",
+    "Cached_bytes",
+    "CmaFree_bytes",
+    "CmaTotal_bytes",
+    "CommitLimit_bytes",
+    "Committed_AS_bytes",
+    "DirectMap1G_bytes",
+    "DirectMap2M_bytes",
+    "DirectMap4k_bytes",
+    "Dirty_bytes",
+    "HardwareCorrupted_bytes",
+    "HugePages_Free",
+    "HugePages_Rsvd",
+    "HugePages_Surp",
+    "HugePages_Total",
+    "Hugepagesize_bytes",
+    "Inactive_anon_bytes",
+    "Inactive_bytes",
+    "Inactive_file_bytes",
+    "KernelStack_bytes",
+    "Mapped_bytes",
+    "MemAvailable_bytes",
+    "MemFree_bytes",
+    "MemTotal_bytes",
+    "Mlocked_bytes",
+    "NFS_Unstable_bytes",
+    "PageTables_bytes",
+    "Percpu_bytes",
+    "SReclaimable_bytes",
+    "SUnreclaim_bytes",
+    "ShmemHugePages_bytes",
+    "ShmemPmdMapped_bytes",
+    "Shmem_bytes",
+    "Slab_bytes",
+    "SwapCached_bytes",
+    "SwapFree_bytes",
+    "SwapTotal_bytes",
+    "Unevictable_bytes",
+    "VmallocChunk_bytes",
+    "VmallocTotal_bytes",
+    "VmallocUsed_bytes",
+    "WritebackTmp_bytes",
+    "Writeback_bytes",
+    "Zswap_bytes",
+    "Zswapped_bytes",
+];
 
 impl Collector for MeminfoCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
@@ -28,9 +88,13 @@ impl Collector for MeminfoCollector {
             if f.kb {
                 name.push_str("_bytes");
             }
+            let field = name.get("node_memory_".len()..).unwrap_or_default();
+            if FIELDS.binary_search(&field).is_err() {
+                continue;
+            }
             help.clear();
             help.push_str("Memory information field ");
-            help.push_str(&name["node_memory_".len()..]);
+            help.push_str(field);
             help.push('.');
             enc.single(&name, &help, Kind::Gauge, &[], f.value);
         }
@@ -101,6 +165,46 @@ mod tests {
         let mut s = String::new();
         push_key(&mut s, f[1].key);
         assert_eq!(s, "Active_anon");
+    }
+
+    #[test]
+    fn exports_node_exporter_fields_only() {
+        assert!(
+            FIELDS.windows(2).all(|w| w[0] < w[1]),
+            "FIELDS must be sorted"
+        );
+        let t = crate::collectors::test_tree::TestTree::new("meminfo");
+        t.write(
+            "meminfo",
+            "MemTotal:       1024 kB\nKReclaimable:     8 kB\nZswap:  4 kB\nHugePages_Total:       2\nHugetlb:  0 kB\n",
+        );
+        let paths = eos_module::HostPaths {
+            procfs: t.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        MeminfoCollector
+            .update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let names: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "node_memory_MemTotal_bytes",
+                "node_memory_Zswap_bytes",
+                "node_memory_HugePages_Total"
+            ]
+        );
+        assert!(
+            out.contains("# HELP node_memory_Zswap_bytes Memory information field Zswap_bytes.\n")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One file per node_exporter collector; see `collector.rs` for the pattern.
 
 pub(crate) mod arp;
+pub(crate) mod bcache;
 pub(crate) mod bonding;
+pub(crate) mod btrfs;
 pub(crate) mod conntrack;
 pub(crate) mod cpu;
 pub(crate) mod cpufreq;
@@ -9,9 +11,11 @@ pub(crate) mod diskstats;
 pub(crate) mod dmi;
 pub(crate) mod edac;
 pub(crate) mod entropy;
+pub(crate) mod fibrechannel;
 pub(crate) mod filefd;
 pub(crate) mod filesystem;
 pub(crate) mod hwmon;
+pub(crate) mod infiniband;
 pub(crate) mod interrupts;
 pub(crate) mod ipvs;
 pub(crate) mod loadavg;
@@ -21,6 +25,7 @@ pub(crate) mod netclass;
 pub(crate) mod netdev;
 pub(crate) mod netstat;
 pub(crate) mod nfs;
+pub(crate) mod nfsd;
 pub(crate) mod nvme;
 pub(crate) mod os;
 pub(crate) mod powersupplyclass;
@@ -32,6 +37,7 @@ pub(crate) mod selinux;
 pub(crate) mod sockstat;
 pub(crate) mod softnet;
 pub(crate) mod stat;
+pub(crate) mod tapestats;
 #[cfg(test)]
 pub(crate) mod test_tree;
 pub(crate) mod textfile;
@@ -43,3 +49,4 @@ pub(crate) mod uname;
 pub(crate) mod vmstat;
 pub(crate) mod watchdog;
 pub(crate) mod xfs;
+pub(crate) mod zfs;

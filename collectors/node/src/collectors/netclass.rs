@@ -1,6 +1,7 @@
-//! `netclass`: interface properties from `/sys/class/net/<iface>/` (`node_network_info`,
-//! `node_network_up`, MTU, speed, carrier, ...). `--collector.netclass.ignored-devices`
-//! drops interfaces; `--collector.netclass.ignore-invalid-speed` drops negative speeds.
+//! `netclass`: interface properties from `/sys/class/net/<iface>/` (`node_network_info`
+//! with node_exporter 1.6+'s `adminstate`, `node_network_up`, MTU, speed, carrier, ...).
+//! `--collector.netclass.ignored-devices` drops interfaces;
+//! `--collector.netclass.ignore-invalid-speed` drops negative speeds.
 //!
 //! Reading sysfs costs a few system calls per attribute, and a Kubernetes node has an
 //! interface per pod, so the attributes the kernel fixes when an interface is created
@@ -92,6 +93,7 @@ const PROPS: [(&CStr, &str, bool, bool); 16] = [
     (c"tx_queue_len", "transmit_queue_length", false, false),
 ];
 const SPEED: usize = PROPS.len();
+const FLAGS: usize = 7;
 const IFINDEX: usize = 8;
 
 /// Values of [`PROPS`], then the speed in bytes/s; `None` when absent or unreadable.
@@ -179,9 +181,11 @@ impl Collector for NetclassCollector {
             Kind::Gauge,
         );
         for i in &ifaces {
+            let flags = i.values.get(FLAGS).copied().flatten();
             f.sample(
                 &[
                     ("address", &i.address),
+                    ("adminstate", admin_state(flags)),
                     ("broadcast", &i.broadcast),
                     ("device", &i.name),
                     ("duplex", &i.duplex),
@@ -222,6 +226,16 @@ impl Collector for NetclassCollector {
             }
         }
         Ok(())
+    }
+}
+
+/// The `adminstate` label (node_exporter 1.6+): whether the interface was set up
+/// (`IFF_UP` in `flags`), `unknown` without flags.
+fn admin_state(flags: Option<f64>) -> &'static str {
+    match flags {
+        None => "unknown",
+        Some(f) if (f as i64) & libc::IFF_UP as i64 != 0 => "up",
+        Some(_) => "down",
     }
 }
 
@@ -291,6 +305,14 @@ mod tests {
             out.contains("node_network_protocol_type{device=\"eth0\"} 772\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn admin_states() {
+        assert_eq!(admin_state(Some(4099.0)), "up"); // 0x1003
+        assert_eq!(admin_state(Some(4098.0)), "down"); // 0x1002
+        assert_eq!(admin_state(None), "unknown");
+        assert_eq!(PROPS[FLAGS].0, c"flags");
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     },
 };
 
-/// node_exporter's default for `--collector.netstat.fields`.
-const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+/// node_exporter 1.12's default for `--collector.netstat.fields` (`TCPOFOQueue` since 1.8,
+/// `TCPRcvQDrop` since 1.9).
+const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
 /// `modules.node.netstat`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -192,6 +193,29 @@ fn parse_snmp6<'t>(text: &'t str, file: &str) -> Result<Vec<Stat<'t>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_fields_are_node_exporter_1_12s() {
+        let f = Settings::default().fields;
+        for wanted in [
+            "TcpExt_TCPOFOQueue",
+            "TcpExt_TCPRcvQDrop",
+            "TcpExt_TCPTimeouts",
+            "TcpExt_ListenDrops",
+            "Tcp_CurrEstab",
+            "Udp6_InErrors",
+            "Ip_Forwarding",
+        ] {
+            assert!(f.is_match(wanted), "{wanted}");
+        }
+        for unwanted in [
+            "TcpExt_TCPAbortOnData",
+            "Ip_InReceives",
+            "TcpExt_TCPOFOQueueX",
+        ] {
+            assert!(!f.is_match(unwanted), "{unwanted}");
+        }
+    }
 
     #[test]
     fn pairs() {
