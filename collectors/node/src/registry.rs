@@ -20,6 +20,7 @@ node_collectors! {
     pressure,
     sockstat,
     softnet,
+    systemd(Settings),
     conntrack,
     time,
     timex,

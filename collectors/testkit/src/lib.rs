@@ -15,6 +15,8 @@
 //! - [`netns`]: throwaway network namespaces, delay links and router chains (root only).
 //! - [`procstat`]: CPU time and memory of a process, from `/proc/PID`.
 //! - [`site::Site`]: a small HTTP site on a loopback port for probes to hit.
+//! - `systemd` (feature `systemd`): a fake `org.freedesktop.systemd1` on a private
+//!   `dbus-daemon`, for the node module's systemd collector.
 //! - `fuzz` (feature `fuzz`): property tests over outside input: how many cases a run tries
 //!   and strategies that mutate the files a parser reads.
 //!
@@ -44,6 +46,8 @@ pub mod process;
 pub mod procstat;
 pub mod prometheus;
 pub mod site;
+#[cfg(feature = "systemd")]
+pub mod systemd;
 mod tempdir;
 mod wait;
 

@@ -37,6 +37,7 @@ pub(crate) mod selinux;
 pub(crate) mod sockstat;
 pub(crate) mod softnet;
 pub(crate) mod stat;
+pub(crate) mod systemd;
 pub(crate) mod tapestats;
 #[cfg(test)]
 pub(crate) mod test_tree;
