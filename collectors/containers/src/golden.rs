@@ -217,6 +217,227 @@ fn v1_cgroupfs_golden() {
     assert_eq!(snap.rows.len(), 8);
 }
 
+/// One device's I/O in a fixture: (device, (read ops, write ops), (read bytes, write bytes)).
+type DeviceIo<'a> = (&'a str, (u64, u64), (u64, u64));
+
+/// A kernel `blkio.*io_serviced*` and `*io_service_bytes*` file pair for `devices`.
+fn blkio_files(devices: &[DeviceIo]) -> (String, String) {
+    let file = |pick: fn(&DeviceIo) -> (u64, u64)| {
+        let mut text = String::new();
+        let mut total = 0;
+        for d in devices {
+            let (r, w) = pick(d);
+            let dev = d.0;
+            text += &format!(
+                "{dev} Read {r}\n{dev} Write {w}\n{dev} Sync {w}\n{dev} Async {r}\n\
+                 {dev} Discard 0\n{dev} Total {}\n",
+                r + w
+            );
+            total += r + w;
+        }
+        text + &format!("Total {total}\n")
+    };
+    (file(|d| d.1), file(|d| d.2))
+}
+
+/// The v1 fixture as a current kernel (4.16 or later, BFQ built in but not in use) writes it,
+/// with recursive throttle files: each holds the cgroup's own I/O plus its descendants'. The
+/// pod has two containers besides its sandbox, and the plain files of the pod, QoS and
+/// kubepods cgroups show none of it. This host's v1 blkio controller counts nothing unless a
+/// throttle limit is set (see `tests/real_cgroups.rs` for that on real cgroups), so here the
+/// files are written as the kernel writes them.
+#[test]
+fn v1_pod_rows_sum_their_containers_io() {
+    let tree = Tree::expand(include_str!("../testdata/v1-cgroupfs.ttar"));
+    let blkio = tree.0.join("sys/fs/cgroup/blkio");
+    let pod = "kubepods/burstable/pod1f0e2d3c-4b5a-4968-8776-655443322110";
+    let guaranteed = "kubepods/pod55555555-aaaa-4bbb-8ccc-ffffffffffff";
+    let coredns = format!("{pod}/{}", "5".repeat(64));
+    let sidecar = format!("{pod}/{}", "c".repeat(64));
+    let sandbox = format!("{pod}/{}", "8".repeat(64));
+    let app = format!("{guaranteed}/{}", "b".repeat(64));
+    std::fs::create_dir_all(tree.0.join("sys/fs/cgroup/memory").join(&sidecar)).unwrap();
+    let recursive: [(&str, &[DeviceIo]); 9] = [
+        (
+            "",
+            &[
+                ("8:0", (900_020, 1_500_513), (9_000_081_920, 12_002_101_248)),
+                ("253:0", (300, 2), (1_310_720, 8192)),
+            ],
+        ),
+        (
+            "kubepods",
+            &[
+                ("8:0", (20, 513), (81_920, 2_101_248)),
+                ("253:0", (300, 2), (1_310_720, 8192)),
+            ],
+        ),
+        (
+            "kubepods/burstable",
+            &[
+                ("8:0", (20, 513), (81_920, 2_101_248)),
+                ("253:0", (44, 0), (262_144, 0)),
+            ],
+        ),
+        (
+            pod,
+            &[
+                ("8:0", (20, 513), (81_920, 2_101_248)),
+                ("253:0", (44, 0), (262_144, 0)),
+            ],
+        ),
+        (&coredns, &[("8:0", (20, 0), (81_920, 0))]),
+        (
+            &sidecar,
+            &[
+                ("8:0", (0, 512), (0, 2_097_152)),
+                ("253:0", (44, 0), (262_144, 0)),
+            ],
+        ),
+        (&sandbox, &[("8:0", (0, 1), (0, 4096))]),
+        (guaranteed, &[("253:0", (256, 2), (1_048_576, 8192))]),
+        (&app, &[("253:0", (256, 2), (1_048_576, 8192))]),
+    ];
+    for (dir, devices) in recursive {
+        let d = blkio.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let (ops, bytes) = blkio_files(devices);
+        for (name, text) in [
+            ("blkio.throttle.io_serviced_recursive", ops.as_str()),
+            ("blkio.throttle.io_service_bytes_recursive", bytes.as_str()),
+            ("blkio.bfq.io_serviced_recursive", "Total 0\n"),
+            ("blkio.bfq.io_service_bytes_recursive", "Total 0\n"),
+        ] {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+    }
+    // the pod's own I/O, in the plain files: none, on the devices its children used
+    let (ops, bytes) = blkio_files(&[("8:0", (0, 0), (0, 0)), ("253:0", (0, 0), (0, 0))]);
+    std::fs::write(blkio.join(pod).join("blkio.throttle.io_serviced"), ops).unwrap();
+    std::fs::write(
+        blkio.join(pod).join("blkio.throttle.io_service_bytes"),
+        bytes,
+    )
+    .unwrap();
+
+    let c = tree.collector(Some(recorded_pods()), &[], false);
+    let snap = c.collect(None);
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    let io = |rel: &str| -> Vec<crate::parse::Io> {
+        let id = format!("/{rel}").replace("//", "/");
+        let row = snap.rows.iter().find(|r| r.labels.id == id);
+        let mut io = row
+            .unwrap_or_else(|| panic!("no row {id}"))
+            .stats
+            .io
+            .clone();
+        io.sort_by_key(|d| (d.major, d.minor));
+        io
+    };
+    let sum = |rels: &[&str]| {
+        let mut total: Vec<crate::parse::Io> = Vec::new();
+        for d in rels.iter().flat_map(|r| io(r)) {
+            match total
+                .iter_mut()
+                .find(|t| (t.major, t.minor) == (d.major, d.minor))
+            {
+                Some(t) => {
+                    t.read_bytes += d.read_bytes;
+                    t.write_bytes += d.write_bytes;
+                    t.reads += d.reads;
+                    t.writes += d.writes;
+                }
+                None => total.push(d),
+            }
+        }
+        total.sort_by_key(|d| (d.major, d.minor));
+        total
+    };
+    let bytes_written = |rel: &str| io(rel).iter().map(|d| d.write_bytes).sum::<u64>();
+    assert_eq!(bytes_written(&sidecar), 2 << 20);
+    assert_eq!(
+        bytes_written(pod),
+        (2 << 20) + 4096,
+        "the pod row has its containers' writes"
+    );
+    assert_eq!(io(pod), sum(&[&coredns, &sidecar, &sandbox]));
+    assert_eq!(io("kubepods/burstable"), io(pod), "the only burstable pod");
+    assert_eq!(io(guaranteed), io(&app));
+    assert_eq!(io("kubepods"), sum(&["kubepods/burstable", guaranteed]));
+    for (k, n) in io("kubepods").iter().zip(io("")) {
+        assert!(
+            n.read_bytes >= k.read_bytes && n.write_bytes >= k.write_bytes,
+            "the root row includes kubepods: {n:?} vs {k:?}"
+        );
+    }
+    // the exported families carry it: the pod row's writes, per device
+    let mut buf = Vec::new();
+    let mut enc = Encoder::new(&mut buf, Format::Text);
+    export::write(&mut enc, &snap, c.extra_names(), false);
+    let text = String::from_utf8(buf).unwrap();
+    let line = |family: &str, device: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(&format!("{family}{{"))
+                    && l.contains(&format!("device=\"{device}\""))
+                    && l.contains(&format!("id=\"/{pod}\""))
+            })
+            .unwrap_or_else(|| panic!("no {family} for {device} on the pod row"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        line("container_fs_writes_bytes_total", "8:0"),
+        "2.101248e+06"
+    );
+    assert_eq!(line("container_fs_writes_total", "8:0"), "513");
+    assert_eq!(line("container_fs_reads_bytes_total", "253:0"), "262144");
+}
+
+/// A v1 node whose disk runs BFQ: the BFQ files count the I/O and the throttle files, with no
+/// throttle limit set, have no device. Before following runc's order, every row showed none.
+#[test]
+fn v1_bfq_nodes_read_the_bfq_files() {
+    let tree = Tree::expand(include_str!("../testdata/v1-cgroupfs.ttar"));
+    let blkio = tree.0.join("sys/fs/cgroup/blkio");
+    let pod = "kubepods/burstable/pod1f0e2d3c-4b5a-4968-8776-655443322110";
+    let coredns = format!("{pod}/{}", "5".repeat(64));
+    for (dir, r) in [
+        ("kubepods", 7),
+        ("kubepods/burstable", 7),
+        (pod, 7),
+        (coredns.as_str(), 7),
+    ] {
+        let (ops, bytes) = blkio_files(&[("8:0", (r, 0), (r * 4096, 0))]);
+        let d = blkio.join(dir);
+        std::fs::write(d.join("blkio.bfq.io_serviced_recursive"), ops).unwrap();
+        std::fs::write(d.join("blkio.bfq.io_service_bytes_recursive"), bytes).unwrap();
+        for name in [
+            "blkio.throttle.io_serviced_recursive",
+            "blkio.throttle.io_service_bytes_recursive",
+            "blkio.throttle.io_serviced",
+            "blkio.throttle.io_service_bytes",
+        ] {
+            std::fs::write(d.join(name), "Total 0\n").unwrap();
+        }
+    }
+    let snap = tree.collector(None, &[], false).collect(None);
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+    for rel in ["kubepods", "kubepods/burstable", pod, coredns.as_str()] {
+        let row = snap.rows.iter().find(|r| r.labels.id == format!("/{rel}"));
+        let io = &row.unwrap().stats.io;
+        assert_eq!(
+            io.iter()
+                .map(|d| (d.reads, d.read_bytes))
+                .collect::<Vec<_>>(),
+            [(7, 7 * 4096)],
+            "{rel}"
+        );
+    }
+}
+
 #[test]
 fn without_the_kubelet_rows_keep_their_ids() {
     let tree = Tree::expand(include_str!("../testdata/v2-systemd.ttar"));

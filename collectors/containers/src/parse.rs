@@ -129,18 +129,28 @@ pub fn io_stat(text: &str, out: &mut Vec<Io>) -> Result<(), String> {
     Ok(())
 }
 
-/// v1 `blkio.throttle.io_service_bytes` / `io_serviced`: `8:0 Read 123` lines and a
-/// `Total` line. Adds reads/writes into `out` as bytes (`bytes`) or operations.
-pub fn blkio(text: &str, bytes: bool, out: &mut Vec<Io>) -> Result<(), String> {
+/// Which v1 `blkio` statistics file is parsed: operations or bytes, by device and direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkioFile {
+    /// `*io_serviced*`: operations.
+    Serviced,
+    /// `*io_service_bytes*`: bytes.
+    ServiceBytes,
+}
+
+/// A v1 `blkio.*io_serviced*` or `*io_service_bytes*` file (throttle, CFQ or BFQ, plain or
+/// `_recursive`): `8:0 Read 123` lines and `Total` lines. Adds the reads and writes into
+/// `out` by device and returns how many device lines there were (a cgroup without I/O under
+/// that policy has none, only `Total 0`).
+pub fn blkio(text: &str, file: BlkioFile, out: &mut Vec<Io>) -> Result<usize, String> {
+    let mut devices = 0;
     for (i, line) in text.lines().enumerate() {
         let mut it = line.split_ascii_whitespace();
-        let (Some(dev), Some(op)) = (it.next(), it.next()) else {
-            continue;
-        };
-        if dev == "Total" {
-            continue;
-        }
-        let Some(v) = it.next() else {
+        let Some(dev) = it.next() else { continue };
+        let (Some(op), Some(v), None) = (it.next(), it.next(), it.next()) else {
+            if dev == "Total" {
+                continue;
+            }
             return Err(format!(
                 "line {}: expected \"major:minor op value\", found {:?}",
                 i + 1,
@@ -151,6 +161,7 @@ pub fn blkio(text: &str, bytes: bool, out: &mut Vec<Io>) -> Result<(), String> {
             .parse()
             .map_err(|_| format!("line {}: expected a number, found {:?}", i + 1, clip(v)))?;
         let (major, minor) = dev_numbers(dev).map_err(|e| format!("line {}: {e}", i + 1))?;
+        devices += 1;
         let idx = match out
             .iter()
             .position(|d| d.major == major && d.minor == minor)
@@ -166,15 +177,15 @@ pub fn blkio(text: &str, bytes: bool, out: &mut Vec<Io>) -> Result<(), String> {
             }
         };
         let Some(d) = out.get_mut(idx) else { continue };
-        match (op, bytes) {
-            ("Read", true) => d.read_bytes = v,
-            ("Write", true) => d.write_bytes = v,
-            ("Read", false) => d.reads = v,
-            ("Write", false) => d.writes = v,
+        match (op, file) {
+            ("Read", BlkioFile::ServiceBytes) => d.read_bytes = v,
+            ("Write", BlkioFile::ServiceBytes) => d.write_bytes = v,
+            ("Read", BlkioFile::Serviced) => d.reads = v,
+            ("Write", BlkioFile::Serviced) => d.writes = v,
             _ => {}
         }
     }
-    Ok(())
+    Ok(devices)
 }
 
 fn dev_numbers(dev: &str) -> Result<(u32, u32), String> {
@@ -390,13 +401,18 @@ mod tests {
             .unwrap_err()
             .contains("major:minor"));
         let mut v = Vec::new();
-        blkio(
-            "8:0 Read 100\n8:0 Write 200\n8:0 Sync 300\n8:0 Total 300\nTotal 300\n",
-            true,
-            &mut v,
-        )
-        .unwrap();
-        blkio("8:0 Read 1\n8:0 Write 2\n", false, &mut v).unwrap();
+        assert_eq!(
+            blkio(
+                "8:0 Read 100\n8:0 Write 200\n8:0 Sync 300\n8:0 Total 300\nTotal 300\n",
+                BlkioFile::ServiceBytes,
+                &mut v,
+            ),
+            Ok(4)
+        );
+        assert_eq!(
+            blkio("8:0 Read 1\n8:0 Write 2\n", BlkioFile::Serviced, &mut v),
+            Ok(2)
+        );
         assert_eq!(
             v,
             [Io {
@@ -408,7 +424,35 @@ mod tests {
                 writes: 2
             }]
         );
-        assert!(blkio("8:0 Read\n", true, &mut v).is_err());
+        // no device lines: a cgroup without I/O, or an empty file
+        assert_eq!(blkio("Total 0\n", BlkioFile::Serviced, &mut v), Ok(0));
+        assert_eq!(blkio("", BlkioFile::Serviced, &mut v), Ok(0));
+        // truncated and odd lines name the line
+        for (text, want) in [
+            (
+                "8:0 Read\n",
+                "line 1: expected \"major:minor op value\", found \"8:0 Read\"",
+            ),
+            (
+                "Total 0\n8:0",
+                "line 2: expected \"major:minor op value\", found \"8:0\"",
+            ),
+            (
+                "8:0 Read 1 2\n",
+                "line 1: expected \"major:minor op value\", found \"8:0 Read 1 2\"",
+            ),
+            ("8:0 Read -1\n", "line 1: expected a number, found \"-1\""),
+            (
+                "sda Read 1\n",
+                "line 1: expected a device major:minor, found \"sda\"",
+            ),
+        ] {
+            assert_eq!(
+                blkio(text, BlkioFile::Serviced, &mut v),
+                Err(want.to_string()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

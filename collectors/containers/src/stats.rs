@@ -2,6 +2,7 @@
 //! A missing file leaves its values out (the controller may be off); an unreadable or
 //! malformed one leaves them out and records an error naming the file.
 
+use crate::blkio;
 use crate::layout::{Layout, V1Mounts};
 use crate::parse::{self, Io, NetDev};
 use std::io::{ErrorKind, Read};
@@ -242,14 +243,13 @@ impl Reader {
             self.procs(d, rel, st);
         }
         if let Some(d) = &m.blkio {
-            let io = &mut st.io;
-            self.with(d, rel, "blkio.throttle.io_service_bytes", |t| {
-                parse::blkio(t, true, io)
-            });
-            let io = &mut st.io;
-            self.with(d, rel, "blkio.throttle.io_serviced", |t| {
-                parse::blkio(t, false, io)
-            });
+            let mut walk = blkio::Walk::default();
+            while let Some(file) = walk.file() {
+                let text = self.read(d, rel, file);
+                if let Err(e) = walk.take(text, &mut st.io) {
+                    self.errors.push(format!("{}: {e}", self.path.display()));
+                }
+            }
         }
         if let Some(d) = &m.pids {
             st.threads = self.with(d, rel, "pids.current", parse::single_u64);

@@ -1,6 +1,7 @@
 //! The module against real cgroups on this machine (root required): a kubepods-style tree in
 //! the v1 hierarchies and in the cgroup2 mount, a busy process moved in, and the exported CPU
-//! and memory compared with what the kernel says about that process.
+//! and memory compared with what the kernel says about that process; and block I/O read by
+//! processes in two containers from a loop device, summed on the pod row.
 
 use eos_containers::{ContainersConfig, ContainersModule};
 use eos_exposition::{parse_text, Parsed};
@@ -65,6 +66,30 @@ impl Sandbox {
 
     /// Starts `script` held at a `read` until it has been moved into the container cgroups.
     fn run_inside(&mut self, hierarchies: &[PathBuf], base: &str, script: &str) -> u32 {
+        self.run_in(hierarchies, base, CID, script)
+    }
+
+    /// Adds a second container `<pod>/<cid>` to the tree in each hierarchy.
+    fn add_container(&mut self, hierarchies: &[PathBuf], base: &str, cid: &str) {
+        for h in hierarchies {
+            let p = h
+                .join(base.trim_start_matches('/'))
+                .join(format!("kubepods/burstable/pod{UID}/{cid}"));
+            std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+            self.dirs.push(p);
+        }
+    }
+
+    /// Runs `script` in container `cid` to its end; panics if it fails.
+    fn run_to_end(&mut self, hierarchies: &[PathBuf], base: &str, cid: &str, script: &str) {
+        self.run_in(hierarchies, base, cid, script);
+        let mut child = self.children.pop().unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{script}: {status}");
+    }
+
+    /// Starts `script` held at a `read` until it has been moved into container `cid`.
+    fn run_in(&mut self, hierarchies: &[PathBuf], base: &str, cid: &str, script: &str) -> u32 {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(format!("read go; {script}"))
@@ -76,7 +101,7 @@ impl Sandbox {
         for h in hierarchies {
             let procs = h
                 .join(base.trim_start_matches('/'))
-                .join(format!("kubepods/burstable/pod{UID}/{CID}/cgroup.procs"));
+                .join(format!("kubepods/burstable/pod{UID}/{cid}/cgroup.procs"));
             std::fs::write(&procs, pid.to_string())
                 .unwrap_or_else(|e| panic!("{}: {e}", procs.display()));
         }
@@ -400,4 +425,190 @@ fn v1_sandbox_network_comes_from_its_namespace() {
         .iter()
         .any(|s| s.name.starts_with("container_network_")
             && s.labels["id"].ends_with(&format!("pod{UID}"))));
+}
+
+/// A loop device over a sparse file; detached and removed on drop.
+struct LoopDevice {
+    /// `/dev/loopN`
+    dev: String,
+    /// `major:minor`
+    numbers: String,
+    file: PathBuf,
+}
+
+impl LoopDevice {
+    fn new() -> Result<LoopDevice, String> {
+        let file = std::env::temp_dir().join(format!("eos-test-blkio-{}.img", std::process::id()));
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(16 << 20))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .map_err(|e| format!("losetup: {e}"))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&file);
+            return Err(format!(
+                "losetup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = dev.trim_start_matches("/dev/");
+        let numbers = std::fs::read_to_string(format!("/sys/block/{name}/dev"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let lo = LoopDevice { dev, numbers, file };
+        lo.scheduler("none");
+        Ok(lo)
+    }
+
+    /// Sets the device's I/O scheduler; false if the kernel has no such scheduler.
+    fn scheduler(&self, name: &str) -> bool {
+        let p = format!(
+            "/sys/block/{}/queue/scheduler",
+            self.dev.trim_start_matches("/dev/")
+        );
+        std::fs::write(&p, name).is_ok()
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        self.scheduler("none");
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Bytes read from `dev` in a kernel blkio statistics file (`Read` lines).
+fn kernel_reads(file: &Path, dev: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{dev} Read ")))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Block I/O the way runc reads it (issue 11): two containers of one pod read from a loop
+/// device with O_DIRECT; the pod, QoS and kubepods rows carry the sum, from the recursive
+/// throttle files, and from the BFQ files once the device runs BFQ.
+#[test]
+fn v1_pod_block_io_is_the_sum_of_its_containers() {
+    let blkio = Path::new(CGROUP).join("blkio");
+    if !blkio
+        .join("blkio.throttle.io_service_bytes_recursive")
+        .exists()
+    {
+        eprintln!(
+            "skipped: no v1 blkio hierarchy with recursive throttle files at {}",
+            blkio.display()
+        );
+        return;
+    }
+    let lo = match LoopDevice::new() {
+        Ok(lo) => lo,
+        Err(e) => {
+            eprintln!("skipped: no loop device: {e}");
+            return;
+        }
+    };
+    let base = format!("/eos-test-blkio-{}", std::process::id());
+    let hs = v1_hierarchies();
+    let mut sb = Sandbox::new(&hs, &base);
+    let cid2 = "f00df00df00df00df00df00df00df00df00df00df00df00df00df00df00df00d";
+    sb.add_container(&hs, &base, cid2);
+    // This kernel keeps the v1 throttle statistics only for a device some cgroup has a
+    // throttle limit on; one far above what the test reads turns them on.
+    std::fs::write(
+        blkio
+            .join(base.trim_start_matches('/'))
+            .join("blkio.throttle.read_bps_device"),
+        format!("{} 1099511627776", lo.numbers),
+    )
+    .unwrap();
+    let read = |sb: &mut Sandbox, cid: &str, mib: u32| {
+        sb.run_to_end(
+            &hs,
+            &base,
+            cid,
+            &format!(
+                "dd if={} of=/dev/null bs=64k count={} iflag=direct 2>/dev/null",
+                lo.dev,
+                mib * 16
+            ),
+        )
+    };
+    read(&mut sb, CID, 2);
+    read(&mut sb, cid2, 3);
+
+    let m = module(Path::new(CGROUP), &base);
+    let pod = format!("{base}/kubepods/burstable/pod{UID}");
+    let rows = [
+        format!("{pod}/{CID}"),
+        format!("{pod}/{cid2}"),
+        pod.clone(),
+        format!("{base}/kubepods/burstable"),
+        format!("{base}/kubepods"),
+    ];
+    let exported = |p: &Parsed, name: &str, id: &str| -> f64 {
+        p.samples
+            .iter()
+            .find(|s| s.name == name && s.labels["id"] == id && s.labels["device"] == lo.dev)
+            .unwrap_or_else(|| panic!("no {name} of {} for {id}", lo.dev))
+            .value
+    };
+    let p = scrape(&*m);
+    let bytes: Vec<f64> = rows
+        .iter()
+        .map(|id| exported(&p, "container_fs_reads_bytes_total", id))
+        .collect();
+    let mib = f64::from(1u32 << 20);
+    assert_eq!(
+        bytes,
+        [2.0 * mib, 3.0 * mib, 5.0 * mib, 5.0 * mib, 5.0 * mib],
+        "containers, pod, QoS and kubepods rows of {rows:?}"
+    );
+    let ops: Vec<f64> = rows
+        .iter()
+        .map(|id| exported(&p, "container_fs_reads_total", id))
+        .collect();
+    assert!(ops[0] >= 1.0 && ops[1] >= 1.0, "{ops:?}");
+    assert_eq!(ops[2], ops[0] + ops[1], "read operations: {ops:?}");
+    assert_eq!((ops[3], ops[4]), (ops[2], ops[2]), "{ops:?}");
+
+    // With BFQ on the device, runc takes the BFQ files first, which count from the moment
+    // BFQ took over; the throttle files keep counting everything.
+    if !lo.scheduler("bfq") {
+        eprintln!("BFQ part skipped: this kernel has no bfq scheduler");
+        return;
+    }
+    read(&mut sb, CID, 1);
+    read(&mut sb, cid2, 1);
+    let p = scrape(&*m);
+    let dir = |id: &str| blkio.join(id.trim_start_matches('/'));
+    for id in &rows {
+        let bfq = kernel_reads(
+            &dir(id).join("blkio.bfq.io_service_bytes_recursive"),
+            &lo.numbers,
+        );
+        let throttle = kernel_reads(
+            &dir(id).join("blkio.throttle.io_service_bytes_recursive"),
+            &lo.numbers,
+        );
+        assert_eq!(
+            exported(&p, "container_fs_reads_bytes_total", id),
+            bfq as f64,
+            "{id}: BFQ says {bfq}, throttle {throttle}"
+        );
+    }
+    let bytes: Vec<f64> = rows
+        .iter()
+        .map(|id| exported(&p, "container_fs_reads_bytes_total", id))
+        .collect();
+    assert!(bytes[0] >= mib && bytes[1] >= mib, "{bytes:?}");
+    assert_eq!(bytes[2], bytes[0] + bytes[1], "{bytes:?}");
+    assert_eq!((bytes[3], bytes[4]), (bytes[2], bytes[2]), "{bytes:?}");
 }

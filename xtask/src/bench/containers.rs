@@ -27,7 +27,7 @@ cargo xtask bench containers [--containers N] [--runs N] [--warmup N] [--agent-b
 ";
 
 /// The v1 files the module reads for every cgroup in a round (limits are read every 6th).
-const V1_FILES: [(&str, &str); 12] = [
+const V1_FILES: [(&str, &str); 13] = [
     ("cpuacct", "cpuacct.usage"),
     ("cpuacct", "cpuacct.stat"),
     ("cpu", "cpu.stat"),
@@ -37,8 +37,11 @@ const V1_FILES: [(&str, &str); 12] = [
     ("memory", "memory.stat"),
     ("memory", "memory.oom_control"),
     ("memory", "cgroup.procs"),
-    ("blkio", "blkio.throttle.io_service_bytes"),
-    ("blkio", "blkio.throttle.io_serviced"),
+    // Block I/O in runc's order: BFQ first (empty unless the device runs BFQ), then the
+    // recursive throttle files.
+    ("blkio", "blkio.bfq.io_serviced_recursive"),
+    ("blkio", "blkio.throttle.io_serviced_recursive"),
+    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
     ("pids", "pids.current"),
 ];
 
