@@ -213,8 +213,8 @@ fn parse_client(text: &str) -> Result<ClientStats, String> {
     Ok(s)
 }
 
-/// A line with exactly as many values as `dst`.
-fn fill_exact(dst: &mut [u64], values: &[u64], at: At<'_>) -> Result<(), String> {
+/// A line of `/proc/net/rpc/nfs` or `nfsd` with exactly as many values as `dst`.
+pub(super) fn fill_exact(dst: &mut [u64], values: &[u64], at: At<'_>) -> Result<(), String> {
     if values.len() != dst.len() {
         return Err(format!(
             "{at}: expected {} values, got {}",
@@ -227,14 +227,25 @@ fn fill_exact(dst: &mut [u64], values: &[u64], at: At<'_>) -> Result<(), String>
 }
 
 /// A `procN COUNT v1 v2 ...` line: COUNT must match the values that follow and be at least
-/// `min`; values beyond what `dst` holds are ignored.
-fn fill_counted(dst: &mut [u64], values: &[u64], min: usize, at: At<'_>) -> Result<(), String> {
+/// `min`; values beyond what `dst` holds are ignored, missing ones stay zero.
+pub(super) fn fill_counted(
+    dst: &mut [u64],
+    values: &[u64],
+    min: usize,
+    at: At<'_>,
+) -> Result<(), String> {
     let Some((&count, rest)) = values.split_first() else {
         return Err(format!("{at}: no procedure count"));
     };
-    if count != rest.len() as u64 || rest.len() < min {
+    if count != rest.len() as u64 {
         return Err(format!(
             "{at}: procedure count {count} does not match {} values",
+            rest.len()
+        ));
+    }
+    if rest.len() < min {
+        return Err(format!(
+            "{at}: expected at least {min} procedures, got {}",
             rest.len()
         ));
     }

@@ -4,6 +4,7 @@
 
 use eos_exposition::{Encoder, Kind};
 
+use super::nfs::{fill_counted, fill_exact};
 use crate::collector::{in_procfs, parse_u64, At, Collector, CollectorDef, Ctx};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
@@ -307,43 +308,6 @@ fn parse_server(text: &str) -> Result<ServerStats, String> {
         }
     }
     Ok(s)
-}
-
-/// A line with exactly as many values as `dst`.
-fn fill_exact(dst: &mut [u64], values: &[u64], at: At<'_>) -> Result<(), String> {
-    if values.len() != dst.len() {
-        return Err(format!(
-            "{at}: expected {} values, got {}",
-            dst.len(),
-            values.len()
-        ));
-    }
-    dst.copy_from_slice(values);
-    Ok(())
-}
-
-/// A `procN COUNT v1 v2 ...` line: COUNT must match the values that follow and be at least
-/// `min`; values beyond what `dst` holds are ignored, missing ones stay zero.
-fn fill_counted(dst: &mut [u64], values: &[u64], min: usize, at: At<'_>) -> Result<(), String> {
-    let Some((&count, rest)) = values.split_first() else {
-        return Err(format!("{at}: no procedure count"));
-    };
-    if count != rest.len() as u64 {
-        return Err(format!(
-            "{at}: procedure count {count} does not match {} values",
-            rest.len()
-        ));
-    }
-    if rest.len() < min {
-        return Err(format!(
-            "{at}: expected at least {min} procedures, got {}",
-            rest.len()
-        ));
-    }
-    for (d, v) in dst.iter_mut().zip(rest) {
-        *d = *v;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
