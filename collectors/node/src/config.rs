@@ -198,17 +198,20 @@ fn check_collector_name<C: Composed>(name: &str) -> Result<(), String> {
     ))
 }
 
-/// Collectors node_exporter 1.x has on Linux. Flags naming one that eos does not implement
-/// are accepted (with a warning) so that existing DaemonSet arguments keep working.
+/// Collectors node_exporter 1.x (up to 1.12) has on Linux. Flags naming one that eos does not
+/// implement are accepted (with a warning) so that existing DaemonSet arguments keep working.
 const NODE_EXPORTER_COLLECTORS: &[&str] = &[
+    "aer",
     "arp",
     "bcache",
+    "bcachefs",
     "bonding",
     "btrfs",
     "buddyinfo",
     "cgroups",
     "conntrack",
     "cpu",
+    "cpu_vulnerabilities",
     "cpufreq",
     "diskstats",
     "dmi",
@@ -224,6 +227,7 @@ const NODE_EXPORTER_COLLECTORS: &[&str] = &[
     "infiniband",
     "interrupts",
     "ipvs",
+    "kernel_hung",
     "ksmd",
     "lnstat",
     "loadavg",
@@ -241,6 +245,7 @@ const NODE_EXPORTER_COLLECTORS: &[&str] = &[
     "ntp",
     "nvme",
     "os",
+    "pcidevice",
     "perf",
     "powersupplyclass",
     "pressure",
@@ -256,6 +261,7 @@ const NODE_EXPORTER_COLLECTORS: &[&str] = &[
     "softnet",
     "stat",
     "supervisord",
+    "swap",
     "sysctl",
     "systemd",
     "tapestats",
@@ -268,6 +274,7 @@ const NODE_EXPORTER_COLLECTORS: &[&str] = &[
     "uname",
     "vmstat",
     "wifi",
+    "xfrm",
     "xfs",
     "zfs",
     "zoneinfo",
