@@ -178,6 +178,9 @@ enum Change {
     /// A default filter of 1.12 leaves out the series whose `device` label starts with this,
     /// which 1.5 reports; the entry's `family` is a prefix of the families concerned.
     DevicesExcluded(&'static str),
+    /// A default filter of 1.12 leaves out the series whose `fstype` label is this, which 1.5
+    /// reports; the entry's `family` is a prefix of the families concerned.
+    FsTypeExcluded(&'static str),
 }
 
 /// One deliberate difference from 1.5.
@@ -337,6 +340,119 @@ const DELIBERATE: &[Deliberate] = &[
         "cpufreq's cpuinfo_avg_freq",
         false,
     ),
+    deliberate(
+        "node_nvme_info",
+        Change::LabelAdded("cntlid"),
+        "1.11",
+        "the NVMe controller ID (cntlid)",
+        false,
+    ),
+    deliberate(
+        "node_nvme_namespace_info",
+        Change::FamilyAdded,
+        "1.11",
+        "NVMe namespaces (with native multipath)",
+        false,
+    ),
+    deliberate(
+        "node_nvme_namespace_capacity_bytes",
+        Change::FamilyAdded,
+        "1.11",
+        "NVMe namespaces (with native multipath)",
+        false,
+    ),
+    deliberate(
+        "node_nvme_namespace_size_bytes",
+        Change::FamilyAdded,
+        "1.11",
+        "NVMe namespaces (with native multipath)",
+        false,
+    ),
+    deliberate(
+        "node_nvme_namespace_used_bytes",
+        Change::FamilyAdded,
+        "1.11",
+        "NVMe namespaces (with native multipath)",
+        false,
+    ),
+    deliberate(
+        "node_nvme_namespace_logical_block_size_bytes",
+        Change::FamilyAdded,
+        "1.11",
+        "NVMe namespaces (with native multipath)",
+        false,
+    ),
+    // filesystem: why statfs failed, on every family but mount_info (1.8, #2923).
+    deliberate(
+        "node_filesystem_size_bytes",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_free_bytes",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_avail_bytes",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_files",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_files_free",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_device_error",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_readonly",
+        Change::LabelAdded("device_error"),
+        "1.8",
+        "device_error: why statfs failed, empty when it did not",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_mount_info",
+        Change::FamilyAdded,
+        "1.9",
+        "device numbers of each measured mount (mountinfo)",
+        true,
+    ),
+    deliberate(
+        "node_filesystem_",
+        Change::FsTypeExcluded("erofs"),
+        "1.10",
+        "erofs in the default --collector.filesystem.fs-types-exclude",
+        false,
+    ),
+    deliberate(
+        "node_cpu_online",
+        Change::FamilyAdded,
+        "1.9",
+        "cpuN/online, only where cpu0 has the file (not x86)",
+        false,
+    ),
     // meminfo goes through procfs's Meminfo since 1.9, which knows a fixed set of fields.
     deliberate(
         "node_memory_KReclaimable_bytes",
@@ -411,6 +527,9 @@ fn excluded_series(family: &str, key: &Key) -> bool {
                     .iter()
                     .any(|(k, v)| k == "device" && v.starts_with(prefix))
         }
+        Change::FsTypeExcluded(fs_type) => {
+            family.starts_with(d.family) && key.1.iter().any(|(k, v)| k == "fstype" && v == fs_type)
+        }
         _ => false,
     })
 }
@@ -480,6 +599,22 @@ fn check_deliberate(
                     problems.push(format!(
                         "{}*: listed as leaving out devices {prefix}* since {}, but the agent \
                          reports some",
+                        d.family, d.since
+                    ));
+                }
+                excluded(theirs)
+            }
+            Change::FsTypeExcluded(fs_type) => {
+                let excluded = |fams: &BTreeMap<String, Family>| {
+                    fams.iter().any(|(name, f)| {
+                        name.starts_with(d.family)
+                            && f.series.keys().any(|k| excluded_series(name, k))
+                    })
+                };
+                if excluded(ours) {
+                    problems.push(format!(
+                        "{}*: listed as leaving out {fs_type} filesystems since {}, but the \
+                         agent reports some",
                         d.family, d.since
                     ));
                 }
@@ -873,6 +1008,15 @@ fn helpers() {
     );
     assert!(excluded_series("node_disk_io_now", &zram));
     assert!(!excluded_series("node_network_up", &zram));
+    let fs = |fstype: &str| -> Key {
+        (
+            "node_filesystem_size_bytes".into(),
+            vec![("fstype".into(), fstype.into())],
+        )
+    };
+    assert!(excluded_series("node_filesystem_size_bytes", &fs("erofs")));
+    assert!(!excluded_series("node_filesystem_size_bytes", &fs("ext4")));
+    assert!(!excluded_series("node_disk_io_now", &fs("erofs")));
     let dropped = families(
         "# TYPE node_memory_KReclaimable_bytes gauge\nnode_memory_KReclaimable_bytes 1\n",
         "1.5",

@@ -299,6 +299,33 @@ pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// The names of the directories (not symlinks) in `dir`, sorted; none when it is missing.
+pub(crate) fn list_subdirs(dir: &Path) -> Result<Vec<String>, String> {
+    Ok(list_dir_entries(dir)?
+        .into_iter()
+        .filter_map(|(name, is_dir)| is_dir.then_some(name))
+        .collect())
+}
+
+/// The entries of `dir` with whether each is a directory (not following symlinks), sorted;
+/// none when it is missing.
+pub(crate) fn list_dir_entries(dir: &Path) -> Result<Vec<(String, bool)>, String> {
+    let err = |e: std::io::Error| format!("listing {}: {e}", dir.display());
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(err(e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(err)?;
+        let is_dir = entry.file_type().map_err(err)?.is_dir();
+        out.push((entry.file_name().to_string_lossy().into_owned(), is_dir));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Remembers, per position, whether a name matched a pattern, so that files whose set of
 /// keys rarely changes (`/proc/vmstat`, `/proc/net/netstat`) run the regex once per key, not
 /// once per key per scrape.

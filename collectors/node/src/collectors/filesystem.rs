@@ -1,13 +1,24 @@
 //! `filesystem`: size and inode use of every mounted filesystem (`node_filesystem_*`), from
-//! the mount table of PID 1 (`<procfs>/1/mounts`, falling back to `<procfs>/mounts`) and a
-//! `statfs(2)` of `<rootfs>/<mountpoint>`.
+//! the mount table of PID 1 (`<procfs>/1/mountinfo`, falling back to
+//! `<procfs>/self/mountinfo` when PID 1's is hidden) and a `statfs(2)` of
+//! `<rootfs>/<mountpoint>`.
+//!
+//! As node_exporter 1.12 does: every family but `node_filesystem_mount_info` carries a
+//! `device_error` label, empty when `statfs` answered and otherwise why it did not (Go's text
+//! for the errno, such as `permission denied`, or `mountpoint timeout`). A mount that failed
+//! has only `node_filesystem_device_error 1` and `node_filesystem_readonly`; a measured one
+//! has the size and inode families and `node_filesystem_mount_info{device,major,minor,
+//! mountpoint} 1` (the device numbers from `mountinfo`). Read-only means `ro` among the
+//! mount's options or its super block's. A device mounted twice on the same mount point is
+//! reported once.
 //!
 //! A `statfs` on a dead NFS server blocks in the kernel, possibly forever. So, except for
 //! local filesystems that answer from memory (ext4, xfs, tmpfs, ...), `statfs` runs on a
 //! helper thread and the scrape waits at most `mount_timeout` (and never past the scrape
-//! deadline). A mount that times out is reported with `node_filesystem_device_error 1` and
-//! skipped in later scrapes (the blocked helper is abandoned and a fresh one takes over)
-//! until its `statfs` finally returns; then it is measured again.
+//! deadline). A mount that times out is reported with `node_filesystem_device_error 1`
+//! (`device_error="mountpoint timeout"`) and skipped in later scrapes (the blocked helper is
+//! abandoned and a fresh one takes over) until its `statfs` finally returns; then it is
+//! measured again.
 
 use eos_exposition::{Encoder, Kind};
 use std::collections::HashMap;
@@ -18,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::collector::{At, Collector, CollectorDef, Ctx};
+use crate::device_filter::DeviceFilter;
 use crate::pattern::Pattern;
 use crate::settings::{CollectorSettings, Flag};
 use eos_module::ConfigIssue;
@@ -26,32 +38,37 @@ use serde::{Deserialize, Serialize};
 pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "filesystem",
     default_enabled: true,
-    build: |c, paths| {
-        Ok(Box::new(FilesystemCollector {
-            mount_points_exclude: c.mount_points_exclude.clone(),
-            fs_types_exclude: c.fs_types_exclude.clone(),
-            timeout: c.mount_timeout.get(),
-            rootfs: paths.rootfs.clone(),
-            stat_fn: statfs,
-            state: Mutex::new(State::default()),
-        }))
+    build: |settings, paths| {
+        Ok(Box::new(FilesystemCollector::new(
+            settings,
+            paths.rootfs.clone(),
+            statfs,
+        )))
     },
 };
 
 /// node_exporter's default for `--collector.filesystem.mount-points-exclude`.
 const MOUNT_POINTS_EXCLUDE: &str =
     "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
-/// node_exporter's default for `--collector.filesystem.fs-types-exclude`.
-const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// node_exporter's default for `--collector.filesystem.fs-types-exclude` (`erofs` since 1.10).
+const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+
+/// The `device_error` of a mount that did not answer within the mount timeout (node_exporter's
+/// text for a stuck mount).
+const MOUNT_TIMEOUT_ERROR: &str = "mountpoint timeout";
 
 /// `modules.node.filesystem`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Settings {
-    /// Mount points not reported.
+    /// Mount points not reported; an empty pattern leaves none out.
     pub(crate) mount_points_exclude: Pattern,
-    /// Filesystem types not reported.
+    /// Only these mount points are reported; when set, it replaces `mount_points_exclude`.
+    pub(crate) mount_points_include: Option<Pattern>,
+    /// Filesystem types not reported; an empty pattern leaves none out.
     pub(crate) fs_types_exclude: Pattern,
+    /// Only these filesystem types are reported; when set, it replaces `fs_types_exclude`.
+    pub(crate) fs_types_include: Option<Pattern>,
     /// How long one `statfs` may take before the mount is reported as failing and skipped
     /// until it answers again (`--collector.filesystem.mount-timeout`).
     pub(crate) mount_timeout: eos_module::Duration,
@@ -61,7 +78,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             mount_points_exclude: Pattern::new_static(MOUNT_POINTS_EXCLUDE),
+            mount_points_include: None,
             fs_types_exclude: Pattern::new_static(FS_TYPES_EXCLUDE),
+            fs_types_include: None,
             mount_timeout: eos_module::Duration::from_secs(5),
         }
     }
@@ -69,8 +88,8 @@ impl Default for Settings {
 
 impl CollectorSettings for Settings {
     const FLAG_PREFIXES: &'static [&'static str] = &["filesystem"];
-    const HELP: &'static str = "  --collector.filesystem.mount-points-exclude=RE
-  --collector.filesystem.fs-types-exclude=RE
+    const HELP: &'static str = "  --collector.filesystem.mount-points-exclude=RE, --collector.filesystem.mount-points-include=RE
+  --collector.filesystem.fs-types-exclude=RE, --collector.filesystem.fs-types-include=RE
   --collector.filesystem.mount-timeout=DURATION   (default 5s)
 ";
 
@@ -79,7 +98,9 @@ impl CollectorSettings for Settings {
             "mount-points-exclude" | "ignored-mount-points" => {
                 self.mount_points_exclude = flag.pattern()?
             }
+            "mount-points-include" => self.mount_points_include = flag.opt_pattern()?,
             "fs-types-exclude" | "ignored-fs-types" => self.fs_types_exclude = flag.pattern()?,
+            "fs-types-include" => self.fs_types_include = flag.opt_pattern()?,
             "mount-timeout" => self.mount_timeout = flag.duration()?,
             _ => return Ok(false),
         }
@@ -97,9 +118,20 @@ impl CollectorSettings for Settings {
     }
 }
 
+/// A filter from an include and an exclude pattern as node_exporter builds it: an include
+/// replaces the exclude (whose default would otherwise still apply), and an empty exclude
+/// leaves nothing out (node_exporter's empty flag).
+fn filter(include: &Option<Pattern>, exclude: &Pattern) -> DeviceFilter {
+    DeviceFilter {
+        device_include: include.clone(),
+        device_exclude: (!exclude.as_str().is_empty()).then(|| exclude.clone()),
+    }
+    .include_replaces_exclude()
+}
+
 struct FilesystemCollector {
-    mount_points_exclude: Pattern,
-    fs_types_exclude: Pattern,
+    mount_points: DeviceFilter,
+    fs_types: DeviceFilter,
     timeout: Duration,
     rootfs: PathBuf,
     /// `statfs`, or a stand-in in tests.
@@ -107,6 +139,7 @@ struct FilesystemCollector {
     state: Mutex<State>,
 }
 
+/// A `statfs`: the usage, or node_exporter's `device_error` text for why there is none.
 type StatFn = fn(&Path) -> Result<Usage, String>;
 
 #[derive(Default)]
@@ -123,6 +156,8 @@ struct Mount<'a> {
     device: String,
     mount_point: String,
     fs_type: &'a str,
+    major: u32,
+    minor: u32,
     read_only: bool,
 }
 
@@ -136,32 +171,53 @@ struct Usage {
     files_free: f64,
 }
 
-/// One row of output: the labels, read-only flag, and usage (`None`: device error).
+/// One row of output: the labels, read-only flag, and what `statfs` said.
 struct Row {
     device: String,
     mount_point: String,
     fs_type: String,
+    major: String,
+    minor: String,
     read_only: bool,
-    usage: Option<Usage>,
+    /// The usage, or the `device_error` text. A row starts as timed out: one whose `statfs`
+    /// is not asked (stuck) or not answered in time stays so.
+    usage: Result<Usage, String>,
+}
+
+impl Row {
+    /// The `device_error` label: empty when `statfs` answered.
+    fn device_error(&self) -> &str {
+        self.usage.as_ref().err().map_or("", String::as_str)
+    }
+
+    /// `device`, `device_error`, `fstype`, `mountpoint`: the labels of every family but
+    /// `node_filesystem_mount_info`.
+    fn labels(&self) -> [(&str, &str); 4] {
+        [
+            ("device", &self.device),
+            ("device_error", self.device_error()),
+            ("fstype", &self.fs_type),
+            ("mountpoint", &self.mount_point),
+        ]
+    }
 }
 
 impl Collector for FilesystemCollector {
     fn update(&self, enc: &mut Encoder<'_>, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let p1 = ctx.proc_path("1/mounts");
-        let text = match ctx.read_optional(&p1)? {
-            Some(t) => t.to_string(),
-            None => ctx.read_proc("mounts")?.to_string(),
+        let p1 = ctx.proc_path("1/mountinfo");
+        let (source, text) = match ctx.read_optional(&p1)? {
+            Some(t) => (p1, t.to_string()),
+            // PID 1 hidden (hidepid): our own view, as node_exporter falls back to.
+            None => {
+                let own = ctx.proc_path("self/mountinfo");
+                let t = ctx.read(&own)?.to_string();
+                (own, t)
+            }
         };
-        let mounts = parse_mounts(&text, &self.rootfs)?;
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| "filesystem state poisoned".to_string())?;
+        let mounts = parse_mountinfo(&text, &source.display().to_string(), &self.rootfs)?;
         let mut rows: Vec<Row> = Vec::new();
         for m in mounts {
-            if self.mount_points_exclude.is_match(&m.mount_point)
-                || self.fs_types_exclude.is_match(m.fs_type)
-            {
+            if self.mount_points.ignored(&m.mount_point) || self.fs_types.ignored(m.fs_type) {
                 continue;
             }
             if rows
@@ -174,10 +230,16 @@ impl Collector for FilesystemCollector {
                 device: m.device,
                 mount_point: m.mount_point,
                 fs_type: m.fs_type.to_string(),
+                major: m.major.to_string(),
+                minor: m.minor.to_string(),
                 read_only: m.read_only,
-                usage: None,
+                usage: Err(MOUNT_TIMEOUT_ERROR.to_string()),
             });
         }
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "filesystem state poisoned".to_string())?;
         self.stat_all(&mut state, &mut rows, ctx.deadline);
         drop(state);
         write_rows(enc, &rows);
@@ -186,9 +248,24 @@ impl Collector for FilesystemCollector {
 }
 
 impl FilesystemCollector {
+    fn new(settings: &Settings, rootfs: PathBuf, stat_fn: StatFn) -> Self {
+        FilesystemCollector {
+            mount_points: filter(
+                &settings.mount_points_include,
+                &settings.mount_points_exclude,
+            ),
+            fs_types: filter(&settings.fs_types_include, &settings.fs_types_exclude),
+            timeout: settings.mount_timeout.get(),
+            rootfs,
+            stat_fn,
+            state: Mutex::new(State::default()),
+        }
+    }
+
     /// Fills in `usage` for every row whose mount point is not stuck, in one batch on the
     /// helper thread, waiting at most the timeout per mount point. A mount point that times out
     /// is marked stuck, its helper abandoned, and the rest of the batch goes to a new helper.
+    /// Rows not answered keep their `mountpoint timeout` error.
     fn stat_all(&self, state: &mut State, rows: &mut [Row], deadline: Instant) {
         let mut pending: Vec<usize> = Vec::with_capacity(rows.len());
         for i in 0..rows.len() {
@@ -206,7 +283,10 @@ impl FilesystemCollector {
             if answers_from_memory(rows, row) {
                 // Answered from counters in memory: no need for the helper's round trip.
                 let path = rootfs_join(&self.rootfs, &row.mount_point);
-                row_usage(rows, i, (self.stat_fn)(&path));
+                let usage = (self.stat_fn)(&path);
+                if let Some(row) = rows.get_mut(i) {
+                    row.usage = usage;
+                }
                 continue;
             }
             pending.push(i);
@@ -240,7 +320,7 @@ impl FilesystemCollector {
                 match worker.results.recv_timeout(wait) {
                     Ok(result) => {
                         if let Some(row) = rows.get_mut(i) {
-                            row.usage = result.ok();
+                            row.usage = result;
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {
@@ -258,7 +338,7 @@ impl FilesystemCollector {
             };
             let Some(row) = rows.get(i) else { return };
             if wait.is_zero() || Instant::now() >= deadline {
-                // Out of scrape time, not necessarily a stuck mount: leave the rest as errors.
+                // Out of scrape time, not necessarily a stuck mount: leave the rest timed out.
                 // The helper may still be in this mount's statfs: it is skipped until the
                 // helper is idle again, so a hung mount costs one thread, not one a scrape.
                 tracing::warn!("filesystem: scrape deadline reached during statfs");
@@ -305,12 +385,6 @@ fn is_beneath(path: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
 }
 
-fn row_usage(rows: &mut [Row], i: usize, usage: Result<Usage, String>) {
-    if let Some(row) = rows.get_mut(i) {
-        row.usage = usage.ok();
-    }
-}
-
 fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
     type Field = fn(&Usage) -> f64;
     let families: [(&str, &str, Field); 5] = [
@@ -343,15 +417,8 @@ fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
     for (name, help, field) in families {
         let mut f = enc.family(name, help, Kind::Gauge);
         for r in rows {
-            if let Some(u) = &r.usage {
-                f.sample(
-                    &[
-                        ("device", &r.device),
-                        ("fstype", &r.fs_type),
-                        ("mountpoint", &r.mount_point),
-                    ],
-                    field(u),
-                );
+            if let Ok(u) = &r.usage {
+                f.sample(&r.labels(), field(u));
             }
         }
     }
@@ -361,15 +428,7 @@ fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
         Kind::Gauge,
     );
     for r in rows {
-        let v = if r.usage.is_some() { 0.0 } else { 1.0 };
-        f.sample(
-            &[
-                ("device", &r.device),
-                ("fstype", &r.fs_type),
-                ("mountpoint", &r.mount_point),
-            ],
-            v,
-        );
+        f.sample(&r.labels(), if r.usage.is_ok() { 0.0 } else { 1.0 });
     }
     let mut f = enc.family(
         "node_filesystem_readonly",
@@ -377,14 +436,22 @@ fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
         Kind::Gauge,
     );
     for r in rows {
-        let v = if r.read_only { 1.0 } else { 0.0 };
+        f.sample(&r.labels(), if r.read_only { 1.0 } else { 0.0 });
+    }
+    let mut f = enc.family(
+        "node_filesystem_mount_info",
+        "Filesystem mount information.",
+        Kind::Gauge,
+    );
+    for r in rows.iter().filter(|r| r.usage.is_ok()) {
         f.sample(
             &[
                 ("device", &r.device),
-                ("fstype", &r.fs_type),
+                ("major", &r.major),
+                ("minor", &r.minor),
                 ("mountpoint", &r.mount_point),
             ],
-            v,
+            1.0,
         );
     }
 }
@@ -394,23 +461,54 @@ fn rootfs_join(rootfs: &Path, mount_point: &str) -> PathBuf {
     rootfs.join(mount_point.trim_start_matches('/'))
 }
 
-/// Parses a mount table (`/proc/1/mounts` format). Mount points are unescaped (`\040` is a
-/// space) and, when the table is the agent's own view of a host mounted at `rootfs`, the
-/// `rootfs` prefix is removed as node_exporter does.
-fn parse_mounts<'t>(text: &'t str, rootfs: &Path) -> Result<Vec<Mount<'t>>, String> {
+/// Parses a mount table in `/proc/<pid>/mountinfo` format (`source` names it in errors):
+///
+/// ```text
+/// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+/// ```
+///
+/// Mount points and devices are unescaped (`\040` is a space) and, when the table is the
+/// agent's own view of a host mounted at `rootfs`, the `rootfs` prefix is removed as
+/// node_exporter does. Read-only: `ro` in the mount options or in the super block's.
+fn parse_mountinfo<'t>(
+    text: &'t str,
+    source: &str,
+    rootfs: &Path,
+) -> Result<Vec<Mount<'t>>, String> {
     let mut out = Vec::new();
     let root = rootfs.to_str().unwrap_or("/").trim_end_matches('/');
     for (i, line) in text.lines().enumerate() {
-        let at = At("mounts", i + 1);
-        let mut parts = line.split_ascii_whitespace();
-        let Some(device) = parts.next() else { continue };
-        let (Some(mount_point), Some(fs_type), Some(options)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
+        let at = At(source, i + 1);
+        let mut fields = line.split_ascii_whitespace();
+        if fields.next().is_none() {
+            continue; // blank line
+        }
+        let (Some(_parent), Some(dev), Some(_root), Some(mount_point), Some(options)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return Err(format!(
-                "{at}: expected device, mount point, type and options"
+                "{at}: expected mount ID, parent ID, major:minor, root, mount point and options"
             ));
         };
+        // Optional fields (`shared:1`, `master:2`, ...) up to the `-` separator.
+        if !fields.by_ref().any(|f| f == "-") {
+            return Err(format!("{at}: no \"-\" after the optional fields"));
+        }
+        let (Some(fs_type), Some(device), Some(super_options)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!(
+                "{at}: expected filesystem type, source and super options after \"-\""
+            ));
+        };
+        let (major, minor) = dev
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .ok_or_else(|| format!("{at}: expected major:minor, got {dev:?}"))?;
         let mut mount_point = unescape(mount_point);
         if !root.is_empty() {
             if let Some(rest) = mount_point.strip_prefix(root) {
@@ -421,11 +519,14 @@ fn parse_mounts<'t>(text: &'t str, rootfs: &Path) -> Result<Vec<Mount<'t>>, Stri
                 }
             }
         }
+        let has_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
         out.push(Mount {
             device: unescape(device),
             mount_point,
             fs_type,
-            read_only: options.split(',').any(|o| o == "ro"),
+            major,
+            minor,
+            read_only: has_ro(options) || has_ro(super_options),
         });
     }
     Ok(out)
@@ -504,19 +605,19 @@ impl Worker {
     }
 }
 
+/// `statfs(2)` of `path`; an error is the errno as node_exporter's `device_error` says it.
 fn statfs(path: &Path) -> Result<Usage, String> {
     use std::os::unix::ffi::OsStrExt;
+    // Go's statfs refuses a path with a NUL the same way.
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("statfs {}: path contains NUL", path.display()))?;
+        .map_err(|_| errno_text(libc::EINVAL))?;
     // SAFETY: statfs is plain old data, filled by the call.
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid C string and `s` a writable statfs.
     if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
-        return Err(format!(
-            "statfs {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        let e = std::io::Error::last_os_error();
+        tracing::debug!(path = %path.display(), error = %e, "filesystem: statfs failed");
+        return Err(errno_text(e.raw_os_error().unwrap_or(0)));
     }
     let bsize = s.f_bsize as f64;
     Ok(Usage {
@@ -526,6 +627,68 @@ fn statfs(path: &Path) -> Result<Usage, String> {
         files: s.f_files as f64,
         files_free: s.f_ffree as f64,
     })
+}
+
+/// Go's `syscall.Errno` text for the errors a `statfs` of a local, network or FUSE filesystem
+/// gives (node_exporter puts `err.Error()` in `device_error`). Go's table differs from the C
+/// library's in case and in a few words (`stale NFS file handle`).
+const GO_ERRNO_TEXT: &[(i32, &str)] = &[
+    (libc::EPERM, "operation not permitted"),
+    (libc::ENOENT, "no such file or directory"),
+    (libc::EINTR, "interrupted system call"),
+    (libc::EIO, "input/output error"),
+    (libc::ENXIO, "no such device or address"),
+    (libc::EAGAIN, "resource temporarily unavailable"),
+    (libc::ENOMEM, "cannot allocate memory"),
+    (libc::EACCES, "permission denied"),
+    (libc::EFAULT, "bad address"),
+    (libc::EBUSY, "device or resource busy"),
+    (libc::ENODEV, "no such device"),
+    (libc::ENOTDIR, "not a directory"),
+    (libc::EINVAL, "invalid argument"),
+    (libc::ENAMETOOLONG, "file name too long"),
+    (libc::ENOSYS, "function not implemented"),
+    (libc::ELOOP, "too many levels of symbolic links"),
+    (libc::ENOLINK, "link has been severed"),
+    (libc::ECOMM, "communication error on send"),
+    (libc::EPROTO, "protocol error"),
+    (libc::EOVERFLOW, "value too large for defined data type"),
+    (libc::EOPNOTSUPP, "operation not supported"),
+    (libc::ENETUNREACH, "network is unreachable"),
+    (libc::ECONNABORTED, "software caused connection abort"),
+    (libc::ECONNRESET, "connection reset by peer"),
+    (libc::ENOTCONN, "transport endpoint is not connected"),
+    (libc::ETIMEDOUT, "connection timed out"),
+    (libc::ECONNREFUSED, "connection refused"),
+    (libc::EHOSTDOWN, "host is down"),
+    (libc::EHOSTUNREACH, "no route to host"),
+    (libc::ESTALE, "stale NFS file handle"),
+    (libc::EUCLEAN, "structure needs cleaning"),
+    (libc::EREMOTEIO, "remote I/O error"),
+    (libc::EDQUOT, "disk quota exceeded"),
+    (libc::ENOMEDIUM, "no medium found"),
+];
+
+/// How Go prints errno `code`: [`GO_ERRNO_TEXT`], else the C library's text with the first
+/// letter in lower case as Go's generated table has it (`Bad font file format` ->
+/// `bad font file format`, but `RFS specific error` stays).
+fn errno_text(code: i32) -> String {
+    if let Some((_, text)) = GO_ERRNO_TEXT.iter().find(|(c, _)| *c == code) {
+        return (*text).to_string();
+    }
+    let full = std::io::Error::from_raw_os_error(code).to_string();
+    let text = full
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&full);
+    let mut chars = text.chars();
+    let first = chars.next();
+    let rest = chars.as_str();
+    match first {
+        Some(f) if f.is_ascii_uppercase() && rest.starts_with(char::is_lowercase) => {
+            format!("{}{rest}", f.to_ascii_lowercase())
+        }
+        _ => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -539,28 +702,84 @@ mod tests {
         assert!(s.mount_points_exclude.is_match("/proc/sys"));
         assert!(!s.mount_points_exclude.is_match("/home"));
         assert!(!s.fs_types_exclude.is_match("tmpfs") && s.fs_types_exclude.is_match("proc"));
+        assert!(s.fs_types_exclude.is_match("erofs") && !s.fs_types_exclude.is_match("erofs2"));
         assert!(s.validate().is_ok());
     }
 
+    fn flag<'a>(key: &'a str, value: &'a str) -> Flag<'a> {
+        Flag {
+            name: "collector.filesystem.x",
+            key,
+            negated: false,
+            value: Some(value),
+        }
+    }
+
     #[test]
-    fn mounts() {
-        let m = parse_mounts(
-            "/dev/vda / ext4 rw,relatime 0 0\nserver:/x /mnt/my\\040share nfs4 ro,relatime 0 0\n\n",
-            Path::new("/"),
-        )
-        .unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].mount_point, "/");
-        assert!(!m[0].read_only);
-        assert_eq!(m[1].mount_point, "/mnt/my share");
-        assert_eq!(m[1].fs_type, "nfs4");
-        assert!(m[1].read_only);
+    fn include_replaces_exclude_and_an_empty_exclude_keeps_everything() {
+        let mut s = Settings::default();
+        assert!(s
+            .apply_flag(&flag("mount-points-include", "^/data"))
+            .unwrap());
+        assert!(s.apply_flag(&flag("fs-types-include", "^xfs$")).unwrap());
+        let c = FilesystemCollector::new(&s, PathBuf::from("/"), statfs);
+        // The default exclude (which would drop /dev/...) no longer applies.
+        assert!(!c.mount_points.ignored("/data/dev") && c.mount_points.ignored("/home"));
+        assert!(!c.fs_types.ignored("xfs") && c.fs_types.ignored("ext4"));
+
+        let mut s = Settings::default();
+        assert!(s.apply_flag(&flag("ignored-mount-points", "")).unwrap());
+        assert!(s.apply_flag(&flag("fs-types-exclude", "^ext4$")).unwrap());
+        let c = FilesystemCollector::new(&s, PathBuf::from("/"), statfs);
+        assert!(!c.mount_points.ignored("/proc") && !c.mount_points.ignored("/"));
+        assert!(c.fs_types.ignored("ext4") && !c.fs_types.ignored("proc"));
+
+        assert!(!s.apply_flag(&flag("stat-workers", "4")).unwrap());
+        assert!(s.apply_flag(&flag("mount-points-include", "(")).is_err());
+    }
+
+    const MOUNTINFO: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
+28 27 0:25 / /mnt/my\\040share ro,nosuid master:3 shared:7 - nfs4 server:/x rw,vers=4.2
+29 27 8:1 / /data rw,relatime - xfs /dev/sda1 ro,attr2
+30 27 8:2 / /boot rw - ext4 /dev/sda2 rw,errors=remount-ro
+
+";
+
+    #[test]
+    fn mountinfo() {
+        let m = parse_mountinfo(MOUNTINFO, "/proc/1/mountinfo", Path::new("/")).unwrap();
+        assert_eq!(m.len(), 5);
+        assert_eq!(
+            m[1],
+            Mount {
+                device: "/dev/vda".into(),
+                mount_point: "/".into(),
+                fs_type: "ext4",
+                major: 254,
+                minor: 0,
+                read_only: false,
+            }
+        );
+        // Several optional fields; `ro` in the mount options.
+        assert_eq!(m[2].mount_point, "/mnt/my share");
+        assert_eq!((m[2].device.as_str(), m[2].fs_type), ("server:/x", "nfs4"));
+        assert!(m[2].read_only);
+        // `ro` in the super block's options only: read-only too.
+        assert!(m[3].read_only);
+        // `errors=remount-ro` is not `ro`.
+        assert!(!m[4].read_only);
+        assert_eq!((m[0].major, m[0].minor), (0, 21));
     }
 
     #[test]
     fn rootfs_prefix_is_stripped() {
-        let m = parse_mounts(
-            "/dev/vda /host/root ext4 rw 0 0\n/dev/vdb /host/root/data xfs rw 0 0\n/dev/vdc /host/rootless xfs rw 0 0\n",
+        let m = parse_mountinfo(
+            "1 0 8:0 / /host/root rw - ext4 /dev/vda rw\n\
+             2 1 8:1 / /host/root/data rw - xfs /dev/vdb rw\n\
+             3 1 8:2 / /host/rootless rw - xfs /dev/vdc rw\n",
+            "mountinfo",
             Path::new("/host/root"),
         )
         .unwrap();
@@ -574,26 +793,30 @@ mod tests {
     }
 
     #[test]
-    fn malformed_mounts() {
-        assert!(parse_mounts("/dev/vda /\n", Path::new("/"))
-            .unwrap_err()
-            .contains("line 1"));
+    fn malformed_mountinfo() {
+        let err = |text: &'static str| parse_mountinfo(text, "/proc/1/mountinfo", Path::new("/"));
+        let e = err("27 1 254:0 / /\n").unwrap_err();
+        assert!(
+            e.starts_with("parsing /proc/1/mountinfo line 1: expected mount ID"),
+            "{e}"
+        );
+        let e = err("1 0 8:0 / / rw\n2 1 8:1 / /x rw shared:1 ext4 /dev/x rw\n").unwrap_err();
+        assert!(e.contains("line 1: no \"-\""), "{e}");
+        let e = err("2 1 8:1 / /x rw - ext4\n").unwrap_err();
+        assert!(e.contains("after \"-\""), "{e}");
+        let e = err("2 1 8-1 / /x rw - ext4 /dev/x rw\n").unwrap_err();
+        assert!(e.contains("expected major:minor, got \"8-1\""), "{e}");
+        assert!(err("2 1 8: / /x rw - ext4 /dev/x rw\n").is_err());
+        assert!(err("").unwrap().is_empty());
     }
 
     #[test]
     fn local_mounts_beneath_network_mounts_use_the_helper() {
-        let row = |mp: &str, fs: &str| Row {
-            device: "d".into(),
-            mount_point: mp.into(),
-            fs_type: fs.into(),
-            read_only: false,
-            usage: None,
-        };
         let rows = [
-            row("/", "ext4"),
-            row("/srv/nfs", "nfs4"),
-            row("/srv/nfs/disk", "ext4"),
-            row("/srv/nfsx", "xfs"),
+            row("/", "ext4", Err(String::new())),
+            row("/srv/nfs", "nfs4", Err(String::new())),
+            row("/srv/nfs/disk", "ext4", Err(String::new())),
+            row("/srv/nfsx", "xfs", Err(String::new())),
         ];
         let inline: Vec<bool> = rows.iter().map(|r| answers_from_memory(&rows, r)).collect();
         assert_eq!(inline, [true, false, false, true]);
@@ -610,6 +833,73 @@ mod tests {
         assert_eq!(unescape("\\"), "\\");
     }
 
+    #[test]
+    fn errno_texts_are_gos() {
+        assert_eq!(errno_text(libc::EACCES), "permission denied");
+        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
+        // Go's table, not the C library's "Stale file handle".
+        assert_eq!(errno_text(libc::ESTALE), "stale NFS file handle");
+        assert_eq!(
+            errno_text(libc::ENOTCONN),
+            "transport endpoint is not connected"
+        );
+        // Not in the table: the C library's text, lower-cased like Go's.
+        assert_eq!(errno_text(libc::EBADF), "bad file descriptor");
+        assert_eq!(errno_text(libc::ENOTEMPTY), "directory not empty");
+    }
+
+    fn row(mount_point: &str, fs_type: &str, usage: Result<Usage, String>) -> Row {
+        Row {
+            device: "/dev/x".into(),
+            mount_point: mount_point.into(),
+            fs_type: fs_type.into(),
+            major: "8".into(),
+            minor: "1".into(),
+            read_only: true,
+            usage,
+        }
+    }
+
+    const USAGE: Usage = Usage {
+        size: 100.0,
+        free: 50.0,
+        avail: 40.0,
+        files: 10.0,
+        files_free: 5.0,
+    };
+
+    #[test]
+    fn families_and_labels() {
+        let rows = [
+            row("/ok", "xfs", Ok(USAGE)),
+            row("/gone", "nfs4", Err("stale NFS file handle".into())),
+        ];
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        write_rows(&mut enc, &rows);
+        drop(enc);
+        let text = String::from_utf8(out).unwrap();
+        let want = "\
+node_filesystem_size_bytes{device=\"/dev/x\",device_error=\"\",fstype=\"xfs\",mountpoint=\"/ok\"} 100
+node_filesystem_device_error{device=\"/dev/x\",device_error=\"\",fstype=\"xfs\",mountpoint=\"/ok\"} 0
+node_filesystem_device_error{device=\"/dev/x\",device_error=\"stale NFS file handle\",fstype=\"nfs4\",mountpoint=\"/gone\"} 1
+node_filesystem_readonly{device=\"/dev/x\",device_error=\"\",fstype=\"xfs\",mountpoint=\"/ok\"} 1
+node_filesystem_readonly{device=\"/dev/x\",device_error=\"stale NFS file handle\",fstype=\"nfs4\",mountpoint=\"/gone\"} 1
+# HELP node_filesystem_mount_info Filesystem mount information.
+# TYPE node_filesystem_mount_info gauge
+node_filesystem_mount_info{device=\"/dev/x\",major=\"8\",minor=\"1\",mountpoint=\"/ok\"} 1
+";
+        for line in want.lines() {
+            assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+        }
+        // A failed mount has no size, inode or mount_info series.
+        let gone = text
+            .lines()
+            .filter(|l| l.contains("mountpoint=\"/gone\""))
+            .count();
+        assert_eq!(gone, 2, "{text}");
+    }
+
     /// Scrapes until `done` holds for the output (a helper thread returning), for up to 2 s;
     /// the last output either way.
     fn scrape_until(scrape: impl Fn() -> String, done: impl Fn(&str) -> bool) -> String {
@@ -624,7 +914,7 @@ mod tests {
         out
     }
 
-    /// A tree whose `proc/1/mounts` lists `mounts`, and host paths pointing at it.
+    /// A tree whose `proc/1/mountinfo` lists `mounts`, and host paths pointing at it.
     fn with_mounts(
         name: &str,
         mounts: &str,
@@ -633,7 +923,7 @@ mod tests {
         eos_module::HostPaths,
     ) {
         let tree = crate::collectors::test_tree::TestTree::new(name);
-        tree.write("proc/1/mounts", mounts);
+        tree.write("proc/1/mountinfo", mounts);
         let paths = eos_module::HostPaths {
             procfs: tree.path().join("proc"),
             rootfs: tree.path().to_path_buf(),
@@ -645,18 +935,14 @@ mod tests {
     /// The collector with default filters, a stand-in for statfs and a mount timeout.
     fn with_stat(
         paths: &eos_module::HostPaths,
-        stat_fn: fn(&Path) -> Result<Usage, String>,
+        stat_fn: StatFn,
         timeout: Duration,
     ) -> FilesystemCollector {
-        let config = Settings::default();
-        FilesystemCollector {
-            mount_points_exclude: config.mount_points_exclude.clone(),
-            fs_types_exclude: config.fs_types_exclude.clone(),
-            timeout,
-            rootfs: paths.rootfs.clone(),
-            stat_fn,
-            state: Mutex::new(State::default()),
-        }
+        let settings = Settings {
+            mount_timeout: eos_module::Duration::from_millis(timeout.as_millis() as u64),
+            ..Settings::default()
+        };
+        FilesystemCollector::new(&settings, paths.rootfs.clone(), stat_fn)
     }
 
     /// One update with a scrape deadline `budget` from now, as text.
@@ -673,6 +959,7 @@ mod tests {
             &mut Ctx::new(paths, Instant::now() + budget, &mut buf),
         )
         .unwrap();
+        drop(enc);
         String::from_utf8(out).unwrap()
     }
 
@@ -688,18 +975,13 @@ mod tests {
             }
         }
         if path.ends_with("broken") {
-            return Err("EIO".to_string());
+            return Err(errno_text(libc::EIO));
         }
-        Ok(Usage {
-            size: 100.0,
-            free: 50.0,
-            avail: 40.0,
-            files: 10.0,
-            files_free: 5.0,
-        })
+        Ok(USAGE)
     }
 
-    fn value(text: &str, name: &str, mount: &str) -> Option<f64> {
+    /// The value of the `name` series of mount point `mount`, and its `device_error`.
+    fn value(text: &str, name: &str, mount: &str) -> Option<(f64, String)> {
         eos_exposition::parse_text(text)
             .unwrap()
             .samples
@@ -707,45 +989,63 @@ mod tests {
             .find(|s| {
                 s.name == name && s.labels.get("mountpoint").map(String::as_str) == Some(mount)
             })
-            .map(|s| s.value)
+            .map(|s| {
+                let error = s.labels.get("device_error").cloned().unwrap_or_default();
+                (s.value, error)
+            })
+    }
+
+    fn ok(v: f64) -> Option<(f64, String)> {
+        Some((v, String::new()))
+    }
+
+    fn failed(v: f64, error: &str) -> Option<(f64, String)> {
+        Some((v, error.to_string()))
     }
 
     #[test]
     fn hung_mount_is_skipped_until_it_answers() {
         let (_tree, paths) = with_mounts(
             "fs-hung",
-            "/dev/vda / ext4 rw 0 0\nsrv:/x /hung nfs4 rw 0 0\n/dev/vdb /broken xfs ro 0 0\nproc /proc proc rw 0 0\n",
+            "1 0 8:0 / / rw - ext4 /dev/vda rw\n\
+             2 1 0:40 / /hung rw - nfs4 srv:/x rw\n\
+             3 1 8:16 / /broken rw - xfs /dev/vdb ro\n\
+             4 1 0:21 / /proc rw - proc proc rw\n",
         );
         let c = with_stat(&paths, fake_stat, Duration::from_millis(50));
         let scrape = || scrape_within(&c, &paths, Duration::from_secs(30));
         let out = scrape();
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/"),
-            Some(100.0),
+            ok(100.0),
             "{out}"
         );
-        assert_eq!(value(&out, "node_filesystem_device_error", "/"), Some(0.0));
+        assert_eq!(value(&out, "node_filesystem_device_error", "/"), ok(0.0));
+        assert_eq!(value(&out, "node_filesystem_mount_info", "/"), ok(1.0));
+        let timeout = failed(1.0, "mountpoint timeout");
         assert_eq!(
             value(&out, "node_filesystem_device_error", "/hung"),
-            Some(1.0)
+            timeout
         );
         assert_eq!(value(&out, "node_filesystem_size_bytes", "/hung"), None);
+        assert_eq!(value(&out, "node_filesystem_mount_info", "/hung"), None);
         assert_eq!(
             value(&out, "node_filesystem_device_error", "/broken"),
-            Some(1.0)
+            failed(1.0, "input/output error")
         );
+        // Read-only from the super block's options, reported for a failed mount too.
         assert_eq!(
             value(&out, "node_filesystem_readonly", "/broken"),
-            Some(1.0)
+            failed(1.0, "input/output error")
         );
         assert_eq!(value(&out, "node_filesystem_device_error", "/proc"), None);
 
-        // Still hung: not asked again, still reported as an error.
+        // Still hung: not asked again, still reported as timed out.
         let before = CALLS.load(Ordering::SeqCst);
         let out = scrape();
         assert_eq!(
             value(&out, "node_filesystem_device_error", "/hung"),
-            Some(1.0)
+            timeout
         );
         assert_eq!(
             CALLS.load(Ordering::SeqCst) - before,
@@ -756,13 +1056,14 @@ mod tests {
         // The mount answers again: measured again once its helper returns.
         HANG.store(false, Ordering::SeqCst);
         let out = scrape_until(scrape, |out| {
-            value(out, "node_filesystem_device_error", "/hung") == Some(0.0)
+            value(out, "node_filesystem_device_error", "/hung") == ok(0.0)
         });
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/hung"),
-            Some(100.0),
+            ok(100.0),
             "{out}"
         );
+        assert_eq!(value(&out, "node_filesystem_mount_info", "/hung"), ok(1.0));
     }
 
     static SLOW: AtomicBool = AtomicBool::new(true);
@@ -774,13 +1075,7 @@ mod tests {
         while path.ends_with("slow") && SLOW.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(Usage {
-            size: 100.0,
-            free: 50.0,
-            avail: 40.0,
-            files: 10.0,
-            files_free: 5.0,
-        })
+        Ok(USAGE)
     }
 
     /// The scrape deadline, not the mount timeout, cuts a hung statfs short: the mount is
@@ -789,7 +1084,7 @@ mod tests {
     fn a_mount_cut_short_by_the_deadline_is_not_asked_again_while_hung() {
         let (_tree, paths) = with_mounts(
             "fs-slow",
-            "/dev/vda / ext4 rw 0 0\nsrv:/x /slow nfs4 rw 0 0\n",
+            "1 0 8:0 / / rw - ext4 /dev/vda rw\n2 1 0:41 / /slow rw - nfs4 srv:/x rw\n",
         );
         let c = with_stat(&paths, slow_stat, Duration::from_secs(30));
         let scrape = || scrape_within(&c, &paths, Duration::from_millis(150));
@@ -804,24 +1099,78 @@ mod tests {
             );
             assert_eq!(
                 value(&out, "node_filesystem_device_error", "/slow"),
-                Some(1.0)
+                failed(1.0, "mountpoint timeout")
             );
         }
         SLOW.store(false, Ordering::SeqCst);
         let out = scrape_until(scrape, |out| {
-            value(out, "node_filesystem_size_bytes", "/slow") == Some(100.0)
+            value(out, "node_filesystem_size_bytes", "/slow") == ok(100.0)
         });
         assert_eq!(
             value(&out, "node_filesystem_size_bytes", "/slow"),
-            Some(100.0),
+            ok(100.0),
             "{out}"
         );
+    }
+
+    #[test]
+    fn hidden_pid1_falls_back_to_own_mounts_and_reports_a_mount_once() {
+        let tree = crate::collectors::test_tree::TestTree::new("fs-self");
+        // The same device mounted twice on /data (a bind mount over itself): one series.
+        tree.write(
+            "proc/self/mountinfo",
+            "1 0 8:0 / / rw - ext4 /dev/vda rw\n\
+             2 1 8:1 / /data rw - xfs /dev/vdb rw\n\
+             3 2 8:1 / /data ro,nosuid - xfs /dev/vdb rw\n",
+        );
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().join("proc"),
+            rootfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let c = with_stat(&paths, fake_stat, Duration::from_secs(5));
+        let out = scrape_within(&c, &paths, Duration::from_secs(30));
+        let data: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("node_filesystem_readonly") && l.contains("/data"))
+            .collect();
+        assert_eq!(
+            data,
+            ["node_filesystem_readonly{device=\"/dev/vdb\",device_error=\"\",fstype=\"xfs\",mountpoint=\"/data\"} 0"]
+        );
+        assert!(out.contains(
+            "node_filesystem_mount_info{device=\"/dev/vdb\",major=\"8\",minor=\"1\",mountpoint=\"/data\"} 1"
+        ));
+    }
+
+    #[test]
+    fn no_mount_table_is_an_error() {
+        let tree = crate::collectors::test_tree::TestTree::new("fs-none");
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().join("proc"),
+            ..eos_module::HostPaths::default()
+        };
+        let c = with_stat(&paths, fake_stat, Duration::from_secs(5));
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        let e = c
+            .update(
+                &mut enc,
+                &mut Ctx::new(&paths, Instant::now() + Duration::from_secs(5), &mut buf),
+            )
+            .unwrap_err();
+        assert!(e.contains("self/mountinfo"), "{e}");
     }
 
     #[test]
     fn statfs_root() {
         let u = statfs(Path::new("/")).unwrap();
         assert!(u.size > 0.0);
-        assert!(statfs(Path::new("/nonexistent-eos-test")).is_err());
+        assert_eq!(
+            statfs(Path::new("/nonexistent-eos-test")).unwrap_err(),
+            "no such file or directory"
+        );
+        assert_eq!(statfs(Path::new("/a\0b")).unwrap_err(), "invalid argument");
     }
 }

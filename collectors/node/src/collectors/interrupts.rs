@@ -1,17 +1,84 @@
 //! `interrupts` (off by default): per-CPU interrupt counts from `/proc/interrupts`, one
 //! series per interrupt and CPU, labelled with the interrupt's type, info and devices.
+//!
+//! As in node_exporter 1.9+, `--collector.interrupts.name-include` / `-name-exclude` select
+//! interrupts by `<type>;<info>;<devices>` (`24;IO-APIC;5-edge ACPI:Ged`,
+//! `LOC;Local timer interrupts;`), and `--no-collector.interrupts.include-zeros` leaves out
+//! the series whose count is 0.
 
 use eos_exposition::{Encoder, Kind};
 
 use crate::collector::{parse_f64, Collector, CollectorDef, Ctx};
+use crate::device_filter::DeviceFilter;
+use crate::pattern::Pattern;
+use crate::settings::{CollectorSettings, Flag};
+use serde::{Deserialize, Serialize};
 
-pub(crate) const DEF: CollectorDef = CollectorDef {
+pub(crate) const DEF: CollectorDef<Settings> = CollectorDef {
     name: "interrupts",
     default_enabled: false,
-    build: |_cfg, _paths| Ok(Box::new(InterruptsCollector)),
+    build: |settings, _paths| {
+        Ok(Box::new(InterruptsCollector {
+            names: DeviceFilter {
+                device_include: settings.name_include.clone(),
+                device_exclude: settings.name_exclude.clone(),
+            },
+            include_zeros: settings.include_zeros,
+        }))
+    },
 };
 
-struct InterruptsCollector;
+/// `modules.node.interrupts`: node_exporter's name filters (none by default) and whether
+/// zero counts are reported.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Settings {
+    /// Only interrupts whose `<type>;<info>;<devices>` matches are reported
+    /// (`--collector.interrupts.name-include`).
+    pub(crate) name_include: Option<Pattern>,
+    /// Interrupts whose `<type>;<info>;<devices>` matches are not reported
+    /// (`--collector.interrupts.name-exclude`).
+    pub(crate) name_exclude: Option<Pattern>,
+    /// Report counts of 0 (`--[no-]collector.interrupts.include-zeros`, default on).
+    pub(crate) include_zeros: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            name_include: None,
+            name_exclude: None,
+            include_zeros: true,
+        }
+    }
+}
+
+impl CollectorSettings for Settings {
+    const FLAG_PREFIXES: &'static [&'static str] = &["interrupts"];
+    const HELP: &'static str =
+        "  --collector.interrupts.name-include=RE, --collector.interrupts.name-exclude=RE
+                                 (matched against \"<type>;<info>;<devices>\")
+  --[no-]collector.interrupts.include-zeros   series with a count of 0 (default on)
+";
+
+    fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
+        match flag.key {
+            "name-include" => self.name_include = flag.opt_pattern()?,
+            "name-exclude" => self.name_exclude = flag.opt_pattern()?,
+            "include-zeros" => self.include_zeros = flag.bool()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+struct InterruptsCollector {
+    /// Selects interrupts by `<type>;<info>;<devices>`; node_exporter applies both patterns
+    /// when both are given.
+    names: DeviceFilter,
+    /// Whether series with a count of 0 are written.
+    include_zeros: bool,
+}
 
 /// One row of `/proc/interrupts`.
 #[derive(Debug, PartialEq)]
@@ -32,8 +99,21 @@ impl Collector for InterruptsCollector {
         let text = ctx.read(&path)?;
         let rows = parse_interrupts(text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut series: Vec<(String, &Interrupt, f64)> = Vec::new();
+        let mut filter_name = String::new();
         for row in &rows {
+            filter_name.clear();
+            filter_name.push_str(row.name);
+            filter_name.push(';');
+            filter_name.push_str(&row.info);
+            filter_name.push(';');
+            filter_name.push_str(&row.devices);
+            if self.names.ignored(&filter_name) {
+                continue;
+            }
             for (cpu, v) in row.values.iter().enumerate() {
+                if *v == 0.0 && !self.include_zeros {
+                    continue;
+                }
                 series.push((cpu.to_string(), row, *v));
             }
         }
@@ -147,6 +227,100 @@ MIS:          0
         assert_eq!(rows[0].name, "IPI0");
         assert_eq!(rows[0].values, vec![12.0]);
         assert_eq!(rows[0].info, "Rescheduling interrupts");
+    }
+
+    /// The collector built from `flags` (`key=value`, or `no-key`) over a tree whose
+    /// `/proc/interrupts` is [`FIXTURE`]: the sample lines of one update.
+    fn scrape(flags: &[&str]) -> Vec<String> {
+        let mut settings = Settings::default();
+        for f in flags {
+            let (negated, f) = match f.strip_prefix("no-") {
+                Some(rest) => (true, rest),
+                None => (false, *f),
+            };
+            let (key, value) = match f.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (f, None),
+            };
+            let flag = Flag {
+                name: "collector.interrupts.x",
+                key,
+                negated,
+                value,
+            };
+            assert!(settings.apply_flag(&flag).unwrap(), "{key}");
+        }
+        let tree = crate::collectors::test_tree::TestTree::new(&format!("irq-{}", flags.len()));
+        tree.write("interrupts", FIXTURE);
+        let paths = eos_module::HostPaths {
+            procfs: tree.path().to_path_buf(),
+            ..eos_module::HostPaths::default()
+        };
+        let collector = (DEF.build)(&settings, &paths).unwrap();
+        let mut buf = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
+        collector
+            .update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))
+            .unwrap();
+        drop(enc);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn name_filters_and_zeros() {
+        assert_eq!(scrape(&[]).len(), 10);
+        // Matched against `<type>;<info>;<devices>`.
+        let only_apic = scrape(&["name-include=;IO-APIC;"]);
+        assert_eq!(only_apic.len(), 4, "{only_apic:?}");
+        assert!(only_apic.iter().all(|l| l.contains("info=\"IO-APIC\"")));
+        let no_named = scrape(&["name-exclude=^[A-Z]+;"]);
+        assert_eq!(no_named.len(), 6, "{no_named:?}");
+        assert!(!no_named.iter().any(|l| l.contains("type=\"LOC\"")));
+        // Both given: both apply.
+        let both = scrape(&["name-include=edge", "name-exclude=timer$"]);
+        assert_eq!(both.len(), 4, "{both:?}");
+        assert!(!both.iter().any(|l| l.contains("type=\"0\"")));
+        // Zero counts left out; `=` without a value unsets a pattern.
+        let nonzero = scrape(&["no-include-zeros", "name-exclude="]);
+        assert_eq!(
+            nonzero,
+            [
+                "node_interrupts_total{cpu=\"0\",devices=\"\",info=\"Local timer interrupts\",type=\"LOC\"} 2.247372e+06",
+                "node_interrupts_total{cpu=\"0\",devices=\"\",info=\"Non-maskable interrupts\",type=\"NMI\"} 47",
+                "node_interrupts_total{cpu=\"0\",devices=\"2-edge timer\",info=\"IO-APIC\",type=\"0\"} 31",
+                "node_interrupts_total{cpu=\"0\",devices=\"5-edge ACPI:Ged\",info=\"IO-APIC\",type=\"24\"} 1",
+                "node_interrupts_total{cpu=\"1\",devices=\"\",info=\"Local timer interrupts\",type=\"LOC\"} 1.875654e+06",
+                "node_interrupts_total{cpu=\"1\",devices=\"\",info=\"Non-maskable interrupts\",type=\"NMI\"} 13",
+            ]
+        );
+        assert_eq!(scrape(&["include-zeros=true"]).len(), 10);
+    }
+
+    #[test]
+    fn settings_flags() {
+        let mut s = Settings::default();
+        assert!(s.include_zeros && s.name_include.is_none());
+        let flag = |key, value| Flag {
+            name: "collector.interrupts.x",
+            key,
+            negated: false,
+            value,
+        };
+        assert!(!s.apply_flag(&flag("device-include", Some("x"))).unwrap());
+        let e = s.apply_flag(&flag("name-include", Some("("))).unwrap_err();
+        assert!(
+            e.starts_with("--collector.interrupts.x: invalid regex"),
+            "{e}"
+        );
+        assert!(s.apply_flag(&flag("include-zeros", Some("maybe"))).is_err());
+        assert!(Settings::HELP.lines().all(|l| l.len() <= 100));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub(crate) mod arp;
 pub(crate) mod bcache;
+pub(crate) mod bcachefs;
 pub(crate) mod bonding;
 pub(crate) mod btrfs;
 pub(crate) mod conntrack;
@@ -18,6 +19,7 @@ pub(crate) mod hwmon;
 pub(crate) mod infiniband;
 pub(crate) mod interrupts;
 pub(crate) mod ipvs;
+pub(crate) mod kernel_hung;
 pub(crate) mod loadavg;
 pub(crate) mod mdadm;
 pub(crate) mod meminfo;
