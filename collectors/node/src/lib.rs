@@ -38,6 +38,7 @@ mod collectors;
 mod config;
 mod device_filter;
 mod health;
+mod mounts;
 mod pattern;
 mod registry;
 mod runner;

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::collector::{list_dir, read_trimmed, Collector, CollectorDef, Ctx};
+use crate::mounts::{parse_mountinfo, rootfs_join};
 
 pub(crate) const DEF: CollectorDef = CollectorDef {
     name: "btrfs",
@@ -215,19 +216,16 @@ fn parse_commit_stats(text: &str) -> Result<CommitStats, String> {
 /// sizes instead), as in node_exporter; why is logged at debug level.
 fn ioctl_devices(ctx: &mut Ctx<'_>) -> HashMap<String, Vec<ioctl::Device>> {
     let mut out = HashMap::new();
-    let table = match ctx.read_optional(&ctx.proc_path("1/mounts")) {
-        Ok(Some(t)) => t.to_string(),
-        _ => match ctx.read_proc("mounts") {
-            Ok(t) => t.to_string(),
-            Err(e) => {
-                tracing::debug!("btrfs: no mount table, device stats from sysfs only: {e}");
-                return out;
-            }
-        },
-    };
     let rootfs = ctx.paths.rootfs.clone();
+    let mounts = match mount_table(ctx) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!("btrfs: no mount table, device stats from sysfs only: {e}");
+            return out;
+        }
+    };
     let mut done_devices: Vec<String> = Vec::new();
-    for (device, mount_point) in btrfs_mounts(&table, &rootfs) {
+    for (device, mount_point) in btrfs_mounts(&mounts, &rootfs) {
         if done_devices.contains(&device) {
             continue; // another mount (subvolume) of a filesystem already read
         }
@@ -242,59 +240,30 @@ fn ioctl_devices(ctx: &mut Ctx<'_>) -> HashMap<String, Vec<ioctl::Device>> {
     out
 }
 
-/// The btrfs entries of a mount table (`/proc/1/mounts` format): (device, where to open the
-/// mount point from here). Mount points are unescaped (`\040` is a space) and taken under
-/// `rootfs`, unless the table is already our own view of it (then they start with it).
-fn btrfs_mounts(text: &str, rootfs: &Path) -> Vec<(String, PathBuf)> {
-    let root = rootfs.to_str().unwrap_or("/").trim_end_matches('/');
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(device), Some(mount_point), Some("btrfs")) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let mount_point = unescape(mount_point);
-        let beneath_root = !root.is_empty()
-            && mount_point
-                .strip_prefix(root)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        let path = if beneath_root {
-            PathBuf::from(mount_point)
-        } else {
-            rootfs.join(mount_point.trim_start_matches('/'))
-        };
-        out.push((unescape(device), path));
+/// The host's mount table: PID 1's, or our own when PID 1 is hidden, as the filesystem
+/// collector reads it.
+fn mount_table(ctx: &mut Ctx<'_>) -> Result<String, String> {
+    let p1 = ctx.proc_path("1/mountinfo");
+    if let Some(t) = ctx.read_optional(&p1)? {
+        return Ok(t.to_string());
     }
-    out
+    let own = ctx.proc_path("self/mountinfo");
+    Ok(ctx.read(&own)?.to_string())
 }
 
-/// Undoes the kernel's octal escapes in mount table fields (`\040` space, `\011` tab, ...).
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_string();
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut rest = s.as_bytes();
-    while let Some((&c, tail)) = rest.split_first() {
-        if let (b'\\', Some(&[a, b, c3])) = (c, tail.get(..3)) {
-            let digits = [a, b, c3];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(byte) = u8::try_from(v) {
-                    out.push(byte);
-                    rest = tail.get(3..).unwrap_or(&[]);
-                    continue;
-                }
-            }
-        }
-        out.push(c);
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The btrfs entries of a mount table: (device, where to open the mount point from here).
+fn btrfs_mounts(text: &str, rootfs: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(mounts) = parse_mountinfo(text, "mountinfo", rootfs) else {
+        return Vec::new();
+    };
+    mounts
+        .into_iter()
+        .filter(|m| m.fs_type == "btrfs")
+        .map(|m| {
+            let path = rootfs_join(rootfs, &m.mount_point);
+            (m.device, path)
+        })
+        .collect()
 }
 
 /// Writes every family with the samples of all filesystems, in node_exporter's order.
@@ -500,12 +469,11 @@ mod tests {
 
     #[test]
     fn mount_table() {
-        let text = "proc /proc proc rw 0 0
-/dev/sdb /data btrfs rw,relatime,subvolid=5,subvol=/ 0 0
-/dev/sdb /srv/my\\040files btrfs rw,subvol=/files 0 0
-/dev/sdc1 /host/root/backup btrfs ro 0 0
-/dev/sda1 / ext4 rw 0 0
-truncated
+        let text = "22 27 0:21 / /proc rw - proc proc rw
+40 27 0:40 / /data rw,relatime - btrfs /dev/sdb rw,subvolid=5,subvol=/
+41 27 0:40 /files /srv/my\\040files rw - btrfs /dev/sdb rw,subvol=/files
+42 27 0:41 / /host/root/backup ro - btrfs /dev/sdc1 ro
+27 1 8:1 / / rw - ext4 /dev/sda1 rw
 ";
         let m = btrfs_mounts(text, Path::new("/host/root"));
         assert_eq!(
@@ -521,7 +489,8 @@ truncated
         );
         let m = btrfs_mounts(text, Path::new("/"));
         assert_eq!(m[0].1, PathBuf::from("/data"));
-        assert_eq!(unescape("a\\011b\\\\c\\9"), "a\tb\\\\c\\9");
+        // A table that does not parse gives no mounts (the sysfs families still come).
+        assert!(btrfs_mounts("truncated\n", Path::new("/")).is_empty());
     }
 
     /// A one-device filesystem as sysfs shows it.
