@@ -44,6 +44,7 @@ node_collectors! {
     hwmon(Settings),
     interrupts(Settings),
     mdadm,
+    dmmultipath,
     nvme,
     os,
     powersupplyclass(Settings),

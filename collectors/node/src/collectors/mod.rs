@@ -10,6 +10,7 @@ pub(crate) mod cpu;
 pub(crate) mod cpufreq;
 pub(crate) mod diskstats;
 pub(crate) mod dmi;
+pub(crate) mod dmmultipath;
 pub(crate) mod edac;
 pub(crate) mod entropy;
 pub(crate) mod fibrechannel;
