@@ -38,16 +38,20 @@ pub struct TraceArgs {
 /// `eos-agent trace --help`.
 pub const TRACE_HELP: &str = "\
 usage: eos-agent trace TARGET [flags]
-Traces the path to TARGET (a name or an address) with TTL-limited ICMP echo probes, as the
-mtr module does, and prints an `mtr -n -r` style report (Loss%, Snt, Last, Avg, Best, Wrst,
-StDev per hop, ms). Runs in this process, no agent needed; needs a datagram ICMP socket
-(net.ipv4.ping_group_range) or CAP_NET_RAW.
+Traces the path to TARGET (a name or an address) with TTL-limited probes, as the mtr module
+does, and prints an `mtr -n -r` style report (Loss%, Snt, Last, Avg, Best, Wrst, StDev per
+hop, ms). Runs in this process, no agent needed. ICMP echo probes (the default) need a
+datagram ICMP socket (net.ipv4.ping_group_range) or CAP_NET_RAW; UDP and TCP probes need
+no privilege.
 
 flags:
   -c, --count N          probes per hop (default 10)
   -i, --interval D       between rounds of probes (default 1s; e.g. 200ms)
       --timeout D        how long each probe is waited for (default 2s)
   -m, --max-hops N       highest TTL probed (default 30)
+  -u, --udp              UDP datagrams instead of ICMP echo (to port 33434 unless -P)
+  -T, --tcp              TCP SYNs instead of ICMP echo (to port 80 unless -P)
+  -P, --port N           the destination port of UDP and TCP probes
   -4, -6                 trace the name's IPv4 or IPv6 address (default: the first one)
   -j, --json             mtr's JSON (`mtr -j`) instead of the text report
 ";
@@ -91,6 +95,14 @@ fn parse_trace(args: &[String]) -> Result<Command, String> {
                     .map_err(|_| format!("trace: {name}: at most 64"))?
             }
             "-i" | "--interval" => config.probe_interval = value()?.parse()?,
+            "-u" | "--udp" => config.protocol = eos_mtr::Protocol::Udp,
+            "-T" | "--tcp" => config.protocol = eos_mtr::Protocol::Tcp,
+            "-P" | "--port" => {
+                config.port = Some(
+                    u16::try_from(number(value()?)?)
+                        .map_err(|_| format!("trace: {name}: at most 65535"))?,
+                )
+            }
             "--timeout" => config.timeout = value()?.parse()?,
             f if f.starts_with('-') => {
                 return Err(format!(
@@ -113,6 +125,7 @@ fn parse_trace(args: &[String]) -> Result<Command, String> {
             "trace: {}",
             e.to_string()
                 .replace("count: must be 1 to max_count", "--count: must be 1 to")
+                .replace("(protocol is icmp)", "(add -u or -T)")
         )
     })?;
     Ok(Command::Trace(Box::new(TraceArgs {
@@ -557,7 +570,36 @@ mod tests {
         );
         assert_eq!(t.config.timeout, eos_module::Duration::from_millis(500));
         assert_eq!(t.config.ip_protocol, eos_mtr::IpProtocol::Ip6);
+        assert_eq!(t.config.protocol, eos_mtr::Protocol::Icmp);
         assert_eq!(p(&["trace", "--help"]).unwrap().command, Command::TraceHelp);
+        // mtr's -u, -T and -P.
+        for (args, protocol, port) in [
+            (
+                &["trace", "a", "-u"][..],
+                eos_mtr::Protocol::Udp,
+                Some(33434),
+            ),
+            (
+                &["trace", "a", "--udp", "-P", "53"],
+                eos_mtr::Protocol::Udp,
+                Some(53),
+            ),
+            (&["trace", "a", "-T"], eos_mtr::Protocol::Tcp, Some(80)),
+            (
+                &["trace", "-T", "--port=443", "a"],
+                eos_mtr::Protocol::Tcp,
+                Some(443),
+            ),
+        ] {
+            let Command::Trace(t) = p(args).unwrap().command else {
+                panic!("{args:?}: not a trace");
+            };
+            assert_eq!(
+                (t.config.protocol, t.config.port()),
+                (protocol, port),
+                "{args:?}"
+            );
+        }
         for (args, what) in [
             (&["trace"][..], "needs a TARGET"),
             (&["trace", "a", "b"], "one TARGET only"),
@@ -566,6 +608,12 @@ mod tests {
             (&["trace", "a", "-c", "0"], "--count: must be 1 to"),
             (&["trace", "a", "--bogus"], "unknown flag --bogus"),
             (&["trace", "a", "-i", "fast"], "invalid duration"),
+            (
+                &["trace", "a", "-P", "80"],
+                "port: only udp and tcp probes have a port (add -u or -T)",
+            ),
+            (&["trace", "a", "-T", "-P", "70000"], "-P: at most 65535"),
+            (&["trace", "a", "-u", "-P", "0"], "port: must be 1 to 65535"),
         ] {
             let e = p(args).unwrap_err();
             assert!(e.contains(what), "{args:?}: {e}");

@@ -1,4 +1,5 @@
-//! One ICMP socket service shared by the probe, ping and mtr modules.
+//! One ICMP socket service shared by the probe, ping and mtr modules, and the UDP and TCP
+//! probes with a TTL whose ICMP answers mtr reads from their sockets' error queues.
 //!
 //! [`Icmp`] is a cheap handle (clones share everything). `Icmp::default()` opens nothing:
 //! the first request of an address family opens that family's socket, so an agent without
@@ -67,16 +68,34 @@
 //!   echo reply or a hop's error ([`ReplyKind::TimeExceeded`], [`ReplyKind::Unreachable`],
 //!   ...) with that hop's address in [`Reply::from`] (mtr).
 //!
-//! Packet building and parsing are pure functions in [`packet`]. The tests run in throwaway
-//! network namespaces from `eos_testkit::netns`.
+//! # UDP and TCP probes
+//!
+//! For mtr's `udp` and `tcp` protocols, without any privilege: [`UdpFlow`] (`udp.rs`) sends
+//! UDP datagrams with a TTL from one socket, all with the same addresses and ports (a Paris
+//! traceroute fixed flow), told apart by a sequence number in their payload; [`TcpFlow`]
+//! (`tcp.rs`) sends each SYN as a non-blocking connect of its own socket, every TTL from its
+//! own fixed source port. Both set `IP_RECVERR` / `IPV6_RECVERR`, so the kernel queues the
+//! ICMP errors about their packets (time exceeded from routers, port unreachable from the
+//! destination) on the socket's error queue, with who sent them and the kernel receive time;
+//! a TCP destination answers with SYN-ACK or RST. Answers are [`FlowReply`]s. They run on the
+//! caller's Tokio runtime: each flow belongs to one trace.
+//!
+//! Packet building and parsing are pure functions in [`packet`], the control messages of a
+//! receive (timestamp, TTL, queued error) are parsed in `control.rs`. The tests run in
+//! throwaway network namespaces from `eos_testkit::netns`.
 
+mod control;
 pub mod packet;
 mod service;
 mod sys;
+mod tcp;
 mod types;
+mod udp;
 
 pub use service::{Icmp, Pending, MAX_PAYLOAD_SIZE};
+pub use tcp::TcpFlow;
 pub use types::{
-    EchoOptions, IcmpError, Reply, ReplyKind, SocketKind, Stray, StrayKind, Strays,
-    TimestampSource, DEFAULT_PAYLOAD_SIZE,
+    EchoOptions, FlowAnswer, FlowReply, IcmpError, Reply, ReplyKind, SocketKind, Stray, StrayKind,
+    Strays, TimestampSource, DEFAULT_PAYLOAD_SIZE,
 };
+pub use udp::{UdpFlow, SEQUENCE_LEN};

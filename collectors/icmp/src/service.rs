@@ -1,10 +1,11 @@
 //! The service: sockets per address family opened on first use, one receive thread per
 //! family, and the tables that match replies to the requests waiting for them.
 
+use crate::control::{ORIGIN_ICMP, ORIGIN_ICMP6};
 use crate::packet::{self, Message};
 use crate::sys;
 use crate::types::{
-    EchoOptions, IcmpError, Reply, ReplyKind, SocketKind, Stray, StrayKind, Strays, TimestampSource,
+    measured_rtt, EchoOptions, IcmpError, Reply, ReplyKind, SocketKind, Stray, StrayKind, Strays,
 };
 use std::collections::HashMap;
 use std::io;
@@ -21,9 +22,6 @@ const PURGE_EVERY: Duration = Duration::from_secs(1);
 const READ_BATCH: usize = 256;
 /// The largest echo data accepted (an IPv4 datagram is at most 65535 bytes).
 pub const MAX_PAYLOAD_SIZE: usize = 65_507 - packet::ECHO_HEADER_LEN;
-/// `SO_EE_ORIGIN_ICMP` and `SO_EE_ORIGIN_ICMP6` (linux/errqueue.h).
-const ORIGIN_ICMP: u8 = 2;
-const ORIGIN_ICMP6: u8 = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -334,7 +332,7 @@ fn proto_name(v6: bool) -> &'static str {
 }
 
 /// IPv4-mapped IPv6 addresses are IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -505,18 +503,15 @@ impl Sock {
     ) -> Result<Pending, IcmpError> {
         let mut ttl_now = lock(&self.send);
         if *ttl_now != opts.ttl {
-            let v = opts.ttl.map_or(-1, libc::c_int::from);
-            let (level, name, what) = if self.v6 {
-                (
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_UNICAST_HOPS,
-                    "IPV6_UNICAST_HOPS",
-                )
-            } else {
-                (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL")
-            };
-            sys::set_int(&self.fd, level, name, v)
-                .map_err(|e| IcmpError::io(format!("setting {what} to {v}"), e))?;
+            sys::set_hop_limit(&self.fd, self.v6, opts.ttl).map_err(|e| {
+                let what = if self.v6 {
+                    "IPV6_UNICAST_HOPS"
+                } else {
+                    "IP_TTL"
+                };
+                let to = opts.ttl.map_or("the default".into(), |t| t.to_string());
+                IcmpError::io(format!("setting {what} to {to}"), e)
+            })?;
             *ttl_now = opts.ttl;
         }
         let mut packet = packet::echo_request(self.v6, self.ident, 0, opts.payload_size);
@@ -577,6 +572,7 @@ impl Sock {
         if let Err(e) = result {
             lock(&self.table).entries.remove(&seq);
             return Err(IcmpError::Send {
+                what: "an echo request",
                 dst,
                 source: Arc::new(e),
             });
@@ -665,14 +661,7 @@ impl Sock {
                 }
             }
             let mono = now.saturating_duration_since(e.sent_mono);
-            let (rtt, timestamp_source) = match r
-                .kernel_time
-                .and_then(|k| k.duration_since(e.sent_wall).ok())
-            {
-                // The kernel saw it before the thread woke; anything else is a clock step.
-                Some(k) if k <= mono => (k, TimestampSource::Kernel),
-                _ => (mono, TimestampSource::User),
-            };
+            let (rtt, timestamp_source) = measured_rtt(r.kernel_time, e.sent_wall, mono);
             let reply = Reply {
                 kind: m.kind,
                 from: m.from,
@@ -735,7 +724,7 @@ impl Sock {
                 seq,
                 kind: kind.into(),
                 from: q.offender?,
-                about: r.from,
+                about: r.from.map(|a| a.ip()),
                 data: None,
                 hop_limit: r.hop_limit,
                 size: data.len(),
@@ -747,7 +736,7 @@ impl Sock {
             (msg, IpAddr::V4(h.src), r.hop_limit.or(Some(h.ttl)), size)
         } else {
             let msg = packet::parse_icmp(self.v6, data).ok()?;
-            (msg, r.from?, r.hop_limit, data.len())
+            (msg, r.from?.ip(), r.hop_limit, data.len())
         };
         let from = canonical(from);
         match msg {
@@ -799,7 +788,7 @@ struct Matched<'a> {
 /// The receive thread of one family: waits on all its sockets, hands replies out.
 fn receive(rx: Arc<RxShared>) {
     let mut buf = vec![0u8; 1 << 16];
-    let mut cmsg: sys::CmsgBuf = [0; 64];
+    let mut cmsg = sys::CmsgBuf::default();
     let mut last_purge = Instant::now();
     let mut socks: Vec<Arc<Sock>> = Vec::new();
     while !rx.stop.load(Ordering::Acquire) {

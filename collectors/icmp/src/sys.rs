@@ -1,9 +1,10 @@
-//! The system calls: opening ICMP sockets, their options, sending, and receiving with the
+//! The system calls: opening ICMP, UDP and TCP sockets, their options, sending, and receiving with the
 //! control messages (kernel timestamp, TTL / hop limit, queued ICMP errors).
 
+use crate::control::{self, QueuedError};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, SystemTime};
 
@@ -117,38 +118,12 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (ss, len as libc::socklen_t)
 }
 
-/// The address in a `sockaddr` of `len` bytes at `p`.
-///
-/// # Safety
-/// `p` must point to at least `len` readable bytes.
-unsafe fn from_sockaddr(p: *const libc::sockaddr, len: usize) -> Option<SocketAddr> {
-    if len < size_of::<libc::sa_family_t>() {
-        return None;
-    }
-    // SAFETY: the caller guarantees `len` readable bytes, which cover the family field;
-    // unaligned reads because control-message payloads need not be aligned for the struct.
-    let family = unsafe { std::ptr::read_unaligned(p.cast::<libc::sa_family_t>()) };
-    match libc::c_int::from(family) {
-        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: checked above that a whole `sockaddr_in` is readable.
-            let sin = unsafe { std::ptr::read_unaligned(p.cast::<libc::sockaddr_in>()) };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: checked above that a whole `sockaddr_in6` is readable.
-            let sin6 = unsafe { std::ptr::read_unaligned(p.cast::<libc::sockaddr_in6>()) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+/// The bytes of an address the kernel wrote: `len` of them, at most the storage's size.
+fn storage_bytes(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> &[u8] {
+    let len = (len as usize).min(size_of::<libc::sockaddr_storage>());
+    // SAFETY: `sockaddr_storage` is plain old data, fully initialised (zeroed before the
+    // kernel wrote into it), and `len` is at most its size.
+    unsafe { std::slice::from_raw_parts((ss as *const libc::sockaddr_storage).cast::<u8>(), len) }
 }
 
 /// Binds to `addr` (port 0 on a datagram socket: the kernel picks a free identifier).
@@ -178,14 +153,8 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
             &mut len,
         )
     })?;
-    // SAFETY: getsockname wrote `len` (at most the storage's size) bytes into `ss`.
-    unsafe {
-        from_sockaddr(
-            (&ss as *const libc::sockaddr_storage).cast(),
-            (len as usize).min(size_of::<libc::sockaddr_storage>()),
-        )
-    }
-    .ok_or_else(|| io::Error::other("getsockname: not an IP address"))
+    control::sockaddr(storage_bytes(&ss, len))
+        .ok_or_else(|| io::Error::other("getsockname: not an IP address"))
 }
 
 /// Reads and clears the socket's pending error (`SO_ERROR`).
@@ -226,23 +195,12 @@ pub fn send_to(fd: &OwnedFd, packet: &[u8], dst: IpAddr) -> io::Result<usize> {
     }
 }
 
-/// An ICMP error the kernel queued on a datagram socket (`IP_RECVERR`).
-#[derive(Debug, Clone, Copy)]
-pub struct QueuedError {
-    pub origin: u8,
-    pub icmp_type: u8,
-    pub code: u8,
-    pub info: u32,
-    /// Who sent the ICMP error.
-    pub offender: Option<IpAddr>,
-}
-
 /// What one `recvmsg` got besides the bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Received {
     pub len: usize,
     /// The sender (for a queued error: the destination of the packet it is about).
-    pub from: Option<IpAddr>,
+    pub from: Option<SocketAddr>,
     /// TTL / hop limit of the received packet.
     pub hop_limit: Option<u8>,
     /// When the kernel received it (`SO_TIMESTAMPNS`, wall clock).
@@ -250,8 +208,16 @@ pub struct Received {
     pub queued: Option<QueuedError>,
 }
 
-/// Control-message space: timestamp, TTL, and an extended error with its offender address.
-pub type CmsgBuf = [u64; 64];
+/// Control-message space for one receive (a timestamp, a TTL, and an extended error with
+/// its offender address, with room to spare), aligned for `struct cmsghdr`.
+#[repr(C, align(8))]
+pub struct CmsgBuf(pub [u8; 512]);
+
+impl Default for CmsgBuf {
+    fn default() -> Self {
+        CmsgBuf([0; 512])
+    }
+}
 
 /// Receives one message (from the error queue when `errqueue`), without blocking.
 pub fn recv(
@@ -272,8 +238,8 @@ pub fn recv(
     msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<CmsgBuf>() as _;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len() as _;
     let flags = libc::MSG_DONTWAIT | if errqueue { libc::MSG_ERRQUEUE } else { 0 };
     // SAFETY: `msg` points at `name`, `iov` (over `buf`) and `cmsg`, all live and writable
     // for the lengths given.
@@ -281,66 +247,102 @@ pub fn recv(
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut r = Received {
+    // `msg_controllen` is a `size_t` in glibc and a `socklen_t` in musl.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = (msg.msg_controllen as usize).min(cmsg.0.len());
+    let c = control::parse(&cmsg.0[..control_len]);
+    Ok(Received {
         len: n as usize,
-        ..Received::default()
+        from: control::sockaddr(storage_bytes(&name, msg.msg_namelen)),
+        hop_limit: c.hop_limit,
+        kernel_time: c.kernel_time,
+        queued: c.queued,
+    })
+}
+
+/// Opens a non-blocking UDP socket (`stream: false`) or TCP socket of the family.
+pub fn open_transport(v6: bool, stream: bool) -> io::Result<OwnedFd> {
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    let ty = if stream {
+        libc::SOCK_STREAM
+    } else {
+        libc::SOCK_DGRAM
     };
-    // SAFETY: recvmsg wrote `msg_namelen` bytes (at most the storage) into `name`.
-    r.from = unsafe {
-        from_sockaddr(
-            (&name as *const libc::sockaddr_storage).cast(),
-            (msg.msg_namelen as usize).min(size_of::<libc::sockaddr_storage>()),
+    // SAFETY: socket(2) takes plain integers; on success we own the returned descriptor.
+    let fd =
+        cvt(unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Connects to `addr`; a non-blocking TCP socket returns `EINPROGRESS` and connects later.
+pub fn connect(fd: &OwnedFd, addr: SocketAddr) -> io::Result<()> {
+    let (ss, len) = sockaddr(addr);
+    // SAFETY: `ss` holds a valid address of `len` bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
         )
+    })
+    .map(drop)
+}
+
+/// Sends `data` on a connected socket (never blocks).
+pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is readable for its length.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
-    .map(|a| a.ip());
-    // SAFETY: `msg` was filled by recvmsg: CMSG_FIRSTHDR/NXTHDR walk `msg_control` within
-    // `msg_controllen`, and each header's data is within its `cmsg_len`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let h = std::ptr::read_unaligned(c);
-            let data = libc::CMSG_DATA(c);
-            let data_len = (h.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
-            match (h.cmsg_level, h.cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
-                    if data_len >= size_of::<libc::timespec>() =>
-                {
-                    let ts = std::ptr::read_unaligned(data.cast::<libc::timespec>());
-                    if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) {
-                        r.kernel_time = Some(
-                            SystemTime::UNIX_EPOCH
-                                + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
-                        );
-                    }
-                }
-                (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
-                    if data_len >= size_of::<libc::c_int>() =>
-                {
-                    let v = std::ptr::read_unaligned(data.cast::<libc::c_int>());
-                    r.hop_limit = u8::try_from(v).ok();
-                }
-                (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
-                    if data_len >= size_of::<libc::sock_extended_err>() =>
-                {
-                    let ee = std::ptr::read_unaligned(data.cast::<libc::sock_extended_err>());
-                    let off = size_of::<libc::sock_extended_err>();
-                    let offender = from_sockaddr(data.add(off).cast(), data_len - off)
-                        .map(|a| a.ip())
-                        .filter(|ip| !ip.is_unspecified());
-                    r.queued = Some(QueuedError {
-                        origin: ee.ee_origin,
-                        icmp_type: ee.ee_type,
-                        code: ee.ee_code,
-                        info: ee.ee_info,
-                        offender,
-                    });
-                }
-                _ => {}
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
+}
+
+/// Sets the TTL (`IP_TTL`) or hop limit (`IPV6_UNICAST_HOPS`) of what the socket sends;
+/// `None`: the system's default.
+pub fn set_hop_limit(fd: &OwnedFd, v6: bool, ttl: Option<u8>) -> io::Result<()> {
+    let v = ttl.map_or(-1, libc::c_int::from);
+    if v6 {
+        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, v)
+    } else {
+        set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, v)
     }
-    Ok(r)
+}
+
+/// `SO_LINGER` with a zero timeout: closing the socket resets an established connection
+/// (RST) rather than closing it, and leaves no `TIME_WAIT` behind.
+pub fn set_linger_reset(fd: &OwnedFd) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &l)
+}
+
+/// The bytes of `TCP_INFO` (as many as this kernel's `struct tcp_info` has, up to 256).
+pub fn tcp_info(fd: &OwnedFd) -> io::Result<Vec<u8>> {
+    let mut b = [0u8; 256];
+    let mut len = b.len() as libc::socklen_t;
+    // SAFETY: `b` is writable for `len` bytes, and `len` is updated with what was written.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            b.as_mut_ptr().cast(),
+            &mut len,
+        )
+    })?;
+    Ok(b[..(len as usize).min(b.len())].to_vec())
 }
 
 /// An eventfd that wakes the receive thread.

@@ -81,6 +81,21 @@ pub enum TimestampSource {
     User,
 }
 
+/// The RTT of an answer to a request sent at `sent_wall` and read `mono` after it was sent
+/// (monotonic clock): the kernel's receive time minus the send time when there is one and it
+/// is plausible (the kernel saw the answer before it was read; anything else is a wall clock
+/// step), else `mono`.
+pub(crate) fn measured_rtt(
+    kernel_time: Option<SystemTime>,
+    sent_wall: SystemTime,
+    mono: Duration,
+) -> (Duration, TimestampSource) {
+    match kernel_time.and_then(|k| k.duration_since(sent_wall).ok()) {
+        Some(k) if k <= mono => (k, TimestampSource::Kernel),
+        _ => (mono, TimestampSource::User),
+    }
+}
+
 /// What came back for one echo request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyKind {
@@ -198,6 +213,29 @@ impl std::fmt::Display for Reply {
     }
 }
 
+/// What answered a UDP or TCP probe ([`crate::UdpFlow::probe`], [`crate::TcpFlow::probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowAnswer {
+    /// An ICMP error about the probe: time exceeded from a router, an unreachable (from the
+    /// destination itself: port unreachable, a closed UDP port), ...
+    Icmp(crate::packet::ErrorKind),
+    /// TCP: the destination accepted the connection (SYN-ACK). It is reset at once.
+    Accepted,
+    /// TCP: the destination refused the connection (RST).
+    Refused,
+}
+
+/// A UDP or TCP probe's answer: what, from whom, after how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowReply {
+    pub answer: FlowAnswer,
+    /// Who answered: the router that sent the ICMP error, or the destination.
+    pub from: IpAddr,
+    /// From sending the probe to receiving the answer.
+    pub rtt: Duration,
+    pub timestamp_source: TimestampSource,
+}
+
 /// Why a reply is a stray.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StrayKind {
@@ -256,8 +294,10 @@ pub enum IcmpError {
         source: Arc<std::io::Error>,
     },
     /// Sending the request failed (no route, message too long with don't-fragment, ...).
-    #[error("sending an echo request to {dst}: {source}")]
+    #[error("sending {what} to {dst}: {source}")]
     Send {
+        /// What was sent: "an echo request", "a UDP probe", "a TCP SYN".
+        what: &'static str,
         dst: IpAddr,
         source: Arc<std::io::Error>,
     },
@@ -270,8 +310,9 @@ pub enum IcmpError {
     /// The options cannot be used for this destination.
     #[error("{0}")]
     Invalid(String),
-    /// Every sequence number of the socket is waiting for a reply or lingering.
-    #[error("all 65536 sequence numbers of ICMP identifier {0} are in use")]
+    /// Every sequence number of the socket is waiting for a reply or lingering (the socket's
+    /// ICMP identifier, or a UDP flow's source port).
+    #[error("all 65536 sequence numbers of ICMP identifier or UDP port {0} are in use")]
     Busy(u16),
     /// The service was dropped while the request waited.
     #[error("the ICMP service shut down")]

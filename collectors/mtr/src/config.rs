@@ -1,5 +1,6 @@
-//! The `modules.mtr` section: the targets traced continuously, how a trace probes, and the
-//! bounds on traces (how many at once, how many probes on demand), with who may be traced.
+//! The `modules.mtr` section: the targets traced continuously, how a trace probes (ICMP echo,
+//! UDP or TCP SYN), the bounds on traces (how many at once, how many probes on demand), who
+//! may be traced, and tracing a scheduled probe's target when the probe fails.
 
 use eos_module::{ConfigIssue, Duration, ModuleConfig};
 use eos_probe::config::AllowConfig;
@@ -27,12 +28,17 @@ pub struct MtrConfig {
     pub probe_interval: Duration,
     /// How long each probe's answer is waited for.
     pub timeout: Duration,
-    /// `icmp` (echo requests). `udp` and `tcp` are not supported yet.
+    /// `icmp` (echo requests, the default), `udp` (datagrams to `port`, mtr's `-u`) or `tcp`
+    /// (SYNs to `port`, mtr's `-T`).
     pub protocol: Protocol,
-    /// The destination port of `udp` and `tcp` probes.
+    /// The destination port of `udp` probes (default 33434, where nothing listens, so the
+    /// destination answers port unreachable) and `tcp` probes (default 80: an open port
+    /// answers SYN-ACK, a closed one RST, and either is the destination answering).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Bytes of echo data in each probe (mtr's packet size minus the IP and ICMP headers).
+    /// Bytes of payload in each probe (mtr's packet size minus the IP and ICMP / UDP
+    /// headers): icmp's echo data, or udp's datagram, whose first two bytes carry the probe's
+    /// sequence number. TCP SYNs carry none.
     pub payload_size: usize,
     /// Which address of a name is traced: `auto` (the resolver's first), `ip4` or `ip6`.
     pub ip_protocol: IpProtocol,
@@ -43,6 +49,34 @@ pub struct MtrConfig {
     pub max_count: u32,
     /// Who may be traced: the same rules (and defaults) as `modules.probe.allow`.
     pub allow: AllowConfig,
+    /// Trace the target of a scheduled probe (`modules.probe.targets`) when it fails.
+    pub on_probe_failure: OnProbeFailure,
+}
+
+/// `modules.mtr.on_probe_failure`: when a scheduled probe of the probe module fails, trace
+/// its target's host right away with this module's settings and allow rules, and log the
+/// report at warn level (one event, the `mtr -n -r` text in its `report` field).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnProbeFailure {
+    /// Off by default.
+    pub enabled: bool,
+    /// A host is traced at most once per this; a probe that keeps failing gets its target
+    /// traced again once it is over (`0s`: every failure).
+    pub min_interval: Duration,
+    /// At most this many of these traces at once; a failure that finds none free is
+    /// skipped. Each also takes one of `max_concurrent_traces` while it traces.
+    pub max_concurrent: usize,
+}
+
+impl Default for OnProbeFailure {
+    fn default() -> Self {
+        OnProbeFailure {
+            enabled: false,
+            min_interval: Duration::from_secs(600),
+            max_concurrent: 2,
+        }
+    }
 }
 
 impl Default for MtrConfig {
@@ -62,6 +96,7 @@ impl Default for MtrConfig {
             max_concurrent_traces: 4,
             max_count: 100,
             allow: AllowConfig::default(),
+            on_probe_failure: OnProbeFailure::default(),
         }
     }
 }
@@ -74,9 +109,11 @@ pub enum Protocol {
     /// reply from the destination.
     #[default]
     Icmp,
-    /// UDP datagrams (not supported yet: refused by validation).
+    /// UDP datagrams with a TTL to `port`, answered by time-exceeded from each hop and port
+    /// unreachable from the destination. No privilege needed.
     Udp,
-    /// TCP SYNs (not supported yet: refused by validation).
+    /// TCP SYNs with a TTL to `port`, answered by time-exceeded from each hop and SYN-ACK or
+    /// RST from the destination. No privilege needed.
     Tcp,
 }
 
@@ -87,6 +124,15 @@ impl Protocol {
             Protocol::Icmp => "icmp",
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+        }
+    }
+
+    /// mtr's destination port for the protocol: 33434 for udp, 80 for tcp; none for icmp.
+    pub fn default_port(self) -> Option<u16> {
+        match self {
+            Protocol::Icmp => None,
+            Protocol::Udp => Some(33434),
+            Protocol::Tcp => Some(80),
         }
     }
 }
@@ -174,22 +220,24 @@ impl ModuleConfig for MtrConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigIssue> {
-        match self.protocol {
-            Protocol::Icmp => {}
-            p => {
+        match (self.protocol, self.port) {
+            (Protocol::Icmp, Some(_)) => {
                 return Err(ConfigIssue::at(
-                    "protocol",
-                    format!(
-                        "{} probes are not supported yet: use icmp (the default)",
-                        p.as_str()
-                    ),
+                    "port",
+                    "only udp and tcp probes have a port (protocol is icmp)",
                 ))
             }
+            (_, Some(0)) => return Err(ConfigIssue::at("port", "must be 1 to 65535")),
+            _ => {}
         }
-        if self.port.is_some() {
+        if self.protocol == Protocol::Udp && self.payload_size < eos_icmp::SEQUENCE_LEN {
             return Err(ConfigIssue::at(
-                "port",
-                "only udp and tcp probes have a port (and they are not supported yet)",
+                "payload_size",
+                format!(
+                    "udp probes carry their sequence number in the first {} bytes: at least {}",
+                    eos_icmp::SEQUENCE_LEN,
+                    eos_icmp::SEQUENCE_LEN
+                ),
             ));
         }
         if self.max_hops == 0 || self.max_hops > 64 {
@@ -230,6 +278,12 @@ impl ModuleConfig for MtrConfig {
         if self.max_concurrent_traces == 0 {
             return Err(ConfigIssue::at("max_concurrent_traces", "at least 1"));
         }
+        if self.on_probe_failure.max_concurrent == 0 {
+            return Err(ConfigIssue::at(
+                "on_probe_failure.max_concurrent",
+                "at least 1",
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let at = format!("targets.{i}");
@@ -264,6 +318,11 @@ impl ModuleConfig for MtrConfig {
 }
 
 impl MtrConfig {
+    /// The destination port udp and tcp probes go to: `port`, or the protocol's default.
+    pub fn port(&self) -> Option<u16> {
+        self.port.or(self.protocol.default_port())
+    }
+
     /// How long a cycle of `count` rounds takes at most: the rounds' spacing plus the last
     /// round's timeout.
     pub fn cycle_duration(&self, count: u32) -> std::time::Duration {
@@ -291,6 +350,44 @@ mod tests {
     }
 
     #[test]
+    fn udp_and_tcp_with_mtrs_ports() {
+        let c = parse("protocol: udp").unwrap();
+        assert_eq!((c.protocol, c.port()), (Protocol::Udp, Some(33434)));
+        let c = parse("protocol: tcp").unwrap();
+        assert_eq!((c.protocol, c.port()), (Protocol::Tcp, Some(80)));
+        let c = parse("protocol: tcp\nport: 443").unwrap();
+        assert_eq!(c.port(), Some(443));
+        // TCP SYNs have no payload: any payload_size is fine.
+        assert!(parse("protocol: tcp\npayload_size: 0").is_ok());
+        assert_eq!(MtrConfig::default().port(), None);
+        // What /debug/config shows reads back the same.
+        let back = serde_yaml_ng::to_string(&c).unwrap();
+        assert!(
+            back.contains("protocol: tcp\n") && back.contains("port: 443\n"),
+            "{back}"
+        );
+        assert_eq!(parse(&back).unwrap(), c);
+    }
+
+    #[test]
+    fn on_probe_failure_is_off_by_default() {
+        let c = MtrConfig::default();
+        assert_eq!(c.on_probe_failure, OnProbeFailure::default());
+        assert!(!c.on_probe_failure.enabled);
+        assert_eq!(
+            c.on_probe_failure.min_interval,
+            Duration::from_secs(600),
+            "10m"
+        );
+        let c = parse("on_probe_failure: {enabled: true, min_interval: 0s}").unwrap();
+        assert!(c.on_probe_failure.enabled);
+        assert_eq!(c.on_probe_failure.min_interval, Duration::from_secs(0));
+        assert_eq!(c.on_probe_failure.max_concurrent, 2);
+        let back = serde_yaml_ng::to_string(&c).unwrap();
+        assert_eq!(parse(&back).unwrap(), c);
+    }
+
+    #[test]
     fn targets_as_strings_or_maps() {
         let c = parse(
             "enabled: true\ntargets:\n  - 10.0.0.1\n  - host: example.com\n    labels: {site: a}\n",
@@ -310,9 +407,19 @@ mod tests {
     #[test]
     fn problems_are_named() {
         for (yaml, path, what) in [
-            ("protocol: udp", "protocol", "not supported yet"),
-            ("protocol: tcp\nport: 80", "protocol", "not supported yet"),
             ("port: 33434", "port", "only udp and tcp"),
+            ("protocol: icmp\nport: 80", "port", "(protocol is icmp)"),
+            ("protocol: tcp\nport: 0", "port", "1 to 65535"),
+            (
+                "protocol: udp\npayload_size: 1",
+                "payload_size",
+                "at least 2",
+            ),
+            (
+                "on_probe_failure: {enabled: true, max_concurrent: 0}",
+                "on_probe_failure.max_concurrent",
+                "at least 1",
+            ),
             ("max_hops: 0", "max_hops", "1 to 64"),
             ("count: 0", "count", "1 to max_count"),
             ("count: 200", "count", "1 to max_count (100)"),
@@ -338,6 +445,8 @@ mod tests {
             assert!(e.message.contains(what), "{yaml}: {e}");
         }
         assert!(parse("protocol: sctp").is_err());
+        let e = parse("on_probe_failure: {enabled: true, interval: 1m}").unwrap_err();
+        assert!(e.contains("unknown field `interval`"), "{e}");
         assert!(parse("probes_per_round: 5").unwrap().count == 5);
     }
 }

@@ -2,13 +2,17 @@
 //! on demand.
 //!
 //! - `config.rs`: `modules.mtr` ([`MtrConfig`]).
-//! - `trace.rs`: one trace: the [`Prober`] seam (ICMP echo through the shared
-//!   [`eos_icmp::Icmp`]), the pure per-hop state ([`Trace`]) and the rounds that drive it
-//!   ([`trace::run`]).
+//! - `trace.rs`: one trace: the [`Prober`] / [`Flow`] seam, the pure per-hop state
+//!   ([`Trace`]) and the rounds that drive it ([`trace::run`]), whatever the protocol.
+//! - `probers.rs`: the protocols: ICMP echo through the shared [`eos_icmp::Icmp`]
+//!   ([`IcmpProber`]), UDP ([`UdpProber`]) and TCP SYN ([`TcpProber`]) from sockets of
+//!   their own, and how their answers count.
 //! - `report.rs`: a finished trace as `mtr -n -r` text, `mtr -j` JSON, a summary line and a
 //!   path hash ([`Report`]).
 //! - `module.rs`: the module ([`MtrModule`]): one trace cycle per target per interval,
 //!   exported on `/metrics`; `GET /debug/mtr?target=X&count=N[&format=json]` on demand.
+//! - `on_failure.rs`: traces of a scheduled probe's target when the probe fails
+//!   (`on_probe_failure`), logged and counted.
 //!
 //! A trace can run without the agent (a test, `eos-agent trace`):
 //!
@@ -24,13 +28,16 @@
 
 pub mod config;
 pub mod module;
+mod on_failure;
+pub mod probers;
 pub mod report;
 pub mod trace;
 
-pub use config::{IpProtocol, MtrConfig, Protocol, Target};
+pub use config::{IpProtocol, MtrConfig, OnProbeFailure, Protocol, Target};
 pub use module::MtrModule;
+pub use probers::{IcmpProber, TcpProber, UdpProber};
 pub use report::{Hop, Report};
-pub use trace::{IcmpProber, Prober, Trace, TraceError, TraceOptions};
+pub use trace::{Flow, Prober, Trace, TraceError, TraceOptions};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -62,12 +69,20 @@ impl Tracer {
         }
     }
 
-    /// ICMP echo probes through `icmp`, as the config says.
+    /// Probes of the config's protocol: ICMP echo through `icmp`, or UDP or TCP to the
+    /// config's port.
     pub fn from_config(cfg: &MtrConfig, icmp: eos_icmp::Icmp) -> Self {
-        Tracer::new(
-            Arc::new(IcmpProber::new(icmp, cfg.payload_size)),
-            cfg.ip_protocol,
-        )
+        let prober: Arc<dyn Prober> = match (cfg.protocol, cfg.port()) {
+            (Protocol::Udp, Some(port)) => Arc::new(UdpProber::new(port, cfg.payload_size)),
+            (Protocol::Tcp, Some(port)) => Arc::new(TcpProber::new(port)),
+            _ => Arc::new(IcmpProber::new(icmp, cfg.payload_size)),
+        };
+        Tracer::new(prober, cfg.ip_protocol)
+    }
+
+    /// `icmp`, `udp` or `tcp`.
+    pub fn protocol(&self) -> &'static str {
+        self.prober.protocol()
     }
 
     /// The address `host` is traced at: itself if it is one, else the resolver's first

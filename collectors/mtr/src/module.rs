@@ -17,10 +17,16 @@
 //! | `eos_mtr_last_cycle_timestamp_seconds`, `eos_mtr_cycle_duration_seconds` | target | when the last cycle ended, and how long it took |
 //!
 //! and `eos_mtr_on_demand_traces_total{result}` for `/debug/mtr` (`ok`, `denied`, `busy`,
-//! `failed`). Only a hop's main address is a label, and a hop's series go away with the hop,
-//! so each hop family has at most targets × `max_hops` series.
+//! `failed`), and with `on_probe_failure` on, `eos_mtr_on_failure_traces_total{result}`
+//! (`on_failure.rs`). Only a hop's main address is a label, and a hop's series go away with
+//! the hop, so each hop family has at most targets × `max_hops` series.
+//!
+//! The probes are the config's `protocol`: ICMP echo through the agent's ICMP service (its
+//! sockets opened at start, so a missing permission shows as the module being down), or UDP
+//! or TCP from sockets each trace opens, which need no privilege.
 
-use crate::config::{MtrConfig, Target};
+use crate::config::{MtrConfig, Protocol, Target};
+use crate::on_failure::{self, OnFailure};
 use crate::report::Report;
 use crate::trace::TraceError;
 use crate::Tracer;
@@ -44,7 +50,7 @@ pub struct MtrModule;
 impl ModuleDef for MtrModule {
     const NAME: &'static str = "mtr";
     const METRIC_PREFIXES: &'static [&'static str] = &["eos_mtr_"];
-    const SERVICES: &'static [Service] = &[Service::Icmp];
+    const SERVICES: &'static [Service] = &[Service::Icmp, Service::ProbeEvents];
     type Config = MtrConfig;
 
     fn start(cfg: &MtrConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, ModuleError> {
@@ -63,12 +69,15 @@ impl ModuleDef for MtrModule {
                 }
             });
         }
+        if let Some(on) = &shared.on_failure {
+            on_failure::start(shared.clone(), on.clone(), &ctx.tasks);
+        }
         Ok(Box::new(MtrRunner { shared }))
     }
 }
 
-/// What the schedule, the handler and the scrape share.
-struct Shared {
+/// What the schedule, the handler, the traces on probe failure and the scrape share.
+pub(crate) struct Shared {
     cfg: MtrConfig,
     allow: Allow,
     tracer: Tracer,
@@ -78,6 +87,8 @@ struct Shared {
     targets: Mutex<BTreeMap<String, TargetState>>,
     node: String,
     on_demand: CounterVec,
+    /// With `on_probe_failure` on (and the agent's probe events to listen to).
+    on_failure: Option<Arc<OnFailure>>,
 }
 
 /// The last cycle of one target, and counts over all of them.
@@ -108,28 +119,19 @@ impl Shared {
     fn new(cfg: &MtrConfig, ctx: &ModuleContext) -> Result<Shared, ModuleError> {
         let allow = Allow::new(&cfg.allow).map_err(ModuleError::Config)?;
         let icmp = ctx.services.get::<eos_icmp::Icmp>().unwrap_or_default();
-        // Open the sockets now, so that a missing permission shows as a start error.
-        icmp.open(false).map_err(|e| {
-            ModuleError::Unavailable(format!("mtr cannot open an ICMP socket: {e}"))
-        })?;
-        if let Err(e) = icmp.open(true) {
-            let v6_target = cfg.targets.iter().find(|t| {
-                t.host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| ip.is_ipv6())
-            });
-            match v6_target {
-                Some(t) => {
-                    return Err(ModuleError::Unavailable(format!(
-                        "mtr cannot open an ICMPv6 socket for target {}: {e}",
-                        t.host
-                    )))
-                }
-                None => tracing::warn!("mtr: no ICMPv6 socket, IPv6 targets will fail: {e}"),
-            }
+        if cfg.protocol == Protocol::Icmp {
+            open_icmp(cfg, &icmp)?;
         }
+        let on_failure = match ctx.services.get::<eos_module::ProbeEvents>() {
+            Some(events) if cfg.on_probe_failure.enabled => {
+                Some(Arc::new(OnFailure::new(&cfg.on_probe_failure, events)))
+            }
+            None if cfg.on_probe_failure.enabled => {
+                tracing::warn!("mtr: on_probe_failure is on, but there are no probe events here (not in the agent)");
+                None
+            }
+            _ => None,
+        };
         let targets = cfg
             .targets
             .iter()
@@ -156,11 +158,33 @@ impl Shared {
             targets: Mutex::new(targets),
             node: ctx.node_name().to_string(),
             on_demand: CounterVec::new(&["result"]),
+            on_failure,
         })
     }
 
+    /// The node's name, for reports' `HOST:` line.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Traces `dst` (named `host`) with the config's settings once one of
+    /// `max_concurrent_traces` is free (waiting for it).
+    pub(crate) async fn trace_in_turn(
+        &self,
+        host: &str,
+        dst: IpAddr,
+    ) -> Result<Report, TraceError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| TraceError::Refused("the module is stopping".into()))?;
+        let opts = self.cfg.trace_options(self.cfg.count);
+        self.tracer.trace_addr(host, dst, &opts).await
+    }
+
     /// Resolves `host` and checks both the name and the address against the allow list.
-    async fn resolve_allowed(&self, host: &str) -> Result<IpAddr, TraceError> {
+    pub(crate) async fn resolve_allowed(&self, host: &str) -> Result<IpAddr, TraceError> {
         self.allow
             .check_host(host)
             .map_err(|e| TraceError::Denied(ours(e)))?;
@@ -187,13 +211,7 @@ impl Shared {
         let started = Instant::now();
         let result = async {
             let dst = self.resolve_allowed(host).await?;
-            let _slot = self
-                .slots
-                .acquire()
-                .await
-                .map_err(|_| TraceError::Refused("the module is stopping".into()))?;
-            let opts = self.cfg.trace_options(self.cfg.count);
-            self.tracer.trace_addr(host, dst, &opts).await
+            self.trace_in_turn(host, dst).await
         }
         .await;
         let mut targets = lock(&self.targets);
@@ -302,17 +320,21 @@ impl Shared {
     /// `/debug/mtr` without a target: the settings and the last report of every target.
     fn describe(&self) -> String {
         let c = &self.cfg;
+        let probes = match c.port() {
+            Some(port) => format!("{} probes to port {port}", c.protocol.as_str()),
+            None => format!(
+                "icmp probes ({} socket)",
+                self.icmp.socket_kind(false).unwrap_or("no")
+            ),
+        };
         let mut s = format!(
-            "mtr: {} probes per hop every {} ({} apart, {} timeout), max {} hops, {} socket\n\
+            "mtr: {} probes per hop every {} ({} apart, {} timeout), max {} hops, {probes}\n\
              on demand: /debug/mtr?target=HOST[&count=N (max {})][&format=json]\n",
-            c.count,
-            c.interval,
-            c.probe_interval,
-            c.timeout,
-            c.max_hops,
-            self.icmp.socket_kind(false).unwrap_or("no"),
-            c.max_count,
+            c.count, c.interval, c.probe_interval, c.timeout, c.max_hops, c.max_count,
         );
+        if let Some(on) = &self.on_failure {
+            s.push_str(&on.describe());
+        }
         for (host, st) in lock(&self.targets).iter() {
             let _ = writeln!(s, "\n--- {host}");
             match (&st.report, &st.error) {
@@ -451,7 +473,36 @@ impl Shared {
             "eos_mtr_on_demand_traces_total",
             "Traces run through /debug/mtr, by result: ok, denied (allow list), busy (max_concurrent_traces), failed.",
         );
+        if let Some(on) = &self.on_failure {
+            on.encode(enc);
+        }
     }
+}
+
+/// Opens the ICMP sockets now, so that a missing permission shows as a start error: IPv4
+/// always, IPv6 when a target is an IPv6 address (else a warning).
+fn open_icmp(cfg: &MtrConfig, icmp: &eos_icmp::Icmp) -> Result<(), ModuleError> {
+    icmp.open(false)
+        .map_err(|e| ModuleError::Unavailable(format!("mtr cannot open an ICMP socket: {e}")))?;
+    if let Err(e) = icmp.open(true) {
+        let v6_target = cfg.targets.iter().find(|t| {
+            t.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_ipv6())
+        });
+        match v6_target {
+            Some(t) => {
+                return Err(ModuleError::Unavailable(format!(
+                    "mtr cannot open an ICMPv6 socket for target {}: {e}",
+                    t.host
+                )))
+            }
+            None => tracing::warn!("mtr: no ICMPv6 socket, IPv6 targets will fail: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// A per-hop family: name, help, and the hop's value (none: no sample).

@@ -1,21 +1,22 @@
 //! One trace: rounds of TTL-limited probes, and what each hop answered.
 //!
-//! - [`Prober`] is the network seam: one probe with a TTL, and what came back. [`IcmpProber`]
-//!   sends ICMP echo requests through the shared [`eos_icmp::Icmp`] service; tests put a
-//!   simulated network in its place.
+//! - [`Prober`] is the network seam: it opens a [`Flow`] to the destination for each trace,
+//!   and the flow sends one probe with a TTL and says what came back. The probers of the
+//!   three protocols (ICMP echo, UDP, TCP SYN) are in `probers.rs`; tests put a simulated
+//!   network in their place.
 //! - [`Trace`] is the pure state of a trace: probes recorded per hop (sent, answered, by
 //!   whom, RTT statistics), where the path ends, and the [`Report`] it makes.
-//! - [`run`] drives it: `count` rounds `probe_interval` apart, each round probing every TTL
-//!   from 1 up to the destination's (all of `max_hops` until it is known) at once, each probe
-//!   waited for `timeout`.
+//! - [`run`] drives it, whatever the protocol: it opens the trace's flow, then runs `count`
+//!   rounds `probe_interval` apart, each round probing every TTL from 1 up to the
+//!   destination's (all of `max_hops` until it is known) at once, each probe waited for
+//!   `timeout`.
 //!
-//! Paris-style flow: every probe of a trace goes out of the same ICMP socket with the same
-//! identifier, and [`Icmp::probe_ttl`] keeps the ICMP checksum constant (the echo data's
-//! first word compensates the sequence), so routers that hash the identifier, or the first
-//! bytes of the ICMP header, send every probe of a trace along the same path.
+//! Paris-style flow: every probe of a trace goes out on its one flow, which keeps what load
+//! balancers hash (ECMP) the same from probe to probe, so that a trace follows one path: the
+//! ICMP identifier and checksum, the UDP ports. (TCP can only keep each TTL's source port:
+//! see `eos_icmp::TcpFlow`.)
 
 use crate::report::{Hop, Report};
-use eos_icmp::{EchoOptions, Icmp, IcmpError, ReplyKind};
 use eos_module::BoxFuture;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -57,93 +58,29 @@ pub enum AnswerKind {
     /// A router on the way: the TTL ran out there (or another error about the probe that
     /// does not end the path).
     Hop,
-    /// The destination answered (an echo reply, or an unreachable from the destination
-    /// itself).
+    /// The destination answered: an echo reply, a SYN-ACK or RST, or an unreachable from
+    /// the destination itself (UDP's port unreachable).
     Destination,
     /// A router said the destination cannot be reached: the path ends at this hop.
     Unreachable,
 }
 
-/// The network seam: sends one probe to `dst` with hop limit `ttl` and waits up to
-/// `timeout` for what comes back.
+/// The network seam: how probes of one protocol are sent. A trace opens one [`Flow`] to
+/// its destination and sends all its probes on it.
 pub trait Prober: Send + Sync + 'static {
-    /// One probe. An error means probing cannot work at all (no socket), not a lost probe.
-    fn probe(
-        &self,
-        dst: IpAddr,
-        ttl: u8,
-        timeout: Duration,
-    ) -> BoxFuture<Result<Probed, TraceError>>;
+    /// Opens what the probes of one trace of `dst` share (a socket, the flow's fixed fields).
+    /// An error means probing cannot work at all (no socket), not a lost probe.
+    fn open(&self, dst: IpAddr) -> Result<Arc<dyn Flow>, TraceError>;
 
     /// `icmp`, `udp` or `tcp`, for reports.
     fn protocol(&self) -> &'static str;
 }
 
-/// ICMP echo probes through the shared ICMP service.
-#[derive(Clone, Debug)]
-pub struct IcmpProber {
-    icmp: Icmp,
-    payload_size: usize,
-}
-
-impl IcmpProber {
-    /// Probes with `payload_size` bytes of echo data.
-    pub fn new(icmp: Icmp, payload_size: usize) -> Self {
-        IcmpProber { icmp, payload_size }
-    }
-}
-
-/// How an ICMP service answer counts for a trace.
-fn classify(dst: IpAddr, r: &eos_icmp::Reply) -> AnswerKind {
-    match r.kind {
-        ReplyKind::Echo => AnswerKind::Destination,
-        ReplyKind::Unreachable { .. } if r.from == dst => AnswerKind::Destination,
-        ReplyKind::Unreachable { .. } => AnswerKind::Unreachable,
-        ReplyKind::TimeExceeded { .. }
-        | ReplyKind::PacketTooBig { .. }
-        | ReplyKind::ParameterProblem { .. } => AnswerKind::Hop,
-    }
-}
-
-impl Prober for IcmpProber {
-    fn probe(
-        &self,
-        dst: IpAddr,
-        ttl: u8,
-        timeout: Duration,
-    ) -> BoxFuture<Result<Probed, TraceError>> {
-        let icmp = self.icmp.clone();
-        let opts = EchoOptions {
-            payload_size: self.payload_size,
-            timeout,
-            ..EchoOptions::default()
-        };
-        Box::pin(async move {
-            match icmp.probe_ttl(dst, ttl, &opts).await {
-                Ok(r) => Ok(Probed::Answer {
-                    from: r.from,
-                    rtt: r.rtt,
-                    kind: classify(dst, &r),
-                }),
-                Err(IcmpError::NotPermitted(m)) => Err(TraceError::Socket { dst, message: m }),
-                Err(e @ (IcmpError::Io { .. } | IcmpError::Invalid(_))) => {
-                    Err(TraceError::Socket {
-                        dst,
-                        message: e.to_string(),
-                    })
-                }
-                // A failed send (no route), a timeout, a full table: this probe is lost.
-                Err(e) => {
-                    tracing::trace!(%dst, ttl, "mtr: probe lost: {e}");
-                    Ok(Probed::Lost)
-                }
-            }
-        })
-    }
-
-    fn protocol(&self) -> &'static str {
-        "icmp"
-    }
+/// The probes of one trace to one destination.
+pub trait Flow: Send + Sync + 'static {
+    /// Sends one probe with hop limit `ttl` and waits up to `timeout` for what comes back.
+    /// An error means probing cannot work at all, not a lost probe.
+    fn probe(self: Arc<Self>, ttl: u8, timeout: Duration) -> BoxFuture<Result<Probed, TraceError>>;
 }
 
 /// How a trace probes.
@@ -351,14 +288,15 @@ impl Trace {
     }
 }
 
-/// Runs a trace of `dst`: `opts.count` rounds (fewer if `opts.deadline` comes first), each
-/// sending every TTL's probe at once. Returns the trace's state; an error only when probing
-/// cannot work at all.
+/// Runs a trace of `dst` on one flow of `prober`: `opts.count` rounds (fewer if
+/// `opts.deadline` comes first), each sending every TTL's probe at once. Returns the trace's
+/// state; an error only when probing cannot work at all.
 pub async fn run(
     prober: Arc<dyn Prober>,
     dst: IpAddr,
     opts: &TraceOptions,
 ) -> Result<Trace, TraceError> {
+    let flow = prober.open(dst)?;
     let mut trace = Trace::new(dst, opts.max_hops);
     let mut probes: tokio::task::JoinSet<(u8, u32, Result<Probed, TraceError>)> =
         tokio::task::JoinSet::new();
@@ -383,7 +321,7 @@ pub async fn run(
             }
         }
         for ttl in trace.next_round() {
-            let p = prober.clone();
+            let f = flow.clone();
             let timeout = match opts.deadline {
                 Some(d) => opts
                     .timeout
@@ -391,7 +329,7 @@ pub async fn run(
                     .max(Duration::from_millis(1)),
                 None => opts.timeout,
             };
-            probes.spawn(async move { (ttl, round, p.probe(dst, ttl, timeout).await) });
+            probes.spawn(async move { (ttl, round, f.probe(ttl, timeout).await) });
         }
     }
     while let Some(done) = probes.join_next().await {
@@ -509,21 +447,54 @@ mod tests {
 
     /// A simulated path: hop `i` (1-based) is `10.0.0.i`, the destination at `len`, RTTs
     /// `rtt_ms` per hop; with `lose_every: (from, n)` hops from `from` on lose every `n`th
-    /// probe they get.
+    /// probe they get. `opened` counts flows, `sent` the TTLs probed.
     struct Sim {
         len: u8,
         rtt_ms: u64,
-        sent: Mutex<Vec<u8>>,
+        sent: Arc<Mutex<Vec<u8>>>,
+        opened: Mutex<u32>,
         lose_every: Option<(u8, usize)>,
     }
 
+    /// One trace's flow of a [`Sim`].
+    struct SimFlow {
+        dst: IpAddr,
+        len: u8,
+        rtt_ms: u64,
+        sent: Arc<Mutex<Vec<u8>>>,
+        lose_every: Option<(u8, usize)>,
+    }
+
+    impl Sim {
+        fn new(len: u8, rtt_ms: u64, lose_every: Option<(u8, usize)>) -> Arc<Sim> {
+            Arc::new(Sim {
+                len,
+                rtt_ms,
+                sent: Arc::default(),
+                opened: Mutex::new(0),
+                lose_every,
+            })
+        }
+    }
+
     impl Prober for Sim {
-        fn probe(
-            &self,
-            dst: IpAddr,
-            ttl: u8,
-            _: Duration,
-        ) -> BoxFuture<Result<Probed, TraceError>> {
+        fn open(&self, dst: IpAddr) -> Result<Arc<dyn Flow>, TraceError> {
+            *self.opened.lock().unwrap() += 1;
+            Ok(Arc::new(SimFlow {
+                dst,
+                len: self.len,
+                rtt_ms: self.rtt_ms,
+                sent: self.sent.clone(),
+                lose_every: self.lose_every,
+            }))
+        }
+        fn protocol(&self) -> &'static str {
+            "sim"
+        }
+    }
+
+    impl Flow for SimFlow {
+        fn probe(self: Arc<Self>, ttl: u8, _: Duration) -> BoxFuture<Result<Probed, TraceError>> {
             let mut sent = self.sent.lock().unwrap();
             sent.push(ttl);
             let nth = sent.iter().filter(|t| **t == ttl).count();
@@ -534,7 +505,7 @@ mod tests {
                 Probed::Lost
             } else if ttl >= self.len {
                 Probed::Answer {
-                    from: dst,
+                    from: self.dst,
                     rtt: Duration::from_millis(self.rtt_ms * u64::from(self.len)),
                     kind: AnswerKind::Destination,
                 }
@@ -547,19 +518,11 @@ mod tests {
             };
             Box::pin(async move { Ok(r) })
         }
-        fn protocol(&self) -> &'static str {
-            "sim"
-        }
     }
 
     #[tokio::test]
     async fn rounds_probe_up_to_the_destination() {
-        let sim = Arc::new(Sim {
-            len: 4,
-            rtt_ms: 2,
-            sent: Mutex::new(Vec::new()),
-            lose_every: Some((3, 2)),
-        });
+        let sim = Sim::new(4, 2, Some((3, 2)));
         let opts = TraceOptions {
             max_hops: 10,
             count: 4,
@@ -573,6 +536,7 @@ mod tests {
         assert_eq!(r.hops.len(), 4);
         // The first round probes all ten TTLs, the later ones only up to the destination.
         assert_eq!(sim.sent.lock().unwrap().len(), 10 + 3 * 4);
+        assert_eq!(*sim.opened.lock().unwrap(), 1, "one flow per trace");
         assert_eq!(r.hops[0].sent, 4);
         assert_eq!(r.hops[0].received, 4);
         // Every second probe from TTL 3 on is lost.
@@ -582,14 +546,36 @@ mod tests {
         assert_eq!(r.hops[1].mean, Some(Duration::from_millis(4)));
     }
 
+    /// A prober whose flows cannot be opened (no socket).
+    struct NoSocket;
+
+    impl Prober for NoSocket {
+        fn open(&self, dst: IpAddr) -> Result<Arc<dyn Flow>, TraceError> {
+            Err(TraceError::Socket {
+                dst,
+                message: "no socket".into(),
+            })
+        }
+        fn protocol(&self) -> &'static str {
+            "none"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_cannot_open_fails_the_trace() {
+        let e = run(
+            Arc::new(NoSocket),
+            ip("10.0.0.99"),
+            &TraceOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), "probing 10.0.0.99: no socket");
+    }
+
     #[tokio::test]
     async fn a_deadline_cuts_rounds() {
-        let sim = Arc::new(Sim {
-            len: 2,
-            rtt_ms: 1,
-            sent: Mutex::new(Vec::new()),
-            lose_every: None,
-        });
+        let sim = Sim::new(2, 1, None);
         let opts = TraceOptions {
             max_hops: 4,
             count: 100,
@@ -602,38 +588,5 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(500));
         let r = t.report("t", "sim", SystemTime::UNIX_EPOCH);
         assert!(r.count >= 1 && r.count < 10, "{}", r.count);
-    }
-
-    #[test]
-    fn icmp_replies_are_classified() {
-        let reply = |kind, from: &str| eos_icmp::Reply {
-            kind,
-            from: ip(from),
-            dst: ip("10.0.0.9"),
-            rtt: Duration::ZERO,
-            timestamp_source: eos_icmp::TimestampSource::Kernel,
-            sent_at: SystemTime::UNIX_EPOCH,
-            hop_limit: None,
-            setup: Duration::ZERO,
-            identifier: 1,
-            sequence: 1,
-            size: 64,
-        };
-        let dst = ip("10.0.0.9");
-        let unreach = ReplyKind::Unreachable { code: 1, mtu: None };
-        assert_eq!(
-            classify(dst, &reply(ReplyKind::Echo, "10.0.0.9")),
-            AnswerKind::Destination
-        );
-        assert_eq!(
-            classify(dst, &reply(unreach, "10.0.0.9")),
-            AnswerKind::Destination
-        );
-        assert_eq!(
-            classify(dst, &reply(unreach, "10.0.0.1")),
-            AnswerKind::Unreachable
-        );
-        let te = ReplyKind::TimeExceeded { code: 0 };
-        assert_eq!(classify(dst, &reply(te, "10.0.0.1")), AnswerKind::Hop);
     }
 }
