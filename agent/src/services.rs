@@ -12,11 +12,15 @@
 //!
 //! The ICMP service (`eos_icmp::Icmp`) opens its sockets on first use, so an agent without
 //! the permission for ICMP sockets only fails the probes that need them, with the reason.
+//!
+//! The probe failure events (`eos_module::ProbeEvents`) are one broadcast channel for the
+//! agent's life: the probe module publishes to it and the mtr module subscribes, each through
+//! its own handle, so either may restart without the other.
 
 use crate::build_info::VERSION;
 use crate::config::Config;
 use eos_kube::{KubeletConfig, PodMetadata};
-use eos_module::{Service, Services};
+use eos_module::{ProbeEvents, Service, Services};
 
 /// The agent's shared services.
 pub struct SharedServices {
@@ -24,6 +28,7 @@ pub struct SharedServices {
     /// Sends `User-Agent: eos-agent/<version>`.
     http: eos_http::Client,
     icmp: eos_icmp::Icmp,
+    probe_events: ProbeEvents,
 }
 
 impl Default for SharedServices {
@@ -35,6 +40,7 @@ impl Default for SharedServices {
             }),
             http: eos_http::Client::new(&format!("eos-agent/{VERSION}")),
             icmp: eos_icmp::Icmp::default(),
+            probe_events: ProbeEvents::default(),
         }
     }
 }
@@ -56,6 +62,7 @@ impl SharedServices {
                 Service::PodMetadata => {}
                 Service::Http => s.insert(Service::Http, self.http.clone()),
                 Service::Icmp => s.insert(Service::Icmp, self.icmp.clone()),
+                Service::ProbeEvents => s.insert(Service::ProbeEvents, self.probe_events.clone()),
             }
         }
         s
@@ -93,5 +100,31 @@ mod tests {
             .get::<eos_http::Client>()
             .is_none());
         assert!(format!("{client:?}").contains(&format!("eos-agent/{VERSION}")));
+    }
+
+    #[tokio::test]
+    async fn probe_events_reach_every_module_that_asks() {
+        let shared = SharedServices::default();
+        let cfg = Config::parse("test", "kubelet: {enabled: false}\n", &|_| None).expect("config");
+        let publisher = shared.for_module(&[Service::Http, Service::ProbeEvents], &cfg);
+        let subscriber = shared.for_module(&[Service::ProbeEvents], &cfg);
+        assert_eq!(subscriber.kinds(), [Service::ProbeEvents]);
+        let mut events = subscriber.get::<ProbeEvents>().expect("events").subscribe();
+        let failure = eos_module::ProbeFailure {
+            target: "10.0.0.1:80".into(),
+            host: "10.0.0.1".into(),
+            module: "tcp_connect".into(),
+            reason: "refused".into(),
+        };
+        let sent = publisher.get::<ProbeEvents>().expect("events");
+        assert!(sent.publish(failure.clone()), "one channel for both");
+        assert_eq!(
+            events.recv().await,
+            Some(eos_module::events::ProbeEvent::Failed(failure))
+        );
+        assert!(shared
+            .for_module(&[Service::Icmp], &cfg)
+            .get::<ProbeEvents>()
+            .is_none());
     }
 }

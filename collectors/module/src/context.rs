@@ -72,6 +72,9 @@ pub enum Service {
     /// The agent's ICMP sockets (`eos_icmp::Icmp`): one datagram or raw socket per address
     /// family, shared by probe, ping and mtr, replies matched by identifier and sequence.
     Icmp,
+    /// Failure events of scheduled probes ([`crate::events::ProbeEvents`]): the probe module
+    /// publishes, the mtr module traces the failing targets (`on_probe_failure`).
+    ProbeEvents,
 }
 
 /// Handles to the agent's shared services, by type. The agent fills it; a module takes what

@@ -56,6 +56,7 @@ pub mod civil;
 pub mod context;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod pidstat;
 pub mod secret;
@@ -75,6 +76,7 @@ pub mod metrics {
 pub use context::{Facts, HostPaths, ModuleContext, Service, Services};
 pub use duration::Duration;
 pub use error::{ConfigIssue, ModuleError};
+pub use events::{ProbeEvents, ProbeFailure};
 pub use secret::Secret;
 pub use tasks::Tasks;
 

@@ -10,6 +10,8 @@ pub struct ProbeLog {
     module: String,
     target: String,
     text: String,
+    /// The first error logged, as `msg: key=value ...`.
+    first_error: Option<String>,
 }
 
 impl ProbeLog {
@@ -18,6 +20,7 @@ impl ProbeLog {
             module: module.to_string(),
             target: target.to_string(),
             text: String::new(),
+            first_error: None,
         }
     }
 
@@ -33,7 +36,20 @@ impl ProbeLog {
 
     /// Logs at error.
     pub fn error(&mut self, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
+        if self.first_error.is_none() {
+            let mut e = msg.to_string();
+            for (i, (k, v)) in kv.iter().enumerate() {
+                let sep = if i == 0 { ": " } else { " " };
+                let _ = write!(e, "{sep}{k}={}", quote(&v.to_string()));
+            }
+            self.first_error = Some(e);
+        }
         self.line("error", msg, kv);
+    }
+
+    /// The first error logged (what made the probe fail), as `msg: key=value ...`.
+    pub fn first_error(&self) -> Option<&str> {
+        self.first_error.as_deref()
     }
 
     fn line(&mut self, level: &str, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
@@ -81,6 +97,13 @@ mod tests {
         let t = l.text();
         assert!(t.starts_with("ts=20"), "{t}");
         assert!(t.contains(" level=info module=http_2xx target=\"http://a b\" msg=\"Resolving target address\" ip_protocol=ip6\n"), "{t}");
+        assert_eq!(l.first_error(), None);
+        l.error("Error dialing TCP", &[("err", &"connection refused")]);
+        l.error("Probe failed", &[("duration_seconds", &0.5)]);
+        assert_eq!(
+            l.first_error(),
+            Some("Error dialing TCP: err=\"connection refused\"")
+        );
         assert_eq!(
             rfc3339_millis(
                 SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_480_000_123)

@@ -26,7 +26,7 @@ pub struct ProbeModule;
 impl ModuleDef for ProbeModule {
     const NAME: &'static str = "probe";
     const METRIC_PREFIXES: &'static [&'static str] = &["probe_", "eos_probe_"];
-    const SERVICES: &'static [Service] = &[Service::Http, Service::Icmp];
+    const SERVICES: &'static [Service] = &[Service::Http, Service::Icmp, Service::ProbeEvents];
     type Config = ProbeConfig;
 
     fn start(cfg: &ProbeConfig, ctx: &ModuleContext) -> Result<Box<dyn Module>, ModuleError> {
@@ -49,6 +49,7 @@ impl ModuleDef for ProbeModule {
             probes: CounterVec::new(&["module", "result", "source"]),
             denied: CounterVec::new(&["module"]),
             discovery: Mutex::new(None),
+            events: ctx.services.get::<eos_module::ProbeEvents>(),
         });
         schedule::start(shared.clone(), ctx);
         if cfg.discovery.enabled {
@@ -75,6 +76,8 @@ pub struct Shared {
     pub denied: CounterVec,
     /// `None` while discovery is off or has not listed yet.
     pub discovery: Mutex<Option<DiscoveryStatus>>,
+    /// Where failed scheduled probes are published (the agent's; none standalone).
+    pub events: Option<eos_module::ProbeEvents>,
 }
 
 impl Shared {

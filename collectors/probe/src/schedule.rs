@@ -2,12 +2,18 @@
 //! probed at its interval, with its first run at an offset derived from the node name and the
 //! target, so that 16 or 5,000 nodes do not probe in lockstep. The last result of each is
 //! exported on `/metrics` with `target` and `module` labels (and the target's own labels).
+//!
+//! Every scheduled probe that fails (not one the allow list refused, and never a `/probe`
+//! request) is published as an `eos_module::ProbeFailure` on the agent's probe events, each
+//! time it fails: subscribers decide how often to act (the mtr module traces a host at most
+//! once per `on_probe_failure.min_interval`). Publishing never waits.
 
 use crate::config::ScheduledTarget;
+use crate::log::ProbeLog;
 use crate::module::{run_probe, Shared};
 use crate::registry::Registry;
 use eos_exposition::{Encoder, Kind};
-use eos_module::ModuleContext;
+use eos_module::{ModuleContext, ProbeFailure};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -208,6 +214,11 @@ async fn run_target(shared: &Shared, node: &str, t: &ScheduledTarget) {
             own.min(interval)
         };
         let o = run_probe(&shared.env, &t.module, module, &t.target, timeout).await;
+        if !o.success && o.denied.is_none() {
+            if let Some(events) = &shared.events {
+                events.publish(failure(t, &module.prober, &o.log));
+            }
+        }
         let result = match (&o.denied, o.success) {
             (Some(_), _) => "denied",
             (None, true) => "success",
@@ -231,6 +242,16 @@ async fn run_target(shared: &Shared, node: &str, t: &ScheduledTarget) {
                 log: o.log.text().to_string(),
             },
         );
+    }
+}
+
+/// The event of a failed scheduled probe of `t` with a module of `prober`.
+fn failure(t: &ScheduledTarget, prober: &str, log: &ProbeLog) -> ProbeFailure {
+    ProbeFailure {
+        target: t.target.clone(),
+        host: crate::resolve::host_of(prober, &t.target),
+        module: t.module.clone(),
+        reason: log.first_error().unwrap_or("probe failed").to_string(),
     }
 }
 
@@ -273,6 +294,33 @@ mod tests {
             .map(|n| offset(&format!("node-{n}"), &key, i))
             .collect();
         assert!(distinct.len() > 90, "nodes start at different moments");
+    }
+
+    #[test]
+    fn failures_name_the_host_and_the_first_error() {
+        let t = ScheduledTarget {
+            target: "https://user@example.com:8443/health".into(),
+            module: "http_2xx".into(),
+            interval: eos_module::Duration::from_secs(60),
+            labels: BTreeMap::new(),
+        };
+        let mut log = ProbeLog::new("http_2xx", &t.target);
+        let f = failure(&t, "http", &log);
+        assert_eq!(f.host, "example.com");
+        assert_eq!(f.reason, "probe failed", "nothing logged");
+        log.error("Error for HTTP request", &[("err", &"timeout")]);
+        log.error("Probe failed", &[]);
+        let f = failure(&t, "http", &log);
+        assert_eq!(f.reason, "Error for HTTP request: err=timeout");
+        assert_eq!(
+            (f.target.as_str(), f.module.as_str()),
+            (t.target.as_str(), "http_2xx")
+        );
+        let tcp = ScheduledTarget {
+            target: "[fd00::1]:22".into(),
+            ..t
+        };
+        assert_eq!(failure(&tcp, "tcp", &log).host, "fd00::1");
     }
 
     #[test]
