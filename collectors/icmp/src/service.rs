@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
@@ -86,6 +86,8 @@ struct RxShared {
     socks: Mutex<Vec<Arc<Sock>>>,
     wake: OwnedFd,
     stop: AtomicBool,
+    /// Failed reads of replies (not "nothing queued"): see [`Icmp::receive_errors`].
+    receive_errors: AtomicU64,
 }
 
 /// What makes sockets of a family differ: options that cannot be set per packet.
@@ -156,6 +158,18 @@ impl Icmp {
                 families: [family(r as u16), family((r >> 16) as u16)],
             }),
         }
+    }
+
+    /// How many reads of replies have failed since the service started, over both families
+    /// and every user (not counting "nothing queued" or an interrupted call): what
+    /// smokeping_prober exports as `smokeping_receive_errors_total`.
+    pub fn receive_errors(&self) -> u64 {
+        self.inner
+            .families
+            .iter()
+            .filter_map(|f| lock(&f.state).rx.clone())
+            .map(|rx| rx.receive_errors.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// `"datagram"` or `"raw"` once the family's first socket is open, else `None`.
@@ -305,6 +319,7 @@ impl Icmp {
                     socks: Mutex::new(Vec::new()),
                     wake: sys::eventfd().map_err(|e| IcmpError::io("creating an eventfd", e))?,
                     stop: AtomicBool::new(false),
+                    receive_errors: AtomicU64::new(0),
                 });
                 let run = rx.clone();
                 std::thread::Builder::new()
@@ -594,8 +609,10 @@ impl Sock {
         })
     }
 
-    /// Reads what is queued (the error queue when `errqueue`) and hands it out.
-    fn drain(&self, buf: &mut [u8], cmsg: &mut sys::CmsgBuf, errqueue: bool) {
+    /// Reads what is queued (the error queue when `errqueue`) and hands it out; says how
+    /// many reads of replies failed.
+    fn drain(&self, buf: &mut [u8], cmsg: &mut sys::CmsgBuf, errqueue: bool) -> u64 {
+        let mut failed = 0;
         for _ in 0..READ_BATCH {
             match sys::recv(&self.fd, buf, cmsg, errqueue) {
                 Ok(r) => {
@@ -609,7 +626,7 @@ impl Sock {
                         // dropped (receive buffer full). Clear it, or poll would spin.
                         let _ = sys::take_error(&self.fd);
                     }
-                    return;
+                    return failed;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -617,11 +634,13 @@ impl Sock {
                     // through the error queue.
                     tracing::trace!("icmp: receive: {e}");
                     if errqueue {
-                        return;
+                        return failed;
                     }
+                    failed += 1;
                 }
             }
         }
+        failed
     }
 
     /// Matches one received message to the request it answers.
@@ -816,11 +835,15 @@ fn receive(rx: Arc<RxShared>) {
             }
         }
         for (s, p) in socks.iter().zip(&fds) {
+            let mut failed = 0;
             if p.revents & libc::POLLERR != 0 {
-                s.drain(&mut buf, &mut cmsg, true);
+                failed += s.drain(&mut buf, &mut cmsg, true);
             }
             if p.revents & libc::POLLIN != 0 {
-                s.drain(&mut buf, &mut cmsg, false);
+                failed += s.drain(&mut buf, &mut cmsg, false);
+            }
+            if failed > 0 {
+                rx.receive_errors.fetch_add(failed, Ordering::Relaxed);
             }
         }
         if fds.last().is_some_and(|p| p.revents != 0) {

@@ -14,13 +14,13 @@
 //! | `smokeping_response_ttl` | gauge | same |
 //! | `smokeping_response_duplicates_total` | counter | same |
 //! | `smokeping_send_errors_total` | counter | same |
+//! | `smokeping_receive_errors_total` | counter | same; failed reads on the agent's shared ICMP sockets |
 //!
 //! A target's own `labels` become extra label names on every series; a target without one
 //! of them writes it empty, as smokeping_prober's union of label names does.
 //!
 //! Differences: no `tos` label (eos sends with the default ToS); no
-//! `smokeping_receive_errors_total` (receive errors are handled inside eos-icmp's receive
-//! thread, which has no per-module count) and no `smokeping_prober_errors_total` (no
+//! `smokeping_prober_errors_total` (no
 //! per-target prober can fail); names are looked up again every `resolve_interval` instead of
 //! only at (re)load, and one that does not resolve is retried instead of failing the start.
 //! smokeping_prober waits for a reply for as long as its sequence lives; eos has a `timeout`:

@@ -546,6 +546,15 @@ impl Module for PingRunner {
             "smokeping_send_errors_total",
             "The number of errors when Pinger attempts to send packets.",
         );
+        // The agent's ICMP sockets are shared, so this counts failed reads of every reply
+        // (ping's, probe's and mtr's), as smokeping_prober's counts its one pinger's.
+        enc.single(
+            "smokeping_receive_errors_total",
+            "The number of errors when Pinger attempts to receive packets.",
+            Kind::Counter,
+            &[],
+            s.icmp.receive_errors() as f64,
+        );
         m.late.encode(
             enc,
             "eos_ping_late_replies_total",
@@ -750,6 +759,7 @@ mod tests {
             ("smokeping_response_ttl", "gauge"),
             ("smokeping_response_duplicates_total", "counter"),
             ("smokeping_send_errors_total", "counter"),
+            ("smokeping_receive_errors_total", "counter"),
             ("eos_ping_late_replies_total", "counter"),
             ("eos_ping_state_bytes", "gauge"),
         ] {
@@ -777,6 +787,11 @@ mod tests {
         assert!(out.contains(",le=\"26.2144\"} 0\n"), "{out}");
         // nothing measured yet: no window gauges
         assert!(!out.contains("eos_ping_loss_ratio"), "{out}");
+        // no labels, as smokeping_prober's
+        assert!(
+            out.contains("\nsmokeping_receive_errors_total 0\n"),
+            "{out}"
+        );
     }
 
     #[test]
