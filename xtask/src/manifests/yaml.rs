@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 
 pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // Symlinks are not followed: the node module's sysfs fixtures link back up the tree,
+        // as the real sysfs does, and following them never ends.
+        if entry.file_type()?.is_dir() {
             walk(&path, out)?;
         } else {
             out.push(path);
