@@ -3,8 +3,7 @@
 
 use eos_icmp::packet::ErrorKind;
 use eos_icmp::{FlowAnswer, FlowReply, IcmpError, TcpFlow, TimestampSource, UdpFlow};
-use eos_testkit::netns::{self, Chain, Link, Netns};
-use std::future::Future;
+use eos_testkit::netns::{Chain, Link};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
@@ -35,32 +34,7 @@ fn port_unreachable(v6: bool) -> FlowAnswer {
 const TIME_EXCEEDED: FlowAnswer = FlowAnswer::Icmp(ErrorKind::TimeExceeded { code: 0 });
 
 fn chain_or_skip(tag: &str) -> Option<Chain> {
-    if let Some(why) = netns::unavailable() {
-        eprintln!("skipping: {why}");
-        return None;
-    }
-    match Chain::tagged(tag, &[Link::Veth, Link::Veth]) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: cannot build the namespace chain: {e}");
-            None
-        }
-    }
-}
-
-/// Runs `f` on a fresh current-thread runtime on a thread inside `ns`.
-fn block_in<F: Future>(ns: &Netns, f: impl FnOnce() -> F + Send) -> F::Output
-where
-    F::Output: Send,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("running in the namespace")
+    Chain::tagged_or_skip(tag, &[Link::Veth, Link::Veth])
 }
 
 fn families(chain: &Chain) -> Vec<(IpAddr, IpAddr)> {
@@ -172,7 +146,7 @@ fn udp_probes_find_the_router_and_the_destination() {
             .unwrap();
         let heard = listening.local_addr().unwrap();
         let closed = closed_port();
-        block_in(chain.client(), move || async move {
+        chain.client().block_on(move || async move {
             let flow = UdpFlow::open(SocketAddr::new(target, closed), None, 36).expect("open");
             // Every TTL at once on one socket: each answer goes to its own probe.
             let (t1, t2, t3, t1b) = tokio::join!(
@@ -231,7 +205,7 @@ fn tcp_probes_find_the_router_and_the_destination() {
             .expect("listen at the target");
         let open = listener.local_addr().unwrap();
         let closed = SocketAddr::new(target, closed_port());
-        let ports = block_in(chain.client(), move || async move {
+        let ports = chain.client().block_on(move || async move {
             let flow = TcpFlow::new(open, None).expect("flow");
             let (t1, t2, t3) = tokio::join!(
                 flow.probe(1, WAIT),

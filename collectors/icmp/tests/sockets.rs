@@ -6,7 +6,6 @@ use eos_icmp::{
     TimestampSource,
 };
 use eos_testkit::netns::{self, Chain, Link, Netns};
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,21 +37,6 @@ fn v6_loopback_unusable() -> Option<String> {
         .map(|e| format!("::1 is not usable: {e}"))
 }
 
-/// Runs `f` on a fresh current-thread runtime on a thread inside `ns`.
-fn block_in<F: Future>(ns: &Netns, f: impl FnOnce() -> F + Send) -> F::Output
-where
-    F::Output: Send,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("running in the namespace")
-}
-
 /// The router of `chain_or_skip`'s `client ── r ── target`, towards the client.
 const R4: Ipv4Addr = Ipv4Addr::new(10, 91, 1, 1);
 /// The target.
@@ -63,17 +47,7 @@ const R6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x91, 1, 0, 0, 0, 0, 1);
 const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x91, 2, 0, 0, 0, 0, 2);
 
 fn chain_or_skip(tag: &str) -> Option<Chain> {
-    if let Some(why) = netns::unavailable() {
-        eprintln!("skipping: {why}");
-        return None;
-    }
-    match Chain::tagged(tag, &[Link::Veth, Link::Veth]) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: cannot build the namespace chain: {e}");
-            None
-        }
-    }
+    Chain::tagged_or_skip(tag, &[Link::Veth, Link::Veth])
 }
 
 /// Lets datagram ICMP sockets be opened in `ns` (the default range excludes everyone).
@@ -224,7 +198,7 @@ fn unanswered_echo_times_out() {
     };
     for kind in kinds(&chain) {
         let v6 = chain.v6;
-        block_in(chain.client(), || async move {
+        chain.client().block_on(|| async move {
             let icmp = Icmp::with_kind(kind);
             let started = std::time::Instant::now();
             let e = icmp
@@ -284,7 +258,7 @@ fn ttl_limited_probes_get_time_exceeded_from_the_router() {
         } else {
             vec![false]
         };
-        block_in(chain.client(), || async move {
+        chain.client().block_on(|| async move {
             let icmp = Icmp::with_kind(kind);
             for v6 in v6s {
                 let (r_addr, b_addr, reject) = if v6 {
@@ -340,7 +314,7 @@ fn source_address_and_dont_fragment() {
         return;
     };
     for kind in kinds(&chain) {
-        block_in(chain.client(), || async move {
+        chain.client().block_on(|| async move {
             let icmp = Icmp::with_kind(kind);
             let b = IpAddr::V4(B4);
             let r = icmp
@@ -474,7 +448,7 @@ fn ttl_probes_keep_their_checksum_for_load_balancers() {
                 .target()
                 .run(move || raw_listener(v6))
                 .expect("in the target");
-            let sent: Vec<u16> = block_in(chain.client(), || async move {
+            let sent: Vec<u16> = chain.client().block_on(|| async move {
                 let icmp = Icmp::with_kind(kind);
                 let mut seqs = Vec::new();
                 for _ in 0..4 {
@@ -599,7 +573,7 @@ fn late_and_duplicate_replies_are_reported() {
         .expect("echo_ignore_all");
     let v6 = ns.sysctl("net/ipv6/icmp/echo_ignore_all", "1").is_ok();
     for kind in [SocketKind::Raw, SocketKind::Datagram] {
-        block_in(&ns, || async move {
+        ns.block_on(|| async move {
             let icmp = Icmp::with_kind(kind);
             let mut dsts = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
             if v6 {

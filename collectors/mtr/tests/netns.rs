@@ -5,8 +5,7 @@
 use eos_module::http::Request;
 use eos_module::{ModuleContext, ModuleDef, ProbeEvents, ProbeFailure, Service};
 use eos_mtr::{MtrConfig, MtrModule, OnProbeFailure, Protocol, Report, Target, Tracer};
-use eos_testkit::netns::{self, Chain, Link, Netns};
-use std::future::Future;
+use eos_testkit::netns::{Chain, Link};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,33 +15,8 @@ const DELAY: Duration = Duration::from_millis(5);
 
 /// `client ─ r1 ─5ms─ r2 ─5ms─ r3 ─ target`, or `None` (with the reason printed).
 fn chain_or_skip(tag: &str) -> Option<Chain> {
-    if let Some(why) = netns::delay_unavailable() {
-        eprintln!("skipping: {why}");
-        return None;
-    }
     let d = Link::Delay(DELAY);
-    match Chain::tagged(tag, &[Link::Veth, d, d, Link::Veth]) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("skipping: cannot build the namespace chain: {e}");
-            None
-        }
-    }
-}
-
-/// Runs `f` on a fresh current-thread runtime on a thread inside `ns`.
-fn block_in<F: Future>(ns: &Netns, f: impl FnOnce() -> F + Send) -> F::Output
-where
-    F::Output: Send,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("running in the namespace")
+    Chain::tagged_or_skip(tag, &[Link::Veth, d, d, Link::Veth])
 }
 
 /// Fast rounds: the routers of a [`Chain`] do not rate-limit their ICMP errors.
@@ -59,7 +33,7 @@ fn fast(count: u32) -> MtrConfig {
 
 fn trace_in(chain: &Chain, dst: IpAddr, cfg: &MtrConfig) -> Report {
     let cfg = cfg.clone();
-    block_in(chain.client(), move || async move {
+    chain.client().block_on(move || async move {
         let tracer = Tracer::from_config(&cfg, eos_icmp::Icmp::default());
         tracer
             .trace(&dst.to_string(), &cfg.trace_options(cfg.count))
@@ -285,7 +259,7 @@ fn a_reroute_counts_as_a_path_change() {
     std::thread::scope(|s| {
         // The module runs on a thread in the client namespace; the reroute happens here.
         let module = s.spawn(move || {
-            block_in(chain.client(), move || async move {
+            chain.client().block_on(move || async move {
                 let ctx = ModuleContext::standalone("mtr", eos_module::Facts::default());
                 let m = MtrModule::start(&cfg, &ctx).expect("start");
                 let m = m.as_ref();
@@ -351,7 +325,7 @@ fn debug_mtr_answers_with_a_report() {
         max_count: 20,
         ..fast(3)
     };
-    block_in(chain.client(), move || async move {
+    chain.client().block_on(move || async move {
         let ctx = ModuleContext::standalone("mtr", eos_module::Facts::default());
         let m = MtrModule::start(&cfg, &ctx).expect("start");
         let r = m.handle(get(&[("target", &t), ("count", "5")])).await;
@@ -638,7 +612,7 @@ fn a_failed_probe_gets_its_target_traced_once_per_interval() {
         },
         ..with_protocol(fast(2), Protocol::Udp, None)
     };
-    block_in(chain.client(), move || async move {
+    chain.client().block_on(move || async move {
         let events = ProbeEvents::default();
         let mut ctx = ModuleContext::standalone("mtr", eos_module::Facts::default());
         ctx.services.insert(Service::ProbeEvents, events.clone());

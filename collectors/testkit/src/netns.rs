@@ -178,6 +178,23 @@ impl Netns {
         })
     }
 
+    /// Runs the future `f` makes on a fresh current-thread tokio runtime (time and I/O
+    /// enabled), on a thread inside this namespace, and returns its output.
+    pub fn block_on<F: std::future::Future>(&self, f: impl FnOnce() -> F + Send) -> F::Output
+    where
+        F::Output: Send,
+    {
+        #[allow(clippy::expect_used)] // test support: no runtime or no namespace ends the test
+        self.run(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a tokio runtime")
+                .block_on(f())
+        })
+        .expect("running in the namespace")
+    }
+
     /// Drops arriving packets at random: `iptables -t raw -A PREROUTING -i <dev> -m
     /// statistic --mode random --probability <p> -j DROP` (and the same with `ip6tables`
     /// when `v6`). Packets that come in on `dev` are lost with probability `p`, whether they
@@ -534,6 +551,29 @@ impl Chain {
     /// `eos-client-…`, `eos-r1-…`, …, `eos-target-…`. At least two links.
     pub fn new(links: &[Link]) -> Result<Chain, String> {
         Self::tagged("eos", links)
+    }
+
+    /// [`Chain::tagged`], or `None` with the reason printed ("skipping: ...") when this
+    /// machine cannot build it (not root, no namespaces, no `/dev/net/tun` for delay links),
+    /// for tests that need a chain and are skipped without one.
+    pub fn tagged_or_skip(tag: &str, links: &[Link]) -> Option<Chain> {
+        let delays = links.iter().any(|l| matches!(l, Link::Delay(_)));
+        let why = if delays {
+            delay_unavailable()
+        } else {
+            unavailable()
+        };
+        if let Some(why) = why {
+            eprintln!("skipping: {why}");
+            return None;
+        }
+        match Chain::tagged(tag, links) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("skipping: cannot build the namespace chain: {e}");
+                None
+            }
+        }
     }
 
     /// [`Chain::new`] with the namespaces named `<tag>-client-…` etc.
