@@ -460,9 +460,7 @@ fn families(filesystems: &[Filesystem]) -> BTreeMap<String, Family> {
 mod tests {
     use super::*;
     use crate::collectors::test_tree::TestTree;
-    use eos_exposition::Format;
     use eos_module::HostPaths;
-    use std::time::{Duration, Instant};
 
     // No bcachefs on the machines these tests run on: the inputs below are files in the
     // layout and formats of the kernel's sysfs as prometheus/procfs's tests have them.
@@ -650,18 +648,13 @@ mod tests {
             .write(&format!("{fs}/dev-notes"), "a file, not a device\n");
     }
 
+    /// Runs the collector against `sys` as sysfs.
     fn scrape(sys: &Path) -> Result<String, String> {
         let paths = HostPaths {
             sysfs: sys.to_path_buf(),
             ..HostPaths::default()
         };
-        let mut buf = Vec::new();
-        let mut ctx = Ctx::new(&paths, Instant::now() + Duration::from_secs(10), &mut buf);
-        let mut out = Vec::new();
-        let mut enc = Encoder::new(&mut out, Format::Text);
-        BcachefsCollector.update(&mut enc, &mut ctx)?;
-        drop(enc);
-        Ok(String::from_utf8(out).unwrap())
+        crate::collectors::test_tree::scrape(&BcachefsCollector, &paths)
     }
 
     #[test]

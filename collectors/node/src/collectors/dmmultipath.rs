@@ -271,9 +271,7 @@ mod tests {
 
     use super::*;
     use crate::collectors::test_tree::TestTree;
-    use eos_exposition::Format;
     use eos_module::HostPaths;
-    use std::time::{Duration, Instant};
 
     fn path(device: &str, state: &str) -> PathState {
         PathState {
@@ -345,13 +343,7 @@ mod tests {
             sysfs: sys.to_path_buf(),
             ..HostPaths::default()
         };
-        let mut buf = Vec::new();
-        let mut ctx = Ctx::new(&paths, Instant::now() + Duration::from_secs(10), &mut buf);
-        let mut out = Vec::new();
-        let mut enc = Encoder::new(&mut out, Format::Text);
-        DmMultipathCollector.update(&mut enc, &mut ctx)?;
-        drop(enc);
-        Ok(String::from_utf8(out).unwrap())
+        crate::collectors::test_tree::scrape(&DmMultipathCollector, &paths)
     }
 
     #[test]

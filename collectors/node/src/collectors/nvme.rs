@@ -247,9 +247,7 @@ fn read_namespace(dir: &Path, nsid: String) -> Result<Option<Namespace>, String>
 mod tests {
     use super::*;
     use crate::collectors::test_tree::TestTree;
-    use eos_exposition::Format;
     use eos_module::HostPaths;
-    use std::time::{Duration, Instant};
 
     /// A controller as the kernel lays it out, with one namespace path.
     fn controller(t: &TestTree) {
@@ -358,18 +356,13 @@ mod tests {
         }
     }
 
+    /// Runs the collector against `sys` as sysfs.
     fn scrape(sys: &Path) -> Result<String, String> {
         let paths = HostPaths {
             sysfs: sys.to_path_buf(),
             ..HostPaths::default()
         };
-        let mut buf = Vec::new();
-        let mut ctx = Ctx::new(&paths, Instant::now() + Duration::from_secs(10), &mut buf);
-        let mut out = Vec::new();
-        let mut enc = Encoder::new(&mut out, Format::Text);
-        NvmeCollector.update(&mut enc, &mut ctx)?;
-        drop(enc);
-        Ok(String::from_utf8(out).unwrap())
+        crate::collectors::test_tree::scrape(&NvmeCollector, &paths)
     }
 
     #[test]

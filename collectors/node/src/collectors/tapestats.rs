@@ -291,10 +291,7 @@ mod tests {
             assert!(pair[0].1 < pair[1].1, "{} before {}", pair[0].1, pair[1].1);
         }
         let t = TestTree::new("tape-collect");
-        let paths = eos_module::HostPaths {
-            sysfs: t.path().to_path_buf(),
-            ..eos_module::HostPaths::default()
-        };
+        let paths = t.as_sysfs();
         let scrape = |c: &TapestatsCollector| {
             let mut buf = Vec::new();
             let mut out = Vec::new();

@@ -427,16 +427,7 @@ zil_commit_count                4    9
     }
 
     fn scrape(tree: &crate::collectors::test_tree::TestTree) -> Result<String, String> {
-        let paths = eos_module::HostPaths {
-            procfs: tree.path().to_path_buf(),
-            ..eos_module::HostPaths::default()
-        };
-        let mut out = Vec::new();
-        let mut enc = Encoder::new(&mut out, eos_exposition::Format::Text);
-        let mut buf = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        ZfsCollector.update(&mut enc, &mut Ctx::new(&paths, deadline, &mut buf))?;
-        Ok(String::from_utf8(out).unwrap())
+        crate::collectors::test_tree::scrape(&ZfsCollector, &tree.as_procfs())
     }
 
     #[test]
