@@ -1030,3 +1030,85 @@ fn helpers() {
         "{problems:?}"
     );
 }
+
+/// The families of `--collector.cpu.info` and its flag and bug filters.
+const CPU_INFO_FAMILIES: [&str; 4] = [
+    "node_cpu_info",
+    "node_cpu_flag_info",
+    "node_cpu_bug_info",
+    "node_cpu_frequency_hertz",
+];
+
+/// `--collector.cpu.info` with `-flags-include` and `-bugs-include`, which the default run
+/// leaves off, against node_exporter 1.5 given the same flags: `node_cpu_info` and the first
+/// CPU's filtered flags and bugs must be the same; `node_cpu_frequency_hertz` (from `cpu MHz`,
+/// 1.9+) is the agent's only, one series per CPU where `/proc/cpuinfo` has that line (x86).
+#[test]
+fn cpu_info_matches_node_exporter() {
+    let filters = [
+        "--collector.cpu.info",
+        // Common x86 and arm64 flags, so that the family is not empty on either.
+        "--collector.cpu.info.flags-include=^(fpu|sse2|avx2?|aes|hypervisor|fp|asimd)$",
+        "--collector.cpu.info.bugs-include=.",
+    ];
+    let dir = TempDir::new("node-compat-cpu-info");
+    let cfg = dir.join("agent.yaml");
+    std::fs::write(&cfg, single_module_config("node", dir.path())).expect("writing agent.yaml");
+    let mut agent_args = vec!["--config", cfg.to_str().expect("utf-8 path")];
+    agent_args.extend(filters);
+    let agent = Agent::start(&agent_args);
+    let mut args = vec![
+        "--collector.disable-defaults".to_string(),
+        "--collector.cpu".to_string(),
+    ];
+    args.extend(filters.iter().map(|f| f.to_string()));
+    let theirs = NodeExporter::start(&args);
+
+    let cpu_info = |text: &str, who: &str| -> BTreeMap<String, Family> {
+        families(text, who)
+            .into_iter()
+            .filter(|(name, _)| CPU_INFO_FAMILIES.contains(&name.as_str()))
+            .collect()
+    };
+    let before = cpu_info(&theirs.metrics(), "node_exporter");
+    let ours = cpu_info(&agent.metrics(), "the agent");
+    let after = cpu_info(&theirs.metrics(), "node_exporter");
+    let found = compare(&ours, &before, &after);
+    assert!(
+        found.problems.is_empty(),
+        "{} differences from node_exporter:\n{}",
+        found.problems.len(),
+        found.problems.join("\n")
+    );
+    assert!(
+        before.contains_key("node_cpu_info") && before.contains_key("node_cpu_flag_info"),
+        "node_exporter wrote no node_cpu_info or node_cpu_flag_info: {before:?}"
+    );
+    println!(
+        "compared {} cpu info families, {} values",
+        found.families, found.values
+    );
+
+    assert!(
+        !before.contains_key("node_cpu_frequency_hertz"),
+        "node_exporter 1.5 has no node_cpu_frequency_hertz in its cpu collector"
+    );
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("reading /proc/cpuinfo");
+    let with_mhz = cpuinfo
+        .lines()
+        .filter(|l| l.split(':').next().map(str::trim) == Some("cpu MHz"))
+        .count();
+    let frequencies = ours
+        .get("node_cpu_frequency_hertz")
+        .map_or(0, |f| f.series.len());
+    assert_eq!(
+        frequencies,
+        with_mhz,
+        "{:?}",
+        ours.get("node_cpu_frequency_hertz")
+    );
+    if let Some(f) = ours.get("node_cpu_frequency_hertz") {
+        assert_eq!(f.kind, "gauge");
+        assert!(f.series.values().all(|&hz| hz > 1e6), "{:?}", f.series);
+    }
+}

@@ -13,12 +13,14 @@
 //! reported once.
 //!
 //! A `statfs` on a dead NFS server blocks in the kernel, possibly forever. So, except for
-//! local filesystems that answer from memory (ext4, xfs, tmpfs, ...), `statfs` runs on a
-//! helper thread and the scrape waits at most `mount_timeout` (and never past the scrape
-//! deadline). A mount that times out is reported with `node_filesystem_device_error 1`
-//! (`device_error="mountpoint timeout"`) and skipped in later scrapes (the blocked helper is
+//! local filesystems that answer from memory (ext4, xfs, tmpfs, ...), `statfs` runs on helper
+//! threads, at most `stat_workers` at once (`--collector.filesystem.stat-workers`, 4 as in
+//! node_exporter), and the scrape waits at most `mount_timeout` for each (and never past the
+//! scrape deadline). A mount that times out is reported with `node_filesystem_device_error 1`
+//! (`device_error="mountpoint timeout"`) and skipped in later scrapes (its blocked helper is
 //! abandoned and a fresh one takes over) until its `statfs` finally returns; then it is
-//! measured again.
+//! measured again. Several helpers matter when a server dies with several of its exports
+//! mounted: they time out together, within one `mount_timeout`, instead of one after another.
 
 use eos_exposition::{Encoder, Kind};
 use std::collections::HashMap;
@@ -73,6 +75,9 @@ pub(crate) struct Settings {
     /// How long one `statfs` may take before the mount is reported as failing and skipped
     /// until it answers again (`--collector.filesystem.mount-timeout`).
     pub(crate) mount_timeout: eos_module::Duration,
+    /// How many `statfs` calls of mounts that may hang (network, FUSE, ...) run at once
+    /// (`--collector.filesystem.stat-workers`).
+    pub(crate) stat_workers: usize,
 }
 
 impl Default for Settings {
@@ -83,6 +88,7 @@ impl Default for Settings {
             fs_types_exclude: Pattern::new_static(FS_TYPES_EXCLUDE),
             fs_types_include: None,
             mount_timeout: eos_module::Duration::from_secs(5),
+            stat_workers: 4,
         }
     }
 }
@@ -92,6 +98,7 @@ impl CollectorSettings for Settings {
     const HELP: &'static str = "  --collector.filesystem.mount-points-exclude=RE, --collector.filesystem.mount-points-include=RE
   --collector.filesystem.fs-types-exclude=RE, --collector.filesystem.fs-types-include=RE
   --collector.filesystem.mount-timeout=DURATION   (default 5s)
+  --collector.filesystem.stat-workers=N   statfs calls of network mounts at once (default 4)
 ";
 
     fn apply_flag(&mut self, flag: &Flag<'_>) -> Result<bool, String> {
@@ -103,6 +110,7 @@ impl CollectorSettings for Settings {
             "fs-types-exclude" | "ignored-fs-types" => self.fs_types_exclude = flag.pattern()?,
             "fs-types-include" => self.fs_types_include = flag.opt_pattern()?,
             "mount-timeout" => self.mount_timeout = flag.duration()?,
+            "stat-workers" => self.stat_workers = stat_workers_flag(flag)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -115,8 +123,24 @@ impl CollectorSettings for Settings {
                 "must be more than 0 (every mount would time out), e.g. 5s",
             ));
         }
+        if self.stat_workers == 0 {
+            return Err(ConfigIssue::at(
+                "stat_workers",
+                "must be at least 1 (no statfs would run), e.g. 4",
+            ));
+        }
         Ok(())
     }
+}
+
+/// `--collector.filesystem.stat-workers=N` as node_exporter reads it: an integer, and anything
+/// below 1 means 1.
+fn stat_workers_flag(flag: &Flag<'_>) -> Result<usize, String> {
+    let v = flag.value()?;
+    let n: i64 = v
+        .parse()
+        .map_err(|_| flag.error(format!("{v:?} is not a whole number")))?;
+    Ok(usize::try_from(n.max(1)).unwrap_or(usize::MAX))
 }
 
 /// A filter from an include and an exclude pattern as node_exporter builds it: an include
@@ -134,6 +158,8 @@ struct FilesystemCollector {
     mount_points: DeviceFilter,
     fs_types: DeviceFilter,
     timeout: Duration,
+    /// At most this many helpers run a `statfs` at once.
+    workers: usize,
     rootfs: PathBuf,
     /// `statfs`, or a stand-in in tests.
     stat_fn: StatFn,
@@ -143,12 +169,45 @@ struct FilesystemCollector {
 /// A `statfs`: the usage, or node_exporter's `device_error` text for why there is none.
 type StatFn = fn(&Path) -> Result<Usage, String>;
 
-#[derive(Default)]
+/// The helpers and what the scrapes remember of them.
 struct State {
-    worker: Option<Worker>,
+    /// Helpers waiting for a job, kept across scrapes (at most `workers` of them).
+    idle: Vec<Worker>,
     /// Mount points whose `statfs` timed out, with the flag their abandoned helper sets when
     /// that `statfs` finally returns.
     stuck: HashMap<String, Arc<AtomicBool>>,
+    /// Every helper's answers, tagged with the job's number. An abandoned helper's answer
+    /// comes late, matches no job waited for, and is dropped.
+    answers: Receiver<Answer>,
+    /// What each new helper sends its answers on.
+    answers_tx: Sender<Answer>,
+    /// The number of the next job.
+    next_job: u64,
+}
+
+impl State {
+    fn new() -> Self {
+        let (answers_tx, answers) = mpsc::channel();
+        State {
+            idle: Vec::new(),
+            stuck: HashMap::new(),
+            answers,
+            answers_tx,
+            next_job: 0,
+        }
+    }
+}
+
+/// A job's number and what its `statfs` said.
+type Answer = (u64, Result<Usage, String>);
+
+/// A `statfs` handed to a helper and not answered yet.
+struct InFlight {
+    worker: Worker,
+    job: u64,
+    /// The index of its row.
+    row: usize,
+    since: Instant,
 }
 
 /// What `statfs` says, in bytes and inodes.
@@ -246,16 +305,18 @@ impl FilesystemCollector {
             ),
             fs_types: filter(&settings.fs_types_include, &settings.fs_types_exclude),
             timeout: settings.mount_timeout.get(),
+            workers: settings.stat_workers.max(1),
             rootfs,
             stat_fn,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new()),
         }
     }
 
-    /// Fills in `usage` for every row whose mount point is not stuck, in one batch on the
-    /// helper thread, waiting at most the timeout per mount point. A mount point that times out
-    /// is marked stuck, its helper abandoned, and the rest of the batch goes to a new helper.
-    /// Rows not answered keep their `mountpoint timeout` error.
+    /// Fills in `usage` for every row whose mount point is not stuck: on this thread for
+    /// filesystems that answer from memory, else on up to `workers` helpers at once, waiting
+    /// at most the timeout for each. A mount point that times out is marked stuck and its
+    /// helper abandoned; the next mount goes to another helper. Rows not answered keep their
+    /// `mountpoint timeout` error.
     fn stat_all(&self, state: &mut State, rows: &mut [Row], deadline: Instant) {
         let mut pending: Vec<usize> = Vec::with_capacity(rows.len());
         for i in 0..rows.len() {
@@ -281,85 +342,101 @@ impl FilesystemCollector {
             }
             pending.push(i);
         }
+        // When a job's wait ends (a huge timeout: at the deadline).
+        let expiry = |since: Instant| since.checked_add(self.timeout).unwrap_or(deadline);
         let mut next = 0;
-        while next < pending.len() {
-            let worker = match &mut state.worker {
-                Some(w) => w,
-                slot @ None => match Worker::spawn(self.stat_fn) {
-                    Ok(w) => slot.insert(w),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "filesystem: cannot start statfs helper");
-                        return;
-                    }
-                },
-            };
-            let batch: Vec<PathBuf> = pending[next..]
-                .iter()
-                .filter_map(|&i| rows.get(i))
-                .map(|r| rootfs_join(&self.rootfs, &r.mount_point))
-                .collect();
-            if !worker.submit(batch) {
-                state.worker = None;
-                return;
-            }
-            let mut timed_out = None;
-            for (k, &i) in pending.iter().enumerate().skip(next) {
-                let wait = self
-                    .timeout
-                    .min(deadline.saturating_duration_since(Instant::now()));
-                match worker.results.recv_timeout(wait) {
-                    Ok(result) => {
-                        if let Some(row) = rows.get_mut(i) {
-                            row.usage = result;
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        loop {
+            while in_flight.len() < self.workers {
+                let Some(&i) = pending.get(next) else { break };
+                next += 1;
+                let Some(row) = rows.get(i) else { continue };
+                let worker = match state.idle.pop() {
+                    Some(w) => w,
+                    None => match Worker::spawn(self.stat_fn, state.answers_tx.clone()) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "filesystem: cannot start statfs helper");
+                            next = pending.len(); // the rest stay timed out
+                            break;
                         }
+                    },
+                };
+                let job = state.next_job;
+                state.next_job += 1;
+                // A helper that is gone (it panicked) is dropped; its row stays timed out.
+                if worker.submit(job, rootfs_join(&self.rootfs, &row.mount_point)) {
+                    in_flight.push(InFlight {
+                        worker,
+                        job,
+                        row: i,
+                        since: Instant::now(),
+                    });
+                }
+            }
+            let Some(oldest) = in_flight.iter().map(|f| f.since).min() else {
+                return;
+            };
+            let wait = expiry(oldest)
+                .min(deadline)
+                .saturating_duration_since(Instant::now());
+            match state.answers.recv_timeout(wait) {
+                Ok((job, usage)) => {
+                    let Some(k) = in_flight.iter().position(|f| f.job == job) else {
+                        continue; // a late answer of an abandoned helper
+                    };
+                    let done = in_flight.swap_remove(k);
+                    if let Some(row) = rows.get_mut(done.row) {
+                        row.usage = usage;
                     }
-                    Err(RecvTimeoutError::Timeout) => {
-                        timed_out = Some((k, i, wait));
-                        break;
+                    state.idle.push(done.worker);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    let out_of_time = now >= deadline;
+                    if out_of_time {
+                        // Not necessarily stuck mounts: the rest stay timed out, and those in
+                        // flight are skipped until their helper returns, so a hung mount costs
+                        // one thread, not one a scrape.
+                        tracing::warn!("filesystem: scrape deadline reached during statfs");
                     }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        state.worker = None;
+                    in_flight.retain(|f| {
+                        if !out_of_time && now < expiry(f.since) {
+                            return true;
+                        }
+                        if let Some(row) = rows.get(f.row) {
+                            if !out_of_time {
+                                tracing::warn!(
+                                    mount_point = row.mount_point,
+                                    timeout = ?self.timeout,
+                                    "filesystem: statfs timed out; skipping this mount point until it answers"
+                                );
+                            }
+                            state
+                                .stuck
+                                .insert(row.mount_point.clone(), f.worker.idle.clone());
+                        }
+                        false // its helper is abandoned
+                    });
+                    if out_of_time {
                         return;
                     }
                 }
+                // `state` holds a sender, so this does not happen.
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-            let Some((k, i, wait)) = timed_out else {
-                return;
-            };
-            let Some(row) = rows.get(i) else { return };
-            if wait.is_zero() || Instant::now() >= deadline {
-                // Out of scrape time, not necessarily a stuck mount: leave the rest timed out.
-                // The helper may still be in this mount's statfs: it is skipped until the
-                // helper is idle again, so a hung mount costs one thread, not one a scrape.
-                tracing::warn!("filesystem: scrape deadline reached during statfs");
-                state
-                    .stuck
-                    .insert(row.mount_point.clone(), worker.idle.clone());
-                state.worker = None;
-                return;
-            }
-            tracing::warn!(
-                mount_point = row.mount_point,
-                timeout = ?wait,
-                "filesystem: statfs timed out; skipping this mount point until it answers"
-            );
-            state
-                .stuck
-                .insert(row.mount_point.clone(), worker.idle.clone());
-            state.worker = None; // abandon the blocked helper
-            next = k + 1;
         }
     }
 }
 
 /// Local filesystems whose `statfs` reads counters kept in memory (no I/O, no server), so it
-/// cannot hang the way a network or FUSE filesystem can: these skip the helper thread.
+/// cannot hang the way a network or FUSE filesystem can: these skip the helpers.
 const IN_MEMORY_STATFS: &[&str] = &[
     "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "tmpfs", "ramfs",
 ];
 
 /// Whether `row` can be stat'ed on the scrape thread: its filesystem answers from memory and
-/// no mount it lies beneath needs the helper (the path walk could wait on that one).
+/// no mount it lies beneath needs a helper (the path walk could wait on that one).
 fn answers_from_memory(rows: &[Row], row: &Row) -> bool {
     let local = |r: &Row| IN_MEMORY_STATFS.contains(&r.fs_type.as_str());
     local(row)
@@ -446,47 +523,39 @@ fn write_rows(enc: &mut Encoder<'_>, rows: &[Row]) {
     }
 }
 
-/// A helper thread that runs batches of `statfs` calls, one at a time, and sends each
-/// result back as soon as it has it.
+/// A helper thread that runs one `statfs` at a time and sends each answer, tagged with its
+/// job's number, on the channel shared by all helpers.
 struct Worker {
-    jobs: Sender<Vec<PathBuf>>,
-    results: Receiver<Result<Usage, String>>,
-    /// False while a `statfs` is in progress.
+    jobs: Sender<(u64, PathBuf)>,
+    /// False from the moment a job is handed over until its `statfs` has returned.
     idle: Arc<AtomicBool>,
 }
 
 impl Worker {
-    fn spawn(stat_fn: StatFn) -> Result<Worker, String> {
-        let (jobs, job_rx) = mpsc::channel::<Vec<PathBuf>>();
-        let (result_tx, results) = mpsc::channel();
+    fn spawn(stat_fn: StatFn, answers: Sender<Answer>) -> Result<Worker, String> {
+        let (jobs, job_rx) = mpsc::channel::<(u64, PathBuf)>();
         let idle = Arc::new(AtomicBool::new(true));
         let flag = idle.clone();
         std::thread::Builder::new()
             .name("eos-node-statfs".to_string())
             .spawn(move || {
-                // Ends when the collector drops or abandons this worker (channels closed).
-                while let Ok(batch) = job_rx.recv() {
-                    for path in batch {
-                        flag.store(false, Ordering::Release);
-                        let r = stat_fn(&path);
-                        flag.store(true, Ordering::Release);
-                        if result_tx.send(r).is_err() {
-                            return;
-                        }
+                // Ends when the collector drops or abandons this helper (channels closed).
+                while let Ok((job, path)) = job_rx.recv() {
+                    let r = stat_fn(&path);
+                    flag.store(true, Ordering::Release);
+                    if answers.send((job, r)).is_err() {
+                        return;
                     }
                 }
             })
             .map_err(|e| format!("starting statfs helper: {e}"))?;
-        Ok(Worker {
-            jobs,
-            results,
-            idle,
-        })
+        Ok(Worker { jobs, idle })
     }
 
-    /// Queues a batch; false if the helper is gone.
-    fn submit(&self, batch: Vec<PathBuf>) -> bool {
-        self.jobs.send(batch).is_ok()
+    /// Hands over a job; false if the helper is gone.
+    fn submit(&self, job: u64, path: PathBuf) -> bool {
+        self.idle.store(false, Ordering::Release);
+        self.jobs.send((job, path)).is_ok()
     }
 }
 
@@ -619,8 +688,30 @@ mod tests {
         assert!(!c.mount_points.ignored("/proc") && !c.mount_points.ignored("/"));
         assert!(c.fs_types.ignored("ext4") && !c.fs_types.ignored("proc"));
 
-        assert!(!s.apply_flag(&flag("stat-workers", "4")).unwrap());
         assert!(s.apply_flag(&flag("mount-points-include", "(")).is_err());
+    }
+
+    #[test]
+    fn stat_workers_as_node_exporter_reads_the_flag() {
+        let mut s = Settings::default();
+        assert_eq!(s.stat_workers, 4);
+        assert!(s.apply_flag(&flag("stat-workers", "2")).unwrap());
+        assert_eq!(s.stat_workers, 2);
+        // node_exporter runs one worker for anything below 1.
+        for below in ["0", "-3"] {
+            assert!(s.apply_flag(&flag("stat-workers", below)).unwrap());
+            assert_eq!(s.stat_workers, 1, "{below}");
+        }
+        assert_eq!(
+            s.apply_flag(&flag("stat-workers", "many")).unwrap_err(),
+            "--collector.filesystem.x: \"many\" is not a whole number"
+        );
+        // In the YAML, 0 is a mistake.
+        let s = Settings {
+            stat_workers: 0,
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().path, ["stat_workers"]);
     }
 
     #[test]
@@ -915,6 +1006,144 @@ node_filesystem_mount_info{device=\"/dev/x\",major=\"8\",minor=\"1\",mountpoint=
             ok(100.0),
             "{out}"
         );
+    }
+
+    /// statfs calls of `*/par*` in progress right now, and the most there ever were.
+    static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A stand-in for statfs in which the first call on `*/par*` waits (up to 5 s) for a
+    /// second one to start, so two helpers overlap whenever two may run.
+    fn paired_stat(path: &Path) -> Result<Usage, String> {
+        let par = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("par"));
+        if par {
+            let now = ACTIVE.fetch_add(1, Ordering::SeqCst) + 1;
+            MOST.fetch_max(now, Ordering::SeqCst);
+            let until = Instant::now() + Duration::from_secs(5);
+            while MOST.load(Ordering::SeqCst) < 2 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(USAGE)
+    }
+
+    #[test]
+    fn network_mounts_are_stated_in_parallel_up_to_stat_workers() {
+        let (_tree, paths) = with_mounts(
+            "fs-par",
+            "1 0 8:0 / / rw - ext4 /dev/vda rw\n\
+             2 1 0:40 / /par1 rw - nfs4 srv:/a rw\n\
+             3 1 0:41 / /par2 rw - nfs4 srv:/b rw\n\
+             4 1 0:42 / /par3 rw - cifs //srv/c rw\n\
+             5 1 0:43 / /par4 rw - fuse.sshfs srv:/d rw\n",
+        );
+        let settings = Settings {
+            stat_workers: 2,
+            mount_timeout: eos_module::Duration::from_secs(30),
+            ..Settings::default()
+        };
+        let c = FilesystemCollector::new(&settings, paths.rootfs.clone(), paired_stat);
+        let out = scrape_within(&c, &paths, Duration::from_secs(30));
+        for m in ["/par1", "/par2", "/par3", "/par4"] {
+            assert_eq!(
+                value(&out, "node_filesystem_size_bytes", m),
+                ok(100.0),
+                "{m}: {out}"
+            );
+        }
+        // Two at once, never more.
+        assert_eq!(MOST.load(Ordering::SeqCst), 2);
+        // The helpers stay for the next scrape.
+        assert_eq!(c.state.lock().unwrap().idle.len(), 2);
+    }
+
+    static STALL: AtomicBool = AtomicBool::new(true);
+    static STALL_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// A stand-in for statfs that blocks on `*/dead*` while `STALL` is set, and then answers
+    /// with an error no fresh call gives; `*/broken` fails with EIO.
+    fn stall_stat(path: &Path) -> Result<Usage, String> {
+        STALL_CALLS.fetch_add(1, Ordering::SeqCst);
+        let dead = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("dead"));
+        if dead && STALL.load(Ordering::SeqCst) {
+            while STALL.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Err("late answer".into());
+        }
+        if path.ends_with("broken") {
+            return Err(errno_text(libc::EIO));
+        }
+        Ok(USAGE)
+    }
+
+    /// Two exports of a dead server are given up in the first scrape, and the late answers of
+    /// their abandoned helpers are never taken for another mount's.
+    #[test]
+    fn hung_mounts_are_given_up_and_their_late_answers_dropped() {
+        let (_tree, paths) = with_mounts(
+            "fs-dead",
+            "1 0 8:0 / / rw - ext4 /dev/vda rw\n\
+             2 1 0:40 / /dead1 rw - nfs4 srv:/a rw\n\
+             3 1 0:41 / /dead2 rw - nfs4 srv:/b rw\n\
+             4 1 0:42 / /broken rw - nfs4 other:/c rw\n",
+        );
+        // Long enough for /broken's helper to answer on a loaded machine; only the first
+        // scrape waits it out.
+        let settings = Settings {
+            stat_workers: 2,
+            mount_timeout: eos_module::Duration::from_millis(500),
+            ..Settings::default()
+        };
+        let c = FilesystemCollector::new(&settings, paths.rootfs.clone(), stall_stat);
+        let scrape = || scrape_within(&c, &paths, Duration::from_secs(30));
+        let out = scrape();
+        let timeout = failed(1.0, "mountpoint timeout");
+        let eio = failed(1.0, "input/output error");
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/dead1"),
+            timeout
+        );
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/dead2"),
+            timeout
+        );
+        // Stated once both helpers were given up, by a fresh one.
+        assert_eq!(value(&out, "node_filesystem_device_error", "/broken"), eio);
+        assert_eq!(value(&out, "node_filesystem_device_error", "/"), ok(0.0));
+
+        // Both are skipped while hung: only / and /broken are asked.
+        let before = STALL_CALLS.load(Ordering::SeqCst);
+        let out = scrape();
+        assert_eq!(STALL_CALLS.load(Ordering::SeqCst) - before, 2);
+        assert_eq!(
+            value(&out, "node_filesystem_device_error", "/dead2"),
+            timeout
+        );
+
+        // The server is back: the late answers ("late answer") arrive on the shared channel
+        // and are dropped; both mounts are asked again and measured.
+        STALL.store(false, Ordering::SeqCst);
+        let out = scrape_until(scrape, |out| {
+            value(out, "node_filesystem_device_error", "/dead1") == ok(0.0)
+                && value(out, "node_filesystem_device_error", "/dead2") == ok(0.0)
+        });
+        assert!(!out.contains("late answer"), "{out}");
+        assert_eq!(
+            value(&out, "node_filesystem_size_bytes", "/dead2"),
+            ok(100.0)
+        );
+        assert_eq!(value(&out, "node_filesystem_device_error", "/broken"), eio);
+        for _ in 0..3 {
+            let out = scrape();
+            assert!(!out.contains("late answer"), "{out}");
+            assert_eq!(value(&out, "node_filesystem_device_error", "/broken"), eio);
+        }
     }
 
     #[test]
