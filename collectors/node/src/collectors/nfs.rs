@@ -16,11 +16,11 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 struct NfsCollector;
 
 /// Procedure names in kernel order, as node_exporter labels them (`method`).
-const V2: [&str; 18] = [
+pub(super) const V2: [&str; 18] = [
     "Null", "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write",
     "Create", "Remove", "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat",
 ];
-const V3: [&str; 22] = [
+pub(super) const V3: [&str; 22] = [
     "Null",
     "GetAttr",
     "SetAttr",

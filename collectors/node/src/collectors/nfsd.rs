@@ -15,36 +15,16 @@ pub(crate) const DEF: CollectorDef = CollectorDef {
 
 struct NfsdCollector;
 
-/// NFSv2 procedures after `Null`, in kernel order, as node_exporter labels them (`method`).
-const V2: [&str; 17] = [
-    "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write", "Create",
-    "Remove", "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat",
-];
+/// NFSv2 and NFSv3 procedures after `Null`, in kernel order: the client's tables without their
+/// first entry (the server's counts start with `Null` too, but node_exporter leaves it out).
+fn v2() -> &'static [&'static str] {
+    super::nfs::V2.get(1..).unwrap_or(&[])
+}
 
-/// NFSv3 procedures after `Null`, in kernel order.
-const V3: [&str; 21] = [
-    "GetAttr",
-    "SetAttr",
-    "Lookup",
-    "Access",
-    "ReadLink",
-    "Read",
-    "Write",
-    "Create",
-    "MkDir",
-    "SymLink",
-    "MkNod",
-    "Remove",
-    "RmDir",
-    "Rename",
-    "Link",
-    "ReadDir",
-    "ReadDirPlus",
-    "FsStat",
-    "FsInfo",
-    "PathConf",
-    "Commit",
-];
+/// See [`v2`].
+fn v3() -> &'static [&'static str] {
+    super::nfs::V3.get(1..).unwrap_or(&[])
+}
 
 /// The NFSv4 operations node_exporter exports, with their operation number (the index in the
 /// `proc4ops` line): it leaves out the unused ops 0-2, PUTPUBFH, PUTROOTFH, SETCLIENTID and
@@ -107,9 +87,9 @@ struct ServerStats {
     net: [u64; 4],
     /// `rpc`: calls, bad calls, bad format, bad auth, bad client.
     rpc: [u64; 5],
-    /// `proc2`: `Null` then [`V2`].
+    /// `proc2`: `Null` then [`v2`].
     v2: [u64; 18],
-    /// `proc3`: `Null` then [`V3`].
+    /// `proc3`: `Null` then [`v3`].
     v3: [u64; 22],
     /// `proc4ops`: the first [`V4_KEPT`] operation counts.
     v4_ops: [u64; V4_KEPT],
@@ -256,10 +236,10 @@ fn write_stats(enc: &mut Encoder<'_>, s: &ServerStats) {
         c,
     );
     // `Null` (index 0) is not exported.
-    for (method, v) in V2.iter().zip(s.v2.iter().skip(1)) {
+    for (method, v) in v2().iter().zip(s.v2.iter().skip(1)) {
         f.sample(&[("method", method), ("proto", "2")], *v as f64);
     }
-    for (method, v) in V3.iter().zip(s.v3.iter().skip(1)) {
+    for (method, v) in v3().iter().zip(s.v3.iter().skip(1)) {
         f.sample(&[("method", method), ("proto", "3")], *v as f64);
     }
     for (method, op) in V4_OPS {
