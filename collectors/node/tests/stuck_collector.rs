@@ -7,15 +7,17 @@
 //!
 //! One test in this binary, so that counting the process's threads is meaningful.
 
-use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{
-    Facts, Health, HostPaths, Module, ModuleConfig, ModuleContext, ModuleDef, Scrape,
-};
+use eos_exposition::parse_text;
+use eos_module::{Facts, Health, HostPaths, Module, ModuleConfig, ModuleContext, ModuleDef};
 use eos_node::{NodeConfig, NodeModule};
 use eos_testkit::{wait_until, TempDir};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/scrape.rs"]
+mod support_scrape;
+use support_scrape::scrape;
 
 /// A host tree whose `proc/loadavg` is a FIFO, with a real `proc/meminfo`.
 fn tree() -> TempDir {
@@ -51,22 +53,6 @@ fn start(root: &Path) -> Box<dyn Module> {
         },
     );
     NodeModule::start(&config, &ctx).unwrap()
-}
-
-fn scrape(module: &dyn Module, budget: Duration) -> String {
-    let deadline = Instant::now() + budget;
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    module.collect(
-        &mut enc,
-        &Scrape {
-            params: &[],
-            deadline,
-        },
-    );
-    drop(enc);
-    assert!(Instant::now() < deadline, "the scrape missed its deadline");
-    String::from_utf8(buf).unwrap()
 }
 
 fn success(text: &str, collector: &str) -> Option<f64> {

@@ -14,12 +14,16 @@
 //! fail the collector (`node_scrape_collector_success 0`) within the scrape, without the
 //! collector being left behind as stuck.
 
-use eos_exposition::{parse_text, Encoder, Format};
-use eos_module::{Facts, Health, Module, ModuleConfig, ModuleContext, ModuleDef, Scrape};
+use eos_exposition::parse_text;
+use eos_module::{Facts, Health, Module, ModuleConfig, ModuleContext, ModuleDef};
 use eos_node::{NodeConfig, NodeModule};
 use eos_testkit::systemd::{FakeSystemd, FakeUnit};
 use eos_testkit::TempDir;
 use std::time::{Duration, Instant};
+
+#[path = "support/scrape.rs"]
+mod support_scrape;
+use support_scrape::scrape;
 
 /// The node module with only the systemd collector, on `address`, with `flags` on top.
 fn start(address: &str, flags: &[&str]) -> Box<dyn Module> {
@@ -41,23 +45,6 @@ fn start(address: &str, flags: &[&str]) -> Box<dyn Module> {
     config.validate().unwrap();
     let ctx = ModuleContext::standalone("node", Facts::default());
     NodeModule::start(&config, &ctx).unwrap()
-}
-
-/// One scrape with `budget`; it must answer before its deadline.
-fn scrape(module: &dyn Module, budget: Duration) -> String {
-    let deadline = Instant::now() + budget;
-    let mut buf = Vec::new();
-    let mut enc = Encoder::new(&mut buf, Format::Text);
-    module.collect(
-        &mut enc,
-        &Scrape {
-            params: &[],
-            deadline,
-        },
-    );
-    drop(enc);
-    assert!(Instant::now() < deadline, "the scrape missed its deadline");
-    String::from_utf8(buf).unwrap()
 }
 
 /// The value of the sample `name{labels}` (all of them, exactly).
