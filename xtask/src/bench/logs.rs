@@ -132,25 +132,17 @@ impl Args {
             live_seconds: 10,
             batch_bytes: None,
         };
-        let mut it = rest.into_iter();
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f.to_string(), Some(v.to_string())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--bytes" => bytes = Some(positive(&flag, parse_size(&value()?)?)?),
-                "--many-bytes" => many_bytes = Some(positive(&flag, parse_size(&value()?)?)?),
-                "--files" => a.files = positive(&flag, whole(&flag, &value()?)?)? as usize,
-                "--live-rate" => a.live_rate = positive(&flag, parse_size(&value()?)?)?,
-                "--live-seconds" => a.live_seconds = positive(&flag, whole(&flag, &value()?)?)?,
-                "--batch-bytes" => a.batch_bytes = Some(positive(&flag, parse_size(&value()?)?)?),
+        let mut args = super::flags::Args::new(&rest);
+        while let Some(arg) = args.next_arg() {
+            let flag = arg.flag;
+            let mut value = || args.value(&arg);
+            match flag {
+                "--bytes" => bytes = Some(positive(flag, parse_size(value()?)?)?),
+                "--many-bytes" => many_bytes = Some(positive(flag, parse_size(value()?)?)?),
+                "--files" => a.files = positive(flag, whole(flag, value()?)?)? as usize,
+                "--live-rate" => a.live_rate = positive(flag, parse_size(value()?)?)?,
+                "--live-seconds" => a.live_seconds = positive(flag, whole(flag, value()?)?)?,
+                "--batch-bytes" => a.batch_bytes = Some(positive(flag, parse_size(value()?)?)?),
                 "--only" => {
                     let v = value()?;
                     a.only = v
@@ -163,7 +155,7 @@ impl Args {
                         })
                         .collect::<Result<_, _>>()?;
                 }
-                _ => return Err(format!("unknown option {arg:?}\n\n{HELP}")),
+                _ => return Err(format!("unknown option {:?}\n\n{HELP}", arg.whole)),
             }
         }
         if let Some(b) = bytes {

@@ -32,6 +32,7 @@
 //! Processes, HTTP and `/proc` readings come from `eos-testkit`, shared with the tests.
 
 mod containers;
+mod flags;
 mod logs;
 mod node;
 mod ping;
@@ -121,24 +122,14 @@ impl Options {
     /// Parses the shared options; unknown ones are kept in `rest`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options::default();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (a.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<String, String> {
-                inline
-                    .clone()
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag {
-                "--runs" => o.runs = parse_count("--runs", &value("--runs")?)?,
-                "--warmup" => o.warmup = parse_count("--warmup", &value("--warmup")?)?,
-                "--no-gzip" if inline.is_none() => o.gzip = false,
-                "--agent-bin" => o.agent_bin = Some(PathBuf::from(value("--agent-bin")?)),
-                _ => o.rest.push(a.clone()),
+        let mut args = flags::Args::new(args);
+        while let Some(a) = args.next_arg() {
+            match a.flag {
+                "--runs" => o.runs = parse_count(a.flag, args.value(&a)?)?,
+                "--warmup" => o.warmup = parse_count(a.flag, args.value(&a)?)?,
+                "--no-gzip" if a.inline.is_none() => o.gzip = false,
+                "--agent-bin" => o.agent_bin = Some(PathBuf::from(args.value(&a)?)),
+                _ => o.rest.push(a.whole.to_string()),
             }
         }
         if o.runs == 0 {

@@ -71,28 +71,18 @@ fn parse(rest: Vec<String>) -> Result<Args, String> {
         delay: Duration::from_millis(5),
         fping: true,
     };
-    let mut it = rest.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        let number = |v: String, what: &str| -> Result<u64, String> {
+    let mut args = super::flags::Args::new(&rest);
+    while let Some(arg) = args.next_arg() {
+        let number = |v: &str| -> Result<u64, String> {
             v.parse::<u64>()
-                .map_err(|_| format!("{what}: {v:?} is not a whole number"))
+                .map_err(|_| format!("{}: {v:?} is not a whole number", arg.flag))
         };
-        match flag.as_str() {
-            "--targets" => a.targets = number(value()?, "--targets")? as usize,
-            "--seconds" => a.seconds = number(value()?, "--seconds")?,
-            "--delay" => a.delay = Duration::from_millis(number(value()?, "--delay")?),
-            "--no-fping" if inline.is_none() => a.fping = false,
-            _ => return Err(format!("unknown option {arg:?}\n\n{HELP}")),
+        match arg.flag {
+            "--targets" => a.targets = number(args.value(&arg)?)? as usize,
+            "--seconds" => a.seconds = number(args.value(&arg)?)?,
+            "--delay" => a.delay = Duration::from_millis(number(args.value(&arg)?)?),
+            "--no-fping" if arg.inline.is_none() => a.fping = false,
+            _ => return Err(format!("unknown option {:?}\n\n{HELP}", arg.whole)),
         }
     }
     if a.targets == 0 || a.targets > 65_000 {

@@ -124,30 +124,20 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         schemes: vec![Scheme::Http, Scheme::Https],
     };
     let rest = std::mem::take(&mut opts.rest);
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_string())),
-            None => (a.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag {
-            "--rounds" => s.rounds = Some(positive("--rounds", &value("--rounds")?)?),
-            "--concurrency" => s.concurrency = positive("--concurrency", &value("--concurrency")?)?,
+    let mut args = super::flags::Args::new(&rest);
+    while let Some(a) = args.next_arg() {
+        match a.flag {
+            "--rounds" => s.rounds = Some(positive(a.flag, args.value(&a)?)?),
+            "--concurrency" => s.concurrency = positive(a.flag, args.value(&a)?)?,
             "--only" => {
-                s.schemes = match value("--only")?.as_str() {
+                s.schemes = match args.value(&a)? {
                     "http" => vec![Scheme::Http],
                     "https" => vec![Scheme::Https],
                     other => return Err(format!("--only: {other:?} is not http or https")),
                 }
             }
             "-h" | "--help" => return Err(HELP.into()),
-            _ => return Err(format!("unknown option {a:?}\n\n{HELP}")),
+            _ => return Err(format!("unknown option {:?}\n\n{HELP}", a.whole)),
         }
     }
     s.opts = opts;
