@@ -259,12 +259,9 @@ fn time(t: &Tlv<'_>, what: &str) -> Result<i64, String> {
         }
         _ => return Err(bad()),
     };
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    // Go's time.Parse: a day the month has (February 29th only in leap years), and no leap
+    // second.
+    if !civil::is_valid_date(year, month, day) || hour > 23 || minute > 59 || second > 59 {
         return Err(bad());
     }
     Ok(civil::to_unix(year, month, day, hour, minute, second) - offset)
@@ -645,6 +642,12 @@ mod tests {
         assert_eq!(t(GENERALIZED_TIME, "20380119031408.5Z"), Ok(2_147_483_648));
         assert!(t(GENERALIZED_TIME, "2038011903Z").is_err());
         assert!(t(UTC_TIME, "701301000000Z").is_err());
+        // Days the month does not have, and a leap second, as Go refuses them.
+        assert!(t(UTC_TIME, "700431000000Z").is_err());
+        assert!(t(UTC_TIME, "230229000000Z").is_err());
+        assert!(t(UTC_TIME, "240229000000Z").is_ok());
+        assert!(t(GENERALIZED_TIME, "21000229000000Z").is_err());
+        assert!(t(UTC_TIME, "701231235960Z").is_err());
         assert!(t(UTC_TIME, "7001010000").is_err());
         assert!(t(0x04, "700101000000Z").is_err());
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
