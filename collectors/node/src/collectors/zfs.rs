@@ -210,6 +210,33 @@ fn push_metric_name(out: &mut String, kstat: &str) {
 /// without the `name type data` line is an error.
 fn parse_kstat<'t>(text: &'t str, file: &str) -> Result<Vec<(&'t str, f64)>, String> {
     let mut out = Vec::new();
+    for row in kstat_rows(text, file)? {
+        let at = At(file, row.line);
+        match row.kind {
+            KSTAT_DATA_UINT64 => out.push((row.name, parse_u64(row.data, &at)? as f64)),
+            KSTAT_DATA_INT64 => out.push((row.name, parse_i64(row.data, &at)? as f64)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// One data row of a named kstat file.
+struct KstatRow<'t> {
+    /// Its line number, for errors.
+    line: usize,
+    name: &'t str,
+    /// The kstat type number.
+    kind: &'t str,
+    /// The first word of the value.
+    data: &'t str,
+    /// All of the line after the type column (a string value may contain spaces).
+    rest: &'t str,
+}
+
+/// The rows after a named kstat's `name type data` header line; an error without it.
+fn kstat_rows<'t>(text: &'t str, file: &str) -> Result<Vec<KstatRow<'t>>, String> {
+    let mut rows = Vec::new();
     let mut in_data = false;
     for (i, line) in text.lines().enumerate() {
         let mut parts = line.split_ascii_whitespace();
@@ -221,17 +248,24 @@ fn parse_kstat<'t>(text: &'t str, file: &str) -> Result<Vec<(&'t str, f64)>, Str
             in_data = name == "name" && kind == "type" && data == "data" && parts.next().is_none();
             continue;
         }
-        let at = At(file, i + 1);
-        match kind {
-            KSTAT_DATA_UINT64 => out.push((name, parse_u64(data, &at)? as f64)),
-            KSTAT_DATA_INT64 => out.push((name, parse_i64(data, &at)? as f64)),
-            _ => {}
-        }
+        let after_name = line.trim_start().get(name.len()..).unwrap_or("");
+        let rest = after_name
+            .trim_start()
+            .get(kind.len()..)
+            .unwrap_or("")
+            .trim();
+        rows.push(KstatRow {
+            line: i + 1,
+            name,
+            kind,
+            data,
+            rest,
+        });
     }
     if !in_data {
         return Err(format!("parsing {file}: no \"name type data\" line"));
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Parses a pool's `io` kstat: a line of field names starting with `nread` (at least 12),
@@ -270,29 +304,14 @@ fn parse_pool_io(text: &str, file: &str) -> Result<Vec<(String, u64)>, String> {
 /// the unsigned counters. A file without the `name type data` line is an error.
 fn parse_objset(text: &str, file: &str) -> Result<Objset, String> {
     let mut out = Objset::default();
-    let mut in_data = false;
-    for (i, line) in text.lines().enumerate() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(name), Some(kind), Some(data)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if !in_data {
-            in_data = name == "name" && kind == "type" && data == "data" && parts.next().is_none();
-            continue;
+    for row in kstat_rows(text, file)? {
+        if row.name == "dataset_name" {
+            out.dataset = row.rest.to_string();
+        } else if row.kind == KSTAT_DATA_UINT64 {
+            let at = At(file, row.line);
+            out.values
+                .push((row.name.to_string(), parse_u64(row.data, &at)?));
         }
-        if name == "dataset_name" {
-            // The rest of the line after the type column.
-            let after_name = line.trim_start().get(name.len()..).unwrap_or("");
-            let after_kind = after_name.trim_start().get(kind.len()..).unwrap_or("");
-            out.dataset = after_kind.trim().to_string();
-        } else if kind == KSTAT_DATA_UINT64 {
-            let at = At(file, i + 1);
-            out.values.push((name.to_string(), parse_u64(data, &at)?));
-        }
-    }
-    if !in_data {
-        return Err(format!("parsing {file}: no \"name type data\" line"));
     }
     Ok(out)
 }
