@@ -45,9 +45,9 @@ const TARGETS: &[Target] = &[
     },
     Target {
         name: "containers",
-        what: "the cgroup v1/v2 and /proc parsers, through fixture trees with one file changed",
+        what: "cgroup v1/v2 and /proc parsers on fixture trees with a file changed; v1 block I/O order",
         cargo: &["-p", "eos-containers", "--lib"],
-        filter: "golden::fuzz::fuzz_",
+        filter: "fuzz_",
     },
     Target {
         name: "logs",

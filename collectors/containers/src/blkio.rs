@@ -353,4 +353,57 @@ mod tests {
             [io(8, 0, (10, 20), (1, 2)), io(253, 1, (30, 40), (3, 4))]
         );
     }
+
+    mod fuzz {
+        use super::*;
+        use eos_testkit::fuzz::{apply, mutation, Mutation};
+        use proptest::prelude::*;
+
+        /// Every file the walk may name, in runc's order.
+        fn all_files() -> Vec<&'static str> {
+            ORDER.iter().flat_map(|g| [g.ops, g.bytes]).collect()
+        }
+
+        proptest! {
+            #![proptest_config(eos_testkit::fuzz::config())]
+
+            /// Whatever the files hold (a device's statistics changed the way real files go
+            /// wrong, or missing), the walk reads each file at most once in runc's order,
+            /// ends, and leaves either no I/O or I/O whose devices came from the files.
+            #[test]
+            fn fuzz_walk(
+                present in proptest::collection::vec(any::<bool>(), 8),
+                changes in proptest::collection::vec(mutation(), 8),
+            ) {
+                let names = all_files();
+                let texts: Vec<Option<String>> = names
+                    .iter()
+                    .zip(&present)
+                    .zip(&changes)
+                    .map(|((_, &there), m): ((_, _), &Mutation)| {
+                        there.then(|| {
+                            let changed = apply(stat("8:0", 10, 20).as_bytes(), m);
+                            String::from_utf8_lossy(&changed).into_owned()
+                        })
+                    })
+                    .collect();
+                let files: Vec<(&str, &str)> = names
+                    .iter()
+                    .zip(&texts)
+                    .filter_map(|(n, t)| t.as_deref().map(|t| (*n, t)))
+                    .collect();
+                let (io, _errors, read) = walk(&files);
+                let mut last = None;
+                for name in &read {
+                    let at = names.iter().position(|n| n == name);
+                    prop_assert!(at.is_some() && at > last, "out of order: {read:?}");
+                    last = at;
+                }
+                for entry in &io {
+                    let dev = format!("{}:{}", entry.major, entry.minor);
+                    prop_assert!(texts.iter().flatten().any(|t| t.contains(&dev)), "{dev}");
+                }
+            }
+        }
+    }
 }
